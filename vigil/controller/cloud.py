@@ -1,0 +1,330 @@
+"""The embedded cloud: Vigil's default VIM, so it runs with nothing else installed.
+
+It plays Nova and Neutron for Vigil's own resource map: boots and deletes
+instances through the scheduler, migrates them (cold or live, taking a
+configurable time), evacuates them off a failed host, enables, disables and
+forces hosts down, resets instance states and sets port data-plane status.
+
+Every operation is one :class:`~vigil.controller.changes.Changes`: the map
+changes at once, then the committer persists the rows and events in one
+transaction and publishes the events. Operations that take time (boot,
+migrate, evacuate) return an :class:`Operation` after their first, durable
+step; a named background task finishes them, and ``Operation.done`` resolves
+to the instance as it ends.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vigil.controller.changes import Changes, Committer, EventCounter
+from vigil.controller.ports import ChangeBatch, Clock, Snapshot
+from vigil.controller.resource_map import ResourceMap
+from vigil.controller.scheduler import PlacementRequest, check_host, select_host
+from vigil.domain.errors import Conflict, NotFound
+from vigil.domain.ids import GroupId, InstanceId, PortId, ProjectId
+from vigil.domain.model import Host, Instance, Port, ServerGroup, resource_type, snapshot
+from vigil.domain.states import (
+    INSTANCE_TRANSITIONS,
+    RESETTABLE_STATES,
+    AdminState,
+    DataPlaneStatus,
+    HostStatus,
+    InstanceState,
+)
+from vigil.domain.topology import Topology, check_references
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CloudTimings:
+    """How long simulated operations take, in seconds."""
+
+    boot_s: float = 0.0
+    cold_migration_s: float = 2.0
+    live_migration_s: float = 1.0
+    evacuate_s: float = 0.5
+
+
+@dataclass(slots=True)
+class Operation:
+    """A started operation: the instance after its first step, and its end."""
+
+    instance: Instance
+    done: asyncio.Task[Instance]
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class EmbeddedCloud:
+    """Operations on the resource map, made durable and published in order."""
+
+    def __init__(
+        self,
+        rmap: ResourceMap,
+        committer: Committer,
+        clock: Clock,
+        *,
+        timings: CloudTimings = CloudTimings(),
+        new_id: Callable[[], str] = _new_id,
+    ) -> None:
+        self.map = rmap
+        self.timings = timings
+        self._committer = committer
+        self._clock = clock
+        self._new_id = new_id
+        self._counter = EventCounter()
+        self._tasks: set[asyncio.Task[Instance]] = set()
+
+    # -- start and stop ----------------------------------------------------
+
+    async def bootstrap(self, topology: Topology) -> None:
+        """Load a topology into an empty map: place what has no host, give
+        every instance a port, and persist it all (as state, not as events)."""
+        check_references(topology)
+        if any(True for _ in self.map.all()):
+            raise Conflict("the cloud already holds resources; bootstrap needs an empty map")
+        ported = {p.instance for p in topology.ports}
+        self.map.add_all([*topology.switches, *topology.hosts, *topology.projects, *topology.groups])
+        ports: list[Port] = list(topology.ports)
+        for inst in topology.instances:
+            self._place_initial(inst)
+            self.map.add(inst)
+            if inst.id not in ported:
+                ports.append(Port(PortId(self._new_id()), inst.id, inst.project, inst.host))
+        for port in ports:
+            port.host = self.map.instance(port.instance).host
+        self.map.add_all(ports)
+        batch = ChangeBatch()
+        for resource in self.map.all():
+            batch.upserts[(resource_type(resource), resource.ident)] = snapshot(resource)
+        await self._committer.submit(batch)
+
+    def restore(self, state: Snapshot) -> list[Instance]:
+        """Rebuild the map from the store; return the instances whose migration
+        a restart interrupted (call :meth:`recover` to settle them)."""
+        self.map.add_all(state.resources)
+        self._counter.last = state.last_seq
+        return [i for i in self.map.instances() if i.state is InstanceState.MIGRATING]
+
+    async def recover(self, interrupted: Iterable[Instance]) -> None:
+        """Return instances whose migration was cut off to where they ran."""
+        changes = self._changes("migration interrupted by a restart")
+        for inst in interrupted:
+            changes.update(inst, migrating_to=None, state=InstanceState.ACTIVE)
+        await self._commit(changes)
+
+    async def aclose(self) -> None:
+        """Cancel operations still under way; their first step stays durable."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait for every operation under way to end."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- instances ---------------------------------------------------------
+
+    async def boot(
+        self,
+        *,
+        name: str,
+        project: str,
+        vcpus: int = 1,
+        group: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        host: str | None = None,
+        networks: Iterable[str] = ("data",),
+    ) -> Operation:
+        """Create an instance in BUILD on a scheduled (or given) host; it goes
+        ACTIVE after ``boot_s``."""
+        self.map.project(project)
+        server_group = self.map.group(group) if group is not None else None
+        if server_group is not None and server_group.project != project:
+            raise NotFound("server group", server_group.id)
+        request = PlacementRequest(vcpus=vcpus, group=server_group)
+        target = self._place(request, host)
+        inst = Instance(
+            id=InstanceId(self._new_id()),
+            name=name,
+            project=ProjectId(project),
+            host=target.name,
+            vcpus=vcpus,
+            state=InstanceState.BUILD,
+            group=GroupId(group) if group is not None else None,
+            metadata=dict(metadata or {}),
+        )
+        changes = self._changes("boot")
+        changes.create(inst)
+        for network in networks:
+            changes.create(Port(PortId(self._new_id()), inst.id, inst.project, inst.host, network=network))
+        await self._commit(changes)
+        return self._spawn("boot", inst, self._finish_boot(inst))
+
+    async def _finish_boot(self, inst: Instance) -> Instance:
+        await asyncio.sleep(self.timings.boot_s)
+        if inst.state is InstanceState.BUILD:
+            changes = self._changes("boot")
+            changes.update(inst, state=InstanceState.ACTIVE)
+            await self._commit(changes)
+        return inst
+
+    async def delete(self, instance_id: str) -> None:
+        inst = self.map.instance(instance_id)
+        INSTANCE_TRANSITIONS.check(inst.id, inst.state, InstanceState.DELETED)
+        changes = self._changes("delete")
+        for port in self.map.ports_of(inst.id):
+            changes.delete(port)
+        changes.delete(inst)
+        await self._commit(changes)
+
+    async def migrate(self, instance_id: str, *, target: str | None = None, live: bool = False) -> Operation:
+        """Move an instance to another host. Live migration needs it ACTIVE;
+        cold migration takes ACTIVE or SHUTOFF. It keeps capacity on both hosts
+        while MIGRATING and comes back to the state it left."""
+        inst = self.map.instance(instance_id)
+        allowed = {InstanceState.ACTIVE} if live else {InstanceState.ACTIVE, InstanceState.SHUTOFF}
+        if inst.state not in allowed:
+            kind = "live-migrate" if live else "migrate"
+            raise Conflict(f"cannot {kind} instance {inst.id!r} in state {inst.state}")
+        request = self._request_for(inst)
+        if target is not None and target == inst.host:
+            raise Conflict(f"instance {inst.id!r} already runs on {target}")
+        destination = self._place(request, target, exclude=[inst.host] if inst.host else [])
+        previous = inst.state
+        changes = self._changes("live-migrate" if live else "migrate")
+        changes.update(inst, state=InstanceState.MIGRATING, migrating_to=destination.name)
+        await self._commit(changes)
+        duration = self.timings.live_migration_s if live else self.timings.cold_migration_s
+        return self._spawn("migrate", inst, self._finish_migration(inst, previous, duration, live))
+
+    async def _finish_migration(self, inst: Instance, previous: InstanceState, duration: float, live: bool) -> Instance:
+        await asyncio.sleep(duration)
+        destination = inst.migrating_to
+        if destination is None or inst.state is not InstanceState.MIGRATING:
+            return inst
+        target = self.map.host(destination)
+        kind = "live-migrate" if live else "migrate"
+        if target.status is not HostStatus.UP:
+            changes = self._changes(f"{kind} failed: {destination} went {target.status}")
+            changes.update(inst, state=previous, migrating_to=None)
+        else:
+            changes = self._changes(kind)
+            changes.update(inst, state=previous, host=destination, migrating_to=None)
+            self._move_ports(changes, inst)
+        await self._commit(changes)
+        return inst
+
+    async def evacuate(self, instance_id: str, *, target: str | None = None) -> Operation:
+        """Rebuild an instance of a failed host on another one (Nova's evacuate):
+        allowed only when its host is DOWN or UNKNOWN."""
+        inst = self.map.instance(instance_id)
+        source = self.map.host(inst.host) if inst.host else None
+        if source is not None and source.status not in (HostStatus.DOWN, HostStatus.UNKNOWN):
+            raise Conflict(f"host {source.name} of instance {inst.id!r} is {source.status}; evacuate needs it down")
+        INSTANCE_TRANSITIONS.check(inst.id, inst.state, InstanceState.BUILD)
+        destination = self._place(self._request_for(inst), target, exclude=[inst.host] if inst.host else [])
+        changes = self._changes("evacuate")
+        changes.update(inst, state=InstanceState.BUILD, host=destination.name)
+        self._move_ports(changes, inst)
+        await self._commit(changes)
+        return self._spawn("evacuate", inst, self._finish_evacuate(inst))
+
+    async def _finish_evacuate(self, inst: Instance) -> Instance:
+        await asyncio.sleep(self.timings.evacuate_s)
+        if inst.state is InstanceState.BUILD:
+            changes = self._changes("evacuate")
+            changes.update(inst, state=InstanceState.ACTIVE)
+            await self._commit(changes)
+        return inst
+
+    async def reset_state(self, instance_id: str, state: InstanceState, *, reason: str | None = None) -> Instance:
+        """Force an instance's state, as Nova's os-resetState does (ACTIVE or ERROR)."""
+        inst = self.map.instance(instance_id)
+        if state not in RESETTABLE_STATES:
+            allowed = ", ".join(sorted(RESETTABLE_STATES))
+            raise Conflict(f"reset-state sets only {allowed}, not {state}")
+        if inst.state is InstanceState.MIGRATING:
+            raise Conflict(f"instance {inst.id!r} is migrating; wait for it to end")
+        changes = self._changes(reason or "reset-state")
+        changes.update(inst, state=state)
+        await self._commit(changes)
+        return inst
+
+    # -- hosts and ports ---------------------------------------------------
+
+    async def set_host_enabled(self, host: str, enabled: bool, *, reason: str | None = None) -> Host:
+        """Enable or disable scheduling on a host (Nova's service enable/disable)."""
+        h = self.map.host(host)
+        state = AdminState.ENABLED if enabled else AdminState.DISABLED
+        changes = self._changes(reason or ("enable" if enabled else "disable"))
+        changes.update(h, admin_state=state, disabled_reason=None if enabled else reason)
+        await self._commit(changes)
+        return h
+
+    async def set_host_forced_down(self, host: str, forced_down: bool, *, reason: str | None = None) -> Host:
+        """Mark a host's compute service down or up (Nova's force-down)."""
+        h = self.map.host(host)
+        changes = self._changes(reason or ("force-down" if forced_down else "force-up"))
+        changes.update(h, forced_down=forced_down)
+        await self._commit(changes)
+        return h
+
+    async def set_port_status(self, port_id: str, status: DataPlaneStatus, *, reason: str | None = None) -> Port:
+        port = self.map.port(port_id)
+        changes = self._changes(reason or "data-plane status")
+        changes.update(port, data_plane_status=status)
+        await self._commit(changes)
+        return port
+
+    # -- internals ---------------------------------------------------------
+
+    def _changes(self, reason: str) -> Changes:
+        return Changes(self.map, self._counter, self._clock(), reason)
+
+    async def _commit(self, changes: Changes) -> None:
+        await self._committer.submit(changes.batch)
+
+    def _request_for(self, inst: Instance) -> PlacementRequest:
+        group: ServerGroup | None = self.map.group(inst.group) if inst.group else None
+        return PlacementRequest(vcpus=inst.vcpus, group=group, instance_id=inst.id)
+
+    def _place(self, request: PlacementRequest, host: str | None, *, exclude: Iterable[str] = ()) -> Host:
+        if host is None:
+            return select_host(self.map, request, exclude=exclude)
+        return check_host(self.map, self.map.host(host), request)
+
+    def _place_initial(self, inst: Instance) -> None:
+        """Place a topology instance: check a given host, or schedule one."""
+        group = self.map.group(inst.group) if inst.group else None
+        request = PlacementRequest(vcpus=inst.vcpus, group=group, instance_id=inst.id)
+        if inst.host is None:
+            inst.host = select_host(self.map, request).name
+        else:
+            check_host(self.map, self.map.host(inst.host), request, require_up=False)
+
+    def _move_ports(self, changes: Changes, inst: Instance) -> None:
+        """Ports follow their instance; rebound on a new host, their data plane is up."""
+        for port in self.map.ports_of(inst.id):
+            changes.update(port, host=inst.host, data_plane_status=DataPlaneStatus.ACTIVE)
+
+    def _spawn(self, kind: str, inst: Instance, work: Coroutine[Any, Any, Instance]) -> Operation:
+        task = asyncio.create_task(work, name=f"vigil.cloud.{kind}.{inst.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._ended)
+        return Operation(instance=inst, done=task)
+
+    def _ended(self, task: asyncio.Task[Instance]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("operation %s failed", task.get_name(), exc_info=task.exception())
+
