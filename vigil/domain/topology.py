@@ -5,6 +5,7 @@ It is what ``examples/cloud.yaml`` describes and what the generator builds.
 a bad file is refused as a whole with every problem listed.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vigil.domain.errors import InvalidTopology
@@ -21,7 +22,7 @@ class Topology:
     ports: list[Port] = field(default_factory=list)
 
 
-def _duplicates(kind: str, idents: list[str]) -> list[str]:
+def _duplicates(kind: str, idents: Sequence[str]) -> list[str]:
     seen: set[str] = set()
     problems = []
     for ident in idents:
