@@ -1,0 +1,37 @@
+# Vigil: `make demo` and `make test` work on a machine that has only Python, pip and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench serve clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/vigil cloud show --topology examples/cloud.yaml --instances
+
+serve: $(VENV)/.installed
+	$(BIN)/vigil serve --topology examples/cloud.yaml
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check vigil tests bench
+	$(BIN)/ruff format --check vigil tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,45 @@
+"""The FastAPI application.
+
+``create_app`` takes a factory for the :class:`~vigil.api.deps.ApiContext`
+(an async context manager: the wiring opens the store and starts the
+engines in it, and closes them on the way out), so the app itself knows no
+concrete adapter and tests run it against the real engines.
+"""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+
+import vigil
+from vigil.api.deps import ApiContext
+from vigil.api.errors import install_error_handlers
+from vigil.api.limits import BodySizeLimit
+from vigil.api.routes import events, groups, hosts, instances, network
+
+ContextFactory = Callable[[], AbstractAsyncContextManager[ApiContext]]
+
+
+def create_app(start: ContextFactory, *, max_body_bytes: int = 1_048_576) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with start() as ctx:
+            app.state.context = ctx
+            yield
+
+    app = FastAPI(
+        title="Vigil",
+        version=vigil.__version__,
+        summary="Fault management and maintenance coordination for virtualized infrastructure (OPNFV Doctor)",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    for module in (hosts, instances, network, groups, events):
+        app.include_router(module.router, prefix="/v1")
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: answers while the process serves")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,71 @@
+"""What every route needs: the running engines, and who is calling.
+
+The app's lifespan puts an :class:`ApiContext` on ``app.state``; routes take
+it and the caller's :class:`~vigil.api.auth.Principal` as dependencies.
+``require(...)`` answers 401 for a missing or unknown token and 403 for a
+role that may not call the route.
+"""
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from vigil.api.auth import Principal, Role, TokenRegistry
+from vigil.controller.cloud import EmbeddedCloud
+from vigil.domain.events import ResourceEvent
+
+
+class EventLog(Protocol):
+    async def events(
+        self,
+        *,
+        after_seq: int = 0,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        project: str | None = None,
+        limit: int = 100,
+    ) -> list[ResourceEvent]: ...
+
+
+@dataclass(slots=True)
+class ApiContext:
+    cloud: EmbeddedCloud
+    events: EventLog
+    tokens: TokenRegistry
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.context
+    return ctx
+
+
+Context = Annotated[ApiContext, Depends(context)]
+
+
+async def authenticate(
+    ctx: Context, x_auth_token: Annotated[str | None, Header(description="API token")] = None
+) -> Principal:
+    if not x_auth_token:
+        raise HTTPException(401, "missing X-Auth-Token header", headers={"WWW-Authenticate": "X-Auth-Token"})
+    principal = ctx.tokens.authenticate(x_auth_token)
+    if principal is None:
+        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "X-Auth-Token"})
+    return principal
+
+
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that lets only ``roles`` through."""
+    allowed = ", ".join(roles)
+
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(403, f"this call needs the role {allowed}; the token has {principal.role}")
+        return principal
+
+    return check
+
+
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+Reader = Annotated[Principal, Depends(require(Role.ADMIN, Role.MEMBER))]

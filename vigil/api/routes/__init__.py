@@ -1,0 +1,1 @@
+"""One router per resource; ``vigil.api.app`` mounts them under ``/v1``."""

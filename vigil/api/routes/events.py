@@ -1,0 +1,32 @@
+"""The resource event log: every state change, in order.
+
+Admins read all of it; members read their own project's. Page with
+``after`` (the last ``seq`` seen).
+"""
+
+from fastapi import APIRouter, Query
+
+from vigil.api.deps import Context, Reader
+from vigil.api.schemas import EventOut
+from vigil.api.views import event_view
+
+router = APIRouter(prefix="/resource-events", tags=["events"])
+
+
+@router.get("", summary="Read the resource event log")
+async def list_events(
+    ctx: Context,
+    principal: Reader,
+    after: int = Query(0, ge=0, description="Only events with a greater seq."),
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, list[EventOut]]:
+    events = await ctx.events.events(
+        after_seq=after,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        project=None if principal.is_admin else principal.project,
+        limit=limit,
+    )
+    return {"events": [event_view(e) for e in events]}

@@ -1,0 +1,100 @@
+"""Instances: members see and manage their own project's; admins all.
+
+Another project's instance answers 404, exactly as a missing one does, so a
+member cannot learn what exists elsewhere. Boot and delete are open to
+members in their own project; moving instances and forcing their state are
+admin actions, as in Nova's default policy.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from vigil.api.auth import Principal
+from vigil.api.deps import Admin, Context, Reader
+from vigil.api.schemas import BootRequest, InstanceAction, InstanceOut
+from vigil.api.views import Limit, Marker, instance_view, page
+from vigil.controller.resource_map import ResourceMap
+from vigil.domain.errors import NotFound
+from vigil.domain.model import Instance
+from vigil.domain.states import InstanceState
+
+router = APIRouter(prefix="/instances", tags=["instances"])
+
+
+def visible_instance(rmap: ResourceMap, principal: Principal, ident: str) -> Instance:
+    inst = rmap.instance(ident)
+    if not principal.sees(inst.project):
+        raise NotFound("instance", ident)
+    return inst
+
+
+@router.get("", summary="List instances")
+async def list_instances(
+    ctx: Context,
+    principal: Reader,
+    project: str | None = None,
+    host: str | None = None,
+    state: Annotated[InstanceState | None, Query()] = None,
+    limit: int = Limit,
+    marker: str | None = Marker,
+) -> dict[str, list[InstanceOut]]:
+    rmap = ctx.cloud.map
+    if not principal.is_admin:
+        if project is not None and project != principal.project:
+            return {"instances": []}
+        project = principal.project
+    if host is not None:
+        candidates = [i for i in rmap.instances_on(host) if project is None or i.project == project]
+    else:
+        candidates = rmap.instances(project)
+    found = [i for i in candidates if state is None or i.state is state]
+    return {"instances": [instance_view(rmap, i) for i in page(found, marker, limit, lambda i: i.id)]}
+
+
+@router.get("/{ident}", summary="Show an instance")
+async def show_instance(ctx: Context, principal: Reader, ident: str) -> dict[str, InstanceOut]:
+    rmap = ctx.cloud.map
+    return {"instance": instance_view(rmap, visible_instance(rmap, principal, ident))}
+
+
+@router.post("", status_code=202, summary="Boot an instance")
+async def boot_instance(ctx: Context, principal: Reader, body: BootRequest) -> dict[str, InstanceOut]:
+    project = body.project or principal.project
+    if not principal.is_admin:
+        if project != principal.project:
+            raise HTTPException(403, "members boot instances only in their own project")
+        if body.host is not None:
+            raise HTTPException(403, "only admins choose the host")
+    op = await ctx.cloud.boot(
+        name=body.name,
+        project=project,
+        vcpus=body.vcpus,
+        group=body.group,
+        metadata=body.metadata,
+        host=body.host,
+        networks=body.networks,
+    )
+    return {"instance": instance_view(ctx.cloud.map, op.instance)}
+
+
+@router.delete("/{ident}", status_code=204, summary="Delete an instance")
+async def delete_instance(ctx: Context, principal: Reader, ident: str) -> Response:
+    visible_instance(ctx.cloud.map, principal, ident)
+    await ctx.cloud.delete(ident)
+    return Response(status_code=204)
+
+
+@router.post("/{ident}/action", status_code=202, summary="Migrate, live-migrate, evacuate or reset an instance")
+async def instance_action(ctx: Context, _: Admin, ident: str, body: InstanceAction) -> dict[str, InstanceOut]:
+    cloud = ctx.cloud
+    match body.action:
+        case "migrate" | "live-migrate":
+            inst = (await cloud.migrate(ident, target=body.host, live=body.action == "live-migrate")).instance
+        case "evacuate":
+            inst = (await cloud.evacuate(ident, target=body.host)).instance
+        case "reset-state":
+            if body.state is None:
+                raise HTTPException(422, "reset-state needs a state: ACTIVE or ERROR")
+            inst = await cloud.reset_state(ident, body.state)
+    return {"instance": instance_view(cloud.map, inst)}

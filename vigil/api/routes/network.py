@@ -1,0 +1,45 @@
+"""Ports, with Neutron's data_plane_status: members see their own project's."""
+
+from fastapi import APIRouter
+
+from vigil.api.deps import Context, Reader
+from vigil.api.routes.instances import visible_instance
+from vigil.api.schemas import PortOut
+from vigil.api.views import Limit, Marker, page, port_view
+from vigil.domain.errors import NotFound
+from vigil.domain.states import DataPlaneStatus
+
+router = APIRouter(prefix="/ports", tags=["ports"])
+
+
+@router.get("", summary="List ports")
+async def list_ports(
+    ctx: Context,
+    principal: Reader,
+    instance: str | None = None,
+    host: str | None = None,
+    data_plane_status: DataPlaneStatus | None = None,
+    limit: int = Limit,
+    marker: str | None = Marker,
+) -> dict[str, list[PortOut]]:
+    rmap = ctx.cloud.map
+    project = None if principal.is_admin else principal.project
+    if instance is not None:
+        try:
+            ports = rmap.ports_of(visible_instance(rmap, principal, instance).id)
+        except NotFound:
+            ports = []
+    elif host is not None:
+        ports = [p for p in rmap.ports_on(host) if project is None or p.project == project]
+    else:
+        ports = rmap.ports(project)
+    found = [p for p in ports if data_plane_status is None or p.data_plane_status is data_plane_status]
+    return {"ports": [port_view(p) for p in page(found, marker, limit, lambda p: p.id)]}
+
+
+@router.get("/{ident}", summary="Show a port")
+async def show_port(ctx: Context, principal: Reader, ident: str) -> dict[str, PortOut]:
+    port = ctx.cloud.map.port(ident)
+    if not principal.sees(port.project):
+        raise NotFound("port", ident)
+    return {"port": port_view(port)}

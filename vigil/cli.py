@@ -1,0 +1,234 @@
+"""The ``vigil`` command.
+
+``vigil serve`` runs the API and the engines in one process on the
+embedded defaults; ``vigil cloud show`` prints the hosts of a cloud (a
+running server's, the local store's, or one built from a topology on the
+spot); ``vigil token create`` adds an API token. Configuration errors end
+with a one-line message and exit status 2, never a traceback.
+"""
+
+import asyncio
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+import vigil
+from vigil.api.auth import Role, TokenFileError, TokenRegistry, add_token, ensure_admin_token
+from vigil.api.schemas import HostOut, InstanceOut
+from vigil.api.views import host_view, instance_view
+from vigil.domain.errors import DomainError
+from vigil.settings import Settings, SettingsError, load_settings
+from vigil.wiring import create_server_app, running
+
+app = typer.Typer(
+    help="Vigil: fault management and maintenance for virtualized infrastructure (OPNFV Doctor).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+cloud_app = typer.Typer(help="Look at the embedded cloud.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+app.add_typer(cloud_app, name="cloud")
+app.add_typer(token_app, name="token")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.", envvar="VIGIL_CONFIG")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the database and tokens live.")]
+TopologyOpt = Annotated[Path | None, typer.Option("--topology", "-t", help="Topology YAML for a first start.")]
+HostsOpt = Annotated[int | None, typer.Option("--hosts", help="Generate a cloud of this many hosts.")]
+PerHostOpt = Annotated[int | None, typer.Option("--instances-per-host", help="Instances on each generated host.")]
+ProjectsOpt = Annotated[int | None, typer.Option("--projects", help="Projects in the generated cloud.")]
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Turn configuration and input errors into one line and exit status 2."""
+    try:
+        yield
+    except (SettingsError, TokenFileError, DomainError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _settings(
+    config: Path | None,
+    data_dir: Path | None = None,
+    topology: Path | None = None,
+    hosts: int | None = None,
+    per_host: int | None = None,
+    projects: int | None = None,
+    **server: Any,
+) -> Settings:
+    cloud = {"topology": topology, "hosts": hosts, "instances_per_host": per_host, "projects": projects}
+    overrides: dict[str, Any] = {
+        "data_dir": data_dir,
+        "cloud": {k: v for k, v in cloud.items() if v is not None},
+        "server": {k: v for k, v in server.items() if v is not None},
+    }
+    return load_settings(config, **overrides)
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    topology: TopologyOpt = None,
+    hosts: HostsOpt = None,
+    instances_per_host: PerHostOpt = None,
+    projects: ProjectsOpt = None,
+) -> None:
+    """Run the API and the engines (one process, SQLite, embedded cloud)."""
+    with _friendly_errors():
+        settings = _settings(config, data_dir, topology, hosts, instances_per_host, projects, host=host, port=port)
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        created = ensure_admin_token(settings.tokens_file)
+        tokens = TokenRegistry.load(settings.tokens_file)
+    server = settings.server
+    console.print(f"[bold]Vigil {vigil.__version__}[/] listening on http://{server.host}:{server.port}")
+    console.print(f"  API reference: http://{server.host}:{server.port}/docs")
+    console.print(f"  database: {settings.store_url}")
+    console.print(f"  tokens: {settings.tokens_file} ({len(tokens)} configured)")
+    admin_file = settings.tokens_file.parent / "admin-token"
+    if created is not None:
+        console.print(f"  created an admin token in {admin_file}")
+    elif admin_file.exists():
+        console.print(f"  admin token: {admin_file}")
+    uvicorn.run(
+        create_server_app(settings, tokens),
+        host=server.host,
+        port=server.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def _fetch_remote(url: str, token: str) -> tuple[list[HostOut], list[InstanceOut]]:
+    headers = {"X-Auth-Token": token}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        responses = [client.get("/v1/hosts", params={"limit": 10000}), client.get("/v1/instances")]
+        for response in responses:
+            if response.status_code != 200:
+                message = response.json().get("error", {}).get("message", response.text)
+                raise SettingsError(f"{url} answered {response.status_code}: {message}")
+    hosts = [HostOut.model_validate(h) for h in responses[0].json()["hosts"]]
+    instances = [InstanceOut.model_validate(i) for i in responses[1].json()["instances"]]
+    return hosts, instances
+
+
+async def _fetch_local(settings: Settings) -> tuple[list[HostOut], list[InstanceOut]]:
+    async with running(settings) as runtime:
+        rmap = runtime.cloud.map
+        return [host_view(rmap, h) for h in rmap.hosts()], [instance_view(rmap, i) for i in rmap.instances()]
+
+
+def _host_table(hosts: list[HostOut], instances: list[InstanceOut]) -> Table:
+    states: dict[str, Counter[str]] = {}
+    for inst in instances:
+        if inst.host is not None:
+            states.setdefault(inst.host, Counter())[inst.state] += 1
+    table = Table(title="Hosts")
+    for column in ("host", "zone", "switch", "status", "vCPUs used", "instances", "instance states"):
+        table.add_column(column, justify="right" if column in ("vCPUs used", "instances") else "left")
+    colours = {"UP": "green", "DOWN": "red", "MAINTENANCE": "yellow", "UNKNOWN": "magenta"}
+    for h in hosts:
+        counted = states.get(h.name, Counter())
+        table.add_row(
+            h.name,
+            h.zone,
+            h.switch or "-",
+            f"[{colours[h.status]}]{h.status}[/]",
+            f"{h.vcpus_used}/{h.vcpus}",
+            str(h.instances),
+            ", ".join(f"{state} {n}" for state, n in sorted(counted.items())) or "-",
+        )
+    return table
+
+
+def _instance_table(instances: list[InstanceOut]) -> Table:
+    table = Table(title="Instances")
+    for column in ("name", "project", "host", "host_status", "state", "group", "metadata"):
+        table.add_column(column)
+    for i in sorted(instances, key=lambda i: (i.project, i.name)):
+        meta = ", ".join(f"{k}={v}" for k, v in i.metadata.items())
+        table.add_row(i.name, i.project, i.host or "-", i.host_status or "-", i.state, i.group or "-", meta or "-")
+    return table
+
+
+@cloud_app.command("show")
+def cloud_show(
+    url: Annotated[str | None, typer.Option(help="Ask a running Vigil at this URL.")] = None,
+    token: Annotated[str | None, typer.Option(help="API token for --url.", envvar="VIGIL_TOKEN")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    topology: TopologyOpt = None,
+    hosts: HostsOpt = None,
+    instances_per_host: PerHostOpt = None,
+    projects: ProjectsOpt = None,
+    show_instances: Annotated[bool, typer.Option("--instances", help="Also list every instance.")] = False,
+) -> None:
+    """Print a table of hosts with their instance counts and states.
+
+    With --url, of a running server; with --topology or --hosts, of a cloud
+    built from them on the spot; otherwise of the local store (--data-dir).
+    """
+    with _friendly_errors():
+        if url is not None:
+            settings = _settings(config, data_dir)
+            admin_file = settings.tokens_file.parent / "admin-token"
+            if token is None and admin_file.exists():
+                token = admin_file.read_text().strip()
+            if token is None:
+                raise SettingsError("--url needs --token (or VIGIL_TOKEN)")
+            host_rows, instance_rows = _fetch_remote(url, token)
+        elif topology is not None or hosts is not None:
+            with tempfile.TemporaryDirectory(prefix="vigil-show-") as scratch:
+                settings = _settings(config, Path(scratch), topology, hosts, instances_per_host, projects)
+                host_rows, instance_rows = asyncio.run(_fetch_local(settings))
+        else:
+            settings = _settings(config, data_dir)
+            if settings.store.url is None and not (settings.data_dir / "vigil.db").exists():
+                raise SettingsError(
+                    f"no cloud in {settings.data_dir} yet: run 'vigil serve', or give --topology FILE or --hosts N"
+                )
+            host_rows, instance_rows = asyncio.run(_fetch_local(settings))
+    console.print(_host_table(host_rows, instance_rows))
+    if show_instances:
+        console.print(_instance_table(instance_rows))
+    by_status = Counter(h.status for h in host_rows)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+    console.print(f"{len(host_rows)} hosts ({summary}), {len(instance_rows)} instances")
+
+
+@token_app.command("create")
+def token_create(
+    project: Annotated[str, typer.Option(help="Project the token acts for.")],
+    role: Annotated[Role, typer.Option(help="admin, member or monitor.")] = Role.MEMBER,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add a token to the token file and print it (a running server reads the file at start)."""
+    with _friendly_errors():
+        settings = _settings(config, data_dir)
+        token = add_token(settings.tokens_file, project, role)
+    console.print(token, soft_wrap=True)
+    err.print(f"added a {role} token for project {project} to {settings.tokens_file}")
+
+
+@app.command()
+def version() -> None:
+    """Print Vigil's version."""
+    console.print(vigil.__version__)
+

@@ -1,0 +1,124 @@
+"""Settings: grouped, validated once at start-up.
+
+Sources, strongest first: command-line options, environment variables
+(``VIGIL_`` prefix, ``__`` between group and field, e.g.
+``VIGIL_SERVER__PORT=9000``), a YAML file (``--config`` or ``VIGIL_CONFIG``),
+then the defaults below. A typo in a file or a bad value stops start-up with
+a message naming the field, rather than being ignored.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/vigil``, else ``~/.local/share/vigil``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vigil"
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Group):
+    """Where the REST API listens and what it accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8770, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies get 413.")
+
+
+class StoreSettings(_Group):
+    """The database. Empty ``url`` means SQLite at ``<data_dir>/vigil.db``."""
+
+    url: str | None = None
+
+
+class CloudSettings(_Group):
+    """The embedded cloud: where its first topology comes from, and its timings.
+
+    The topology is read only when the store is empty (first start); after
+    that the store is the truth. With neither ``topology`` nor ``hosts``
+    set, ``examples``-like defaults are generated.
+    """
+
+    topology: Path | None = None
+    hosts: int = Field(4, ge=1)
+    instances_per_host: int = Field(2, ge=0)
+    projects: int = Field(2, ge=1)
+    boot_s: float = Field(0.0, ge=0)
+    cold_migration_s: float = Field(2.0, ge=0)
+    live_migration_s: float = Field(1.0, ge=0)
+    evacuate_s: float = Field(0.5, ge=0)
+
+
+class AuthSettings(_Group):
+    """Empty ``tokens_file`` means ``<data_dir>/tokens.yaml``."""
+
+    tokens_file: Path | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    log_level: str = "INFO"
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    cloud: CloudSettings = CloudSettings()
+    auth: AuthSettings = AuthSettings()
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite+aiosqlite:///{self.data_dir / 'vigil.db'}"
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.auth.tokens_file or self.data_dir / "tokens.yaml"
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; the message says where."""
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Merge file, environment and ``overrides`` (nested dicts per group)."""
+    path = config_file or (Path(os.environ["VIGIL_CONFIG"]) if os.environ.get("VIGIL_CONFIG") else None)
+    from_file: dict[str, Any] = {}
+    if path is not None:
+        try:
+            from_file = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(from_file, dict):
+            raise SettingsError(f"config file {path} must hold a mapping")
+    try:
+        # Init arguments beat the environment in pydantic-settings, so the
+        # file goes in as defaults and only explicit overrides as arguments.
+        env = Settings()
+        merged = _deep_merge(_deep_merge(from_file, _explicit_env(env)), overrides)
+        return Settings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid settings: {problems}") from exc
+
+
+def _explicit_env(env: Settings) -> dict[str, Any]:
+    """Only what the environment set, so it does not mask the file with defaults."""
+    return env.model_dump(exclude_unset=True)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        elif value is not None:
+            merged[key] = value
+    return merged

@@ -1,0 +1,142 @@
+"""Wiring: the one place that knows every concrete adapter.
+
+``running(settings)`` opens the store, starts the committer and the
+embedded cloud, and on first start loads the initial topology (a YAML file
+or a generated cloud); on later starts it restores the map from the store.
+``create_server_app`` wraps that into the FastAPI app, and
+:class:`BackgroundServer` runs an app on a real socket inside the current
+event loop, for ``vigil serve``'s tests, the demos and the benchmarks.
+"""
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import uvicorn
+from fastapi import FastAPI
+
+from vigil.api.app import create_app
+from vigil.api.auth import TokenRegistry
+from vigil.api.deps import ApiContext
+from vigil.bus.memory import InProcessBus
+from vigil.controller.changes import Committer
+from vigil.controller.cloud import CloudTimings, EmbeddedCloud
+from vigil.controller.generate import generate
+from vigil.controller.resource_map import ResourceMap
+from vigil.domain.topology import Topology
+from vigil.settings import CloudSettings, Settings
+from vigil.store.sql import SqlStore
+from vigil.topology.yaml_file import load_topology
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    store: SqlStore
+    bus: InProcessBus
+    committer: Committer
+    cloud: EmbeddedCloud
+
+
+def initial_topology(cloud: CloudSettings) -> Topology:
+    if cloud.topology is not None:
+        return load_topology(cloud.topology)
+    return generate(cloud.hosts, cloud.instances_per_host, cloud.projects)
+
+
+def timings(cloud: CloudSettings) -> CloudTimings:
+    return CloudTimings(
+        boot_s=cloud.boot_s,
+        cold_migration_s=cloud.cold_migration_s,
+        live_migration_s=cloud.live_migration_s,
+        evacuate_s=cloud.evacuate_s,
+    )
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Runtime]:
+    """Vigil's engines on the configured store, stopped cleanly on exit."""
+    store = SqlStore(settings.store_url)
+    await store.open()
+    bus = InProcessBus()
+    committer = Committer(store, bus)
+    committer.start()
+    cloud = EmbeddedCloud(ResourceMap(), committer, utcnow, timings=timings(settings.cloud))
+    try:
+        if await store.is_empty():
+            await cloud.bootstrap(initial_topology(settings.cloud))
+            log.info("bootstrapped the embedded cloud: %s", cloud.map.counts())
+        else:
+            interrupted = cloud.restore(await store.load())
+            await cloud.recover(interrupted)
+            log.info("restored the embedded cloud from the store: %s", cloud.map.counts())
+        yield Runtime(settings, store, bus, committer, cloud)
+    finally:
+        await cloud.aclose()
+        await committer.stop()
+        await store.close()
+
+
+def create_server_app(settings: Settings, tokens: TokenRegistry) -> FastAPI:
+    @asynccontextmanager
+    async def start() -> AsyncIterator[ApiContext]:
+        async with running(settings) as runtime:
+            yield ApiContext(cloud=runtime.cloud, events=runtime.store, tokens=tokens)
+
+    return create_app(start, max_body_bytes=settings.server.max_body_bytes)
+
+
+class BackgroundServer:
+    """A uvicorn server for ``app`` on a socket bound before start, so the
+    port is known (and free) even when 0 was asked for."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host, self.port = self._sock.getsockname()[:2]
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="vigil.api.server")
+        while not self._server.started:
+            if self._task.done():
+                self._sock.close()
+                try:
+                    await self._task
+                except SystemExit:  # uvicorn exits when the lifespan start-up fails
+                    pass
+                self._task = None
+                raise RuntimeError("the API server failed to start; its log says why")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        self._task = None
+        self._sock.close()
+
+    async def __aenter__(self) -> "BackgroundServer":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
