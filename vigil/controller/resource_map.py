@@ -16,11 +16,13 @@ publishes what ``update`` reports as changed.
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
 
 from vigil.domain.errors import AlreadyExists, Conflict, NotFound
 from vigil.domain.ids import GroupId, HostName, InstanceId, PortId, ProjectId, SwitchName
 from vigil.domain.model import (
+    RESOURCE_TYPES,
     Host,
     Instance,
     Port,
@@ -49,6 +51,11 @@ _STATE_FIELDS: dict[tuple[type, str], TransitionTable[Any]] = {
 
 # Fields that identify a resource; they never change.
 _KEY_FIELDS = {"id", "name"}
+
+# The stored fields of each resource type. Only these may be updated: a
+# derived property (``Host.status``, ``ident``) would pass ``hasattr`` but fail
+# in ``setattr`` after other fields had already changed.
+_FIELDS: dict[type, frozenset[str]] = {cls: frozenset(f.name for f in dataclass_fields(cls)) for cls in RESOURCE_TYPES}
 
 
 class ResourceMap:
@@ -205,6 +212,9 @@ class ResourceMap:
             case Project():
                 if self._of_project.get(resource.id):
                     raise Conflict(f"project {resource.id!r} still has instances")
+                # Groups are not indexed by project; removing a project is rare.
+                if any(g.project == resource.id for g in self._groups.values()):
+                    raise Conflict(f"project {resource.id!r} still has server groups")
                 del self._projects[resource.id]
             case ServerGroup():
                 if self._members.get(resource.id):
@@ -217,9 +227,7 @@ class ResourceMap:
                 self._index_instance(resource, -1)
             case Port():
                 del self._ports[resource.id]
-                self._ports_of[resource.instance].pop(resource.id, None)
-                if not self._ports_of[resource.instance]:
-                    del self._ports_of[resource.instance]
+                self._unindex_port(resource)
 
     def update(self, resource: R, **fields: Any) -> dict[str, Change]:
         """Set fields of a resource in the map; return ``{field: (old, new)}`` of what changed.
@@ -230,7 +238,7 @@ class ResourceMap:
         kind = resource_type(resource)
         changes: dict[str, Change] = {}
         for name, new in fields.items():
-            if name in _KEY_FIELDS or not hasattr(resource, name):
+            if name in _KEY_FIELDS or name not in _FIELDS[type(resource)]:
                 raise AttributeError(f"{kind} has no changeable field {name!r}")
             old = getattr(resource, name)
             if old == new:
@@ -246,12 +254,16 @@ class ResourceMap:
             self._index_instance(resource, -1)
         elif isinstance(resource, Host) and "switch" in changes and resource.switch is not None:
             self._behind[resource.switch].pop(resource.name, None)
+        elif isinstance(resource, Port) and "instance" in changes:
+            self._unindex_port(resource)
         for name, (_, new) in changes.items():
             setattr(resource, name, new)
         if isinstance(resource, Instance):
             self._index_instance(resource, +1)
         elif isinstance(resource, Host) and "switch" in changes and resource.switch is not None:
             self._behind[resource.switch][resource.name] = resource
+        elif isinstance(resource, Port) and "instance" in changes:
+            self._ports_of[resource.instance][resource.id] = resource
         return changes
 
     # -- internals ---------------------------------------------------------
@@ -268,6 +280,15 @@ class ResourceMap:
                 self.switch(new)
             elif name == "project":
                 self.project(new)
+            elif name == "instance":
+                self.instance(new)
+
+    def _unindex_port(self, port: Port) -> None:
+        bucket = self._ports_of.get(port.instance)
+        if bucket is not None:
+            bucket.pop(port.id, None)
+            if not bucket:
+                del self._ports_of[port.instance]
 
     def _index_instance(self, inst: Instance, sign: int) -> None:
         """Add (+1) or remove (-1) an instance from every index and vCPU count."""
