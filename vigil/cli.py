@@ -140,7 +140,9 @@ def _host_table(hosts: list[HostOut], instances: list[InstanceOut]) -> Table:
         if inst.host is not None:
             states.setdefault(inst.host, Counter())[inst.state] += 1
     table = Table(title="Hosts")
-    for column in ("host", "zone", "switch", "status", "vCPUs used", "instances", "instance states"):
+    widest = max((len(h.name) for h in hosts), default=4)
+    table.add_column("host", no_wrap=True, min_width=widest)
+    for column in ("zone", "switch", "status", "vCPUs used", "instances", "instance states"):
         table.add_column(column, justify="right" if column in ("vCPUs used", "instances") else "left")
     colours = {"UP": "green", "DOWN": "red", "MAINTENANCE": "yellow", "UNKNOWN": "magenta"}
     for h in hosts:
@@ -159,7 +161,8 @@ def _host_table(hosts: list[HostOut], instances: list[InstanceOut]) -> Table:
 
 def _instance_table(instances: list[InstanceOut]) -> Table:
     table = Table(title="Instances")
-    for column in ("name", "project", "host", "host_status", "state", "group", "metadata"):
+    table.add_column("name", no_wrap=True, min_width=max((len(i.name) for i in instances), default=4))
+    for column in ("project", "host", "host_status", "state", "group", "metadata"):
         table.add_column(column)
     for i in sorted(instances, key=lambda i: (i.project, i.name)):
         meta = ", ".join(f"{k}={v}" for k, v in i.metadata.items())

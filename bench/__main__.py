@@ -1,0 +1,17 @@
+"""Run every benchmark in turn (``make bench``)."""
+
+import subprocess
+import sys
+
+BENCHMARKS = ["bench.resource_map"]
+
+
+def main() -> int:
+    failed = 0
+    for module in BENCHMARKS:
+        failed |= subprocess.run([sys.executable, "-m", module]).returncode
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
