@@ -13,6 +13,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from vigil.api.auth import Role, TokenRegistry
 from vigil.cli import app
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "cloud.yaml"
@@ -108,10 +109,10 @@ def test_a_bad_setting_names_the_field(tmp_path: Path) -> None:
 
 
 def test_token_create_adds_a_working_member_token(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["token", "create", "--project", "vnf-a", "--role", "member", "--data-dir", str(tmp_path)])
+    result = runner.invoke(
+        app, ["token", "create", "--project", "vnf-a", "--role", "member", "--data-dir", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
-    from vigil.api.auth import Role, TokenRegistry
-
     registry = TokenRegistry.load(tmp_path / "tokens.yaml")
     token = result.stdout.strip().splitlines()[0]
     principal = registry.authenticate(token)

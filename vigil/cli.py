@@ -234,4 +234,3 @@ def token_create(
 def version() -> None:
     """Print Vigil's version."""
     console.print(vigil.__version__)
-

@@ -9,6 +9,7 @@ event loop, for ``vigil serve``'s tests, the demos and the benchmarks.
 """
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -118,10 +119,8 @@ class BackgroundServer:
         while not self._server.started:
             if self._task.done():
                 self._sock.close()
-                try:
+                with contextlib.suppress(SystemExit):  # uvicorn exits when the lifespan start-up fails
                     await self._task
-                except SystemExit:  # uvicorn exits when the lifespan start-up fails
-                    pass
                 self._task = None
                 raise RuntimeError("the API server failed to start; its log says why")
             await asyncio.sleep(0.01)

@@ -11,7 +11,8 @@ def error_of(response: httpx.Response) -> dict[str, object]:
     assert set(body) == {"error"}
     error = body["error"]
     assert error["code"] == response.status_code
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
     return error
 
 

@@ -37,7 +37,8 @@ async def test_hosts_filter_by_status_and_switch(admin: httpx.AsyncClient) -> No
 
 async def test_members_see_only_their_own_instances(vnf_a: httpx.AsyncClient, vnf_b: httpx.AsyncClient) -> None:
     mine = (await vnf_a.get("/v1/instances")).json()["instances"]
-    assert mine and {i["project"] for i in mine} == {"vnf-a"}
+    assert mine
+    assert {i["project"] for i in mine} == {"vnf-a"}
     theirs = (await vnf_a.get("/v1/instances", params={"project": "vnf-b"})).json()["instances"]
     assert theirs == []
     response = await vnf_b.get("/v1/instances/vnf-a-app-act")

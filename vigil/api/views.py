@@ -9,12 +9,11 @@ from typing import TypeVar
 
 from fastapi import Query
 
+from vigil.api.schemas import EventOut, HostOut, InstanceOut, PortOut, ServerGroupOut
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.errors import NotFound
 from vigil.domain.events import ResourceEvent
 from vigil.domain.model import Host, Instance, Port, ServerGroup
-
-from vigil.api.schemas import EventOut, HostOut, InstanceOut, PortOut, ServerGroupOut
 
 T = TypeVar("T")
 

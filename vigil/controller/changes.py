@@ -12,6 +12,7 @@ changes one write, not one each.
 """
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -108,10 +109,8 @@ class Committer:
             return
         await self.flush()
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
         self._task = None
 
     def submit(self, batch: ChangeBatch) -> asyncio.Future[None]:

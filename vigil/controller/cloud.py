@@ -327,4 +327,3 @@ class EmbeddedCloud:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("operation %s failed", task.get_name(), exc_info=task.exception())
-

@@ -38,9 +38,7 @@ class PlacementRequest:
         return self._places
 
 
-def rejection(
-    rmap: ResourceMap, host: Host, request: PlacementRequest, *, require_up: bool = True
-) -> str | None:
+def rejection(rmap: ResourceMap, host: Host, request: PlacementRequest, *, require_up: bool = True) -> str | None:
     """Why ``host`` cannot take the request, or None if it can.
 
     ``require_up=False`` checks only capacity and policy: a topology may
@@ -83,9 +81,7 @@ def select_host(
     return best
 
 
-def check_host(
-    rmap: ResourceMap, host: Host, request: PlacementRequest, *, require_up: bool = True
-) -> Host:
+def check_host(rmap: ResourceMap, host: Host, request: PlacementRequest, *, require_up: bool = True) -> Host:
     """Return ``host`` if it can take the request; raise NoValidHost saying why not."""
     reason = rejection(rmap, host, request, require_up=require_up)
     if reason is not None:

@@ -66,9 +66,7 @@ class Host:
 
     @property
     def status(self) -> HostStatus:
-        return derive_host_status(
-            admin_state=self.admin_state, forced_down=self.forced_down, reachable=self.reachable
-        )
+        return derive_host_status(admin_state=self.admin_state, forced_down=self.forced_down, reachable=self.reachable)
 
     @property
     def schedulable(self) -> bool:
