@@ -96,6 +96,8 @@ class Committer:
         self._retries = retries
         self._backoff_s = backoff_s
         self._pending: list[tuple[ChangeBatch, asyncio.Future[None]]] = []
+        # Futures of the batches taken off _pending and being written now.
+        self._writing: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -126,8 +128,9 @@ class Committer:
         return future
 
     async def flush(self) -> None:
-        """Wait until everything submitted so far is written."""
-        futures = [f for _, f in self._pending]
+        """Wait until everything submitted so far is written, including the
+        batches whose write is under way (``stop`` must not cancel that write)."""
+        futures = [*self._writing, *(f for _, f in self._pending)]
         if futures:
             await asyncio.gather(*futures, return_exceptions=True)
 
@@ -138,10 +141,12 @@ class Committer:
             taken, self._pending = self._pending, []
             if not taken:
                 continue
+            self._writing = [f for _, f in taken]
             merged = ChangeBatch()
             for batch, _ in taken:
                 merged.merge(batch)
             error = await self._write(merged)
+            self._writing = []
             for _, future in taken:
                 if future.done():
                     continue

@@ -172,7 +172,7 @@ class EmbeddedCloud:
 
     async def _finish_boot(self, inst: Instance) -> Instance:
         await asyncio.sleep(self.timings.boot_s)
-        if inst.state is InstanceState.BUILD:
+        if self._current(inst) and inst.state is InstanceState.BUILD:
             changes = self._changes("boot")
             changes.update(inst, state=InstanceState.ACTIVE)
             await self._commit(changes)
@@ -210,7 +210,7 @@ class EmbeddedCloud:
     async def _finish_migration(self, inst: Instance, previous: InstanceState, duration: float, live: bool) -> Instance:
         await asyncio.sleep(duration)
         destination = inst.migrating_to
-        if destination is None or inst.state is not InstanceState.MIGRATING:
+        if destination is None or inst.state is not InstanceState.MIGRATING or not self._current(inst):
             return inst
         target = self.map.host(destination)
         kind = "live-migrate" if live else "migrate"
@@ -241,7 +241,7 @@ class EmbeddedCloud:
 
     async def _finish_evacuate(self, inst: Instance) -> Instance:
         await asyncio.sleep(self.timings.evacuate_s)
-        if inst.state is InstanceState.BUILD:
+        if self._current(inst) and inst.state is InstanceState.BUILD:
             changes = self._changes("evacuate")
             changes.update(inst, state=InstanceState.ACTIVE)
             await self._commit(changes)
@@ -293,6 +293,16 @@ class EmbeddedCloud:
 
     async def _commit(self, changes: Changes) -> None:
         await self._committer.submit(changes.batch)
+
+    def _current(self, inst: Instance) -> bool:
+        """Whether ``inst`` is still in the map. An operation's last step checks
+        it: an instance deleted while it was building (BUILD may go to DELETED)
+        keeps its old fields, and updating it would put it back in the map's
+        indices and the store."""
+        try:
+            return self.map.instance(inst.id) is inst
+        except NotFound:
+            return False
 
     def _request_for(self, inst: Instance) -> PlacementRequest:
         group: ServerGroup | None = self.map.group(inst.group) if inst.group else None
