@@ -238,6 +238,8 @@ async def test_deleting_an_unknown_instance_is_not_found(cloud: EmbeddedCloud) -
 async def test_a_migration_holds_capacity_on_both_hosts_then_lands_on_the_target(
     cloud: EmbeddedCloud, rig: Rig, events: Subscription, live: bool
 ) -> None:
+    # Long enough that the store is read below before the migration ends.
+    cloud.timings = CloudTimings(cold_migration_s=0.2, live_migration_s=0.2)
     op = await cloud.migrate("worker", target="compute-2", live=live)
     inst = cloud.map.instance("worker")
     assert (inst.state, inst.host, inst.migrating_to) == (MIGRATING, "compute-1", "compute-2")
@@ -319,6 +321,7 @@ async def test_a_migration_whose_target_goes_down_ends_back_on_its_source(
     cloud: EmbeddedCloud, rig: Rig, events: Subscription
 ) -> None:
     op = await cloud.migrate("worker", target="compute-2", live=True)
+    # The map changes as the call starts, so the migration's end sees it however slow the store is.
     await cloud.set_host_forced_down("compute-2", True, reason="fault")
     inst = await op.done
     assert (inst.state, inst.host, inst.migrating_to) == (ACTIVE, "compute-1", None)
