@@ -12,9 +12,10 @@ from vigil.controller.cloud import CloudTimings, EmbeddedCloud
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.errors import Conflict, IllegalTransition, InvalidTopology, NotFound, NoValidHost
 from vigil.domain.events import EventAction, ResourceEvent
-from vigil.domain.ids import HostName
-from vigil.domain.model import ResourceType, as_dict, resource_type
+from vigil.domain.ids import HostName, InstanceId, ProjectId
+from vigil.domain.model import Host, Instance, Project, ResourceType, as_dict, resource_type
 from vigil.domain.states import AdminState, DataPlaneStatus, HostStatus, InstanceState
+from vigil.domain.topology import Topology
 from vigil.store.sql import SqlStore
 
 from .conftest import NOW, TIMINGS, Rig, clock, two_racks
@@ -43,10 +44,8 @@ def map_state(rmap: ResourceMap) -> dict[tuple[ResourceType, str], dict[str, Any
 
 
 async def stop_instance(cloud: EmbeddedCloud, ident: str) -> None:
-    """Put an instance in SHUTOFF (the cloud has no stop operation; the map allows it)."""
-    changes = cloud._changes("stop")
-    changes.update(cloud.map.instance(ident), state=SHUTOFF)
-    await cloud._commit(changes)
+    await cloud.stop(ident)
+    assert cloud.map.instance(ident).state is SHUTOFF
 
 
 # -- bootstrap -------------------------------------------------------------------
@@ -361,9 +360,7 @@ async def test_evacuate_rebuilds_an_instance_of_a_failed_host_elsewhere_with_its
     if how == "forced_down":
         await cloud.set_host_forced_down("compute-1", True, reason="fault")
     else:
-        changes = cloud._changes("heartbeat lost")
-        changes.update(cloud.map.host("compute-1"), reachable=False)
-        await cloud._commit(changes)
+        await cloud.set_host_reachable("compute-1", False, reason="heartbeat lost")
     assert cloud.map.host("compute-1").status in (HostStatus.DOWN, HostStatus.UNKNOWN)
     [port] = cloud.map.ports_of("act")
     await cloud.set_port_status(port.id, DataPlaneStatus.DOWN, reason="host down")
@@ -553,3 +550,41 @@ async def test_drain_waits_for_every_operation_under_way(cloud: EmbeddedCloud) -
     assert first.done.done()
     assert second.done.done()
     assert cloud.map.instance("worker").state is ACTIVE
+
+
+async def test_an_evacuated_stopped_instance_stays_stopped(cloud: EmbeddedCloud) -> None:
+    await stop_instance(cloud, "worker")
+    await cloud.set_host_forced_down("compute-1", True)
+    op = await cloud.evacuate("worker")
+    assert op.instance.state is BUILD
+    inst = await op.done
+    assert inst.state is SHUTOFF
+    assert inst.host != "compute-1"
+
+
+async def test_start_and_stop_refuse_the_wrong_state(cloud: EmbeddedCloud) -> None:
+    with pytest.raises(Conflict, match="cannot start instance 'worker' in state ACTIVE"):
+        await cloud.start("worker")
+    await cloud.stop("worker")
+    with pytest.raises(Conflict, match="cannot stop"):
+        await cloud.stop("worker")
+    assert (await cloud.start("worker")).state is ACTIVE
+
+
+async def test_a_topology_that_cannot_be_placed_leaves_the_map_empty(store: SqlStore) -> None:
+    committer = Committer(store, InProcessBus())
+    committer.start()
+    cloud = EmbeddedCloud(ResourceMap(), committer, clock, timings=TIMINGS)
+    topology = Topology(
+        hosts=[Host(HostName("h1"), vcpus=1)],
+        projects=[Project(ProjectId("p"), "p")],
+        instances=[
+            Instance(InstanceId("a"), "a", ProjectId("p"), None),
+            Instance(InstanceId("b"), "b", ProjectId("p"), None),
+        ],
+    )
+    with pytest.raises(NoValidHost):
+        await cloud.bootstrap(topology)
+    await committer.stop()
+    assert sum(cloud.map.counts().values()) == 0
+    assert await store.is_empty()

@@ -25,7 +25,7 @@ I = InstanceState  # noqa: E741 - short alias for the table below
 # The instance life cycle written out independently of the code: old -> the
 # other states it may go to.
 EXPECTED_INSTANCE_MOVES: dict[InstanceState, set[InstanceState]] = {
-    I.BUILD: {I.ACTIVE, I.ERROR, I.DELETED},
+    I.BUILD: {I.ACTIVE, I.SHUTOFF, I.ERROR, I.DELETED},
     I.ACTIVE: {I.SHUTOFF, I.MIGRATING, I.ERROR, I.BUILD, I.DELETED},
     I.SHUTOFF: {I.ACTIVE, I.MIGRATING, I.ERROR, I.BUILD, I.DELETED},
     I.MIGRATING: {I.ACTIVE, I.SHUTOFF, I.ERROR},

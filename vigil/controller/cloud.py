@@ -26,7 +26,7 @@ from vigil.controller.resource_map import ResourceMap
 from vigil.controller.scheduler import PlacementRequest, check_host, select_host
 from vigil.domain.errors import Conflict, NotFound
 from vigil.domain.ids import GroupId, InstanceId, PortId, ProjectId
-from vigil.domain.model import Host, Instance, Port, ServerGroup, resource_type, snapshot
+from vigil.domain.model import Host, Instance, Port, Resource, ServerGroup, resource_type, snapshot
 from vigil.domain.states import (
     INSTANCE_TRANSITIONS,
     RESETTABLE_STATES,
@@ -90,17 +90,28 @@ class EmbeddedCloud:
         check_references(topology)
         if any(True for _ in self.map.all()):
             raise Conflict("the cloud already holds resources; bootstrap needs an empty map")
-        ported = {p.instance for p in topology.ports}
-        self.map.add_all([*topology.switches, *topology.hosts, *topology.projects, *topology.groups])
-        ports: list[Port] = list(topology.ports)
-        for inst in topology.instances:
-            self._place_initial(inst)
-            self.map.add(inst)
-            if inst.id not in ported:
-                ports.append(Port(PortId(self._new_id()), inst.id, inst.project, inst.host))
-        for port in ports:
-            port.host = self.map.instance(port.instance).host
-        self.map.add_all(ports)
+        added: list[Resource] = []
+        try:
+            for resource in (*topology.switches, *topology.hosts, *topology.projects, *topology.groups):
+                self.map.add(resource)
+                added.append(resource)
+            ported = {p.instance for p in topology.ports}
+            ports: list[Port] = list(topology.ports)
+            for inst in topology.instances:
+                self._place_initial(inst)
+                self.map.add(inst)
+                added.append(inst)
+                if inst.id not in ported:
+                    ports.append(Port(PortId(self._new_id()), inst.id, inst.project, inst.host))
+            for port in ports:
+                port.host = self.map.instance(port.instance).host
+                self.map.add(port)
+                added.append(port)
+        except Exception:
+            # All or nothing: a topology that cannot be placed leaves the map empty.
+            for resource in reversed(added):
+                self.map.remove(resource)
+            raise
         batch = ChangeBatch()
         for resource in self.map.all():
             batch.upserts[(resource_type(resource), resource.ident)] = snapshot(resource)
@@ -233,18 +244,37 @@ class EmbeddedCloud:
             raise Conflict(f"host {source.name} of instance {inst.id!r} is {source.status}; evacuate needs it down")
         INSTANCE_TRANSITIONS.check(inst.id, inst.state, InstanceState.BUILD)
         destination = self._place(self._request_for(inst), target, exclude=[inst.host] if inst.host else [])
+        # As in Nova, a stopped instance is rebuilt stopped; any other comes back running.
+        final = InstanceState.SHUTOFF if inst.state is InstanceState.SHUTOFF else InstanceState.ACTIVE
         changes = self._changes("evacuate")
         changes.update(inst, state=InstanceState.BUILD, host=destination.name)
         self._move_ports(changes, inst)
         await self._commit(changes)
-        return self._spawn("evacuate", inst, self._finish_evacuate(inst))
+        return self._spawn("evacuate", inst, self._finish_evacuate(inst, final))
 
-    async def _finish_evacuate(self, inst: Instance) -> Instance:
+    async def _finish_evacuate(self, inst: Instance, final: InstanceState) -> Instance:
         await asyncio.sleep(self.timings.evacuate_s)
         if self._current(inst) and inst.state is InstanceState.BUILD:
             changes = self._changes("evacuate")
-            changes.update(inst, state=InstanceState.ACTIVE)
+            changes.update(inst, state=final)
             await self._commit(changes)
+        return inst
+
+    async def stop(self, instance_id: str) -> Instance:
+        """Power an ACTIVE instance off (Nova's os-stop)."""
+        return await self._power(instance_id, InstanceState.ACTIVE, InstanceState.SHUTOFF, "stop")
+
+    async def start(self, instance_id: str) -> Instance:
+        """Power a SHUTOFF instance on (Nova's os-start)."""
+        return await self._power(instance_id, InstanceState.SHUTOFF, InstanceState.ACTIVE, "start")
+
+    async def _power(self, instance_id: str, expected: InstanceState, state: InstanceState, kind: str) -> Instance:
+        inst = self.map.instance(instance_id)
+        if inst.state is not expected:
+            raise Conflict(f"cannot {kind} instance {inst.id!r} in state {inst.state}")
+        changes = self._changes(kind)
+        changes.update(inst, state=state)
+        await self._commit(changes)
         return inst
 
     async def reset_state(self, instance_id: str, state: InstanceState, *, reason: str | None = None) -> Instance:
@@ -276,6 +306,14 @@ class EmbeddedCloud:
         h = self.map.host(host)
         changes = self._changes(reason or ("force-down" if forced_down else "force-up"))
         changes.update(h, forced_down=forced_down)
+        await self._commit(changes)
+        return h
+
+    async def set_host_reachable(self, host: str, reachable: bool, *, reason: str | None = None) -> Host:
+        """Record whether the host's compute service is seen (UNKNOWN when not)."""
+        h = self.map.host(host)
+        changes = self._changes(reason or ("reachable" if reachable else "unreachable"))
+        changes.update(h, reachable=reachable)
         await self._commit(changes)
         return h
 

@@ -82,7 +82,8 @@ _I = InstanceState
 INSTANCE_TRANSITIONS: TransitionTable[InstanceState] = TransitionTable(
     "instance",
     {
-        _I.BUILD: {_I.ACTIVE, _I.ERROR, _I.DELETED},
+        # A rebuild of a stopped instance (evacuate) ends stopped.
+        _I.BUILD: {_I.ACTIVE, _I.SHUTOFF, _I.ERROR, _I.DELETED},
         # BUILD again from a running state is a rebuild on another host (evacuate).
         _I.ACTIVE: {_I.SHUTOFF, _I.MIGRATING, _I.ERROR, _I.BUILD, _I.DELETED},
         _I.SHUTOFF: {_I.ACTIVE, _I.MIGRATING, _I.ERROR, _I.BUILD, _I.DELETED},

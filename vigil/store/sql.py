@@ -1,0 +1,306 @@
+"""The SQL store: the resource map's rows and the event log, on SQLite or PostgreSQL.
+
+One implementation of :class:`vigil.controller.ports.Store` on SQLAlchemy Core
+serves both defaults of the design: SQLite for the single-process ``vigil
+serve`` and PostgreSQL for scale-out. Only two things differ by dialect, and
+both are chosen at :meth:`SqlStore.open`: the ``INSERT … ON CONFLICT DO
+UPDATE`` construct, and SQLite's connection set-up.
+
+Writes come from the :class:`~vigil.controller.changes.Committer`, which
+merges every batch submitted while a write is under way into the next one:
+:meth:`SqlStore.save` is therefore one transaction per burst of changes, with
+each table's rows sent as ``executemany`` of one cached statement, in chunks
+of at most 32,767 bind parameters' worth of rows (asyncpg's limit for one
+statement, should a driver fold the rows into a multi-row INSERT; it also
+bounds what one call holds when a bootstrap writes 200,000 rows). Upserts go
+parent-first and deletes child-first, and there are no foreign keys to check
+(see :mod:`vigil.store.schema`).
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: readers (the admin API
+paging the event log) never block the writer, and a commit appends to the
+log without an fsync of the database file each time; a power cut may lose
+the last commits but never corrupts the database. ``busy_timeout`` makes a
+second connection wait for the writer instead of failing at once. Python's
+``sqlite3`` does not begin transactions for SELECT or DDL by itself, so the
+store emits ``BEGIN`` itself: a load reads one consistent snapshot, and the
+migrations are transactional (``BEGIN IMMEDIATE`` for writers, which take the
+write lock up front rather than failing to upgrade a read lock).
+
+The schema is brought to the newest Alembic revision on every open
+(``migrations/``); concurrent openers are serialised (a transaction-scoped
+advisory lock on PostgreSQL, the write lock on SQLite).
+"""
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Table, delete, event, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.sql.dml import Insert
+
+from vigil.controller.ports import ChangeBatch, Snapshot
+from vigil.domain.events import EventAction, ResourceEvent
+from vigil.domain.ids import ProjectId
+from vigil.domain.model import Resource, ResourceType
+from vigil.store.schema import RESOURCE_TABLES, ResourceTable, resource_events, row_converter, to_row
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+# asyncpg refuses statements with more bind parameters than this.
+MAX_PARAMETERS = 32_767
+# Rows per statement, at most; few enough that one chunk stays a modest allocation.
+MAX_ROWS = 10_000
+# How long a SQLite connection waits for another's write lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+# Serialises migrations of several Vigil processes sharing one PostgreSQL database.
+MIGRATION_LOCK = "vigil.store.migrations"
+
+_BEGIN = "vigil_sqlite_begin"  # execution option: the BEGIN statement our SQLite hook emits
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+
+
+def async_url(url: str | URL) -> URL:
+    """The URL with the async driver Vigil uses if none is named (``sqlite://`` → ``sqlite+aiosqlite://``)."""
+    parsed = make_url(url)
+    driver = _DRIVERS.get(parsed.drivername)
+    return parsed.set(drivername=driver) if driver is not None else parsed
+
+
+def migrations_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration for Vigil's migrations (no ``alembic.ini`` involved)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": MIGRATION_LOCK})
+    command.upgrade(migrations_config(connection), "head")
+
+
+def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _rows_per_statement(table: Table) -> int:
+    return max(1, min(MAX_ROWS, MAX_PARAMETERS // len(table.columns)))
+
+
+class SqlStore:
+    """The durable resource map and event log (implements ``vigil.controller.ports.Store``).
+
+    ``SqlStore(url)`` does nothing until :meth:`open` (or ``async with``);
+    ``url`` is any SQLAlchemy URL, e.g. ``sqlite:///var/vigil.db`` or
+    ``postgresql://vigil@db/vigil`` (the async driver is filled in).
+    """
+
+    def __init__(self, url: str | URL) -> None:
+        self.url = async_url(url)
+        self._engine: AsyncEngine | None = None
+        self._upserts: dict[ResourceType, Insert] = {}
+
+    # -- open and close ----------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, set SQLite up, and migrate the schema to the newest revision."""
+        if self._engine is not None:
+            return
+        engine = self._create_engine()
+        try:
+            async with self._transaction(engine, write=True) as conn:
+                await conn.run_sync(_upgrade)
+        except BaseException:
+            await engine.dispose()
+            raise
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._upserts = {kind: _upsert(dialect.insert(spec.table), spec) for kind, spec in RESOURCE_TABLES.items()}
+        self._engine = engine
+
+    async def close(self) -> None:
+        """Close every connection; the store may be opened again."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the store is not open")
+        return self._engine
+
+    def _create_engine(self) -> AsyncEngine:
+        url = self.url
+        if url.get_backend_name() != "sqlite":
+            return create_async_engine(url)
+        database = url.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        if in_memory:
+            engine = create_async_engine(url, poolclass=StaticPool)
+        else:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(url)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+            # Take transaction control away from sqlite3 (see the module docstring).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                if not in_memory:
+                    cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN, "BEGIN"))
+
+        return engine
+
+    @staticmethod
+    @asynccontextmanager
+    async def _transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        """A connection in one transaction: a writer's on SQLite takes the write lock at BEGIN;
+        a reader's on PostgreSQL sees one snapshot across its statements."""
+        async with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                await conn.execution_options(**{_BEGIN: "BEGIN IMMEDIATE" if write else "BEGIN"})
+            elif not write:
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                yield conn
+
+    # -- the Store port ----------------------------------------------------
+
+    async def save(self, batch: ChangeBatch) -> None:
+        """Write a batch in one transaction: upserts parent-first, deletes child-first, then events."""
+        if not batch:
+            return
+        rows: dict[ResourceType, list[dict[str, Any]]] = {}
+        for (kind, _), resource in batch.upserts.items():
+            rows.setdefault(kind, []).append(to_row(resource, RESOURCE_TABLES[kind].columns))
+        doomed: dict[ResourceType, list[str]] = {}
+        for kind, ident in batch.deletes:
+            doomed.setdefault(kind, []).append(ident)
+        events = [_event_row(e) for e in batch.events]
+
+        async with self._transaction(self.engine, write=True) as conn:
+            for kind, spec in RESOURCE_TABLES.items():
+                for chunk in _chunks(rows.get(kind, ()), _rows_per_statement(spec.table)):
+                    await conn.execute(self._upserts[kind], chunk)
+            for kind, spec in reversed(RESOURCE_TABLES.items()):
+                key = spec.table.c[spec.key]
+                for idents in _chunks(sorted(doomed.get(kind, ())), _rows_per_statement(spec.table)):
+                    await conn.execute(delete(spec.table).where(key.in_(idents)))
+            for chunk in _chunks(events, _rows_per_statement(resource_events)):
+                await conn.execute(resource_events.insert(), chunk)
+
+    async def load(self) -> Snapshot:
+        """Every stored resource, parents before children, and the last event's seq (0 if none)."""
+        resources: list[Resource] = []
+        async with self._transaction(self.engine, write=False) as conn:
+            for spec in RESOURCE_TABLES.values():
+                result = await conn.execute(select(spec.table))
+                resources.extend(map(row_converter(spec), result))
+            last_seq = await conn.scalar(select(func.coalesce(func.max(resource_events.c.seq), 0)))
+        return Snapshot(resources=resources, last_seq=int(last_seq or 0))
+
+    # -- reading the event log ---------------------------------------------
+
+    async def events(
+        self,
+        *,
+        after_seq: int = 0,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        project: str | None = None,
+        limit: int = 100,
+    ) -> list[ResourceEvent]:
+        """Events with ``seq > after_seq`` that match every filter given, oldest first, at most ``limit``.
+
+        Page through the log by passing the last ``seq`` of one page as ``after_seq`` of the next.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        c = resource_events.c
+        query = select(resource_events).where(c.seq > after_seq).order_by(c.seq).limit(limit)
+        if resource_type is not None:
+            query = query.where(c.resource_type == resource_type)
+        if resource_id is not None:
+            query = query.where(c.resource_id == resource_id)
+        if project is not None:
+            query = query.where(c.project == project)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [_event_from_row(row._mapping) for row in result]
+
+    async def is_empty(self) -> bool:
+        """Whether no host is stored yet, i.e. the cloud has not been bootstrapped."""
+        hosts = RESOURCE_TABLES[ResourceType.HOST].table
+        async with self.engine.connect() as conn:
+            first = await conn.scalar(select(hosts.c.name).limit(1))
+        return first is None
+
+
+def _upsert(insert: postgresql.Insert | sqlite.Insert, spec: ResourceTable) -> Insert:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` every other column to the new row's value."""
+    others = {name: insert.excluded[name] for name in spec.columns if name != spec.key}
+    if not others:
+        return insert.on_conflict_do_nothing(index_elements=[spec.key])
+    return insert.on_conflict_do_update(index_elements=[spec.key], set_=others)
+
+
+def _event_row(e: ResourceEvent) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "time": e.time,
+        "resource_type": str(e.resource_type),
+        "resource_id": e.resource_id,
+        "action": str(e.action),
+        "project": e.project,
+        "reason": e.reason,
+        "changes": {name: [old, new] for name, (old, new) in e.changes.items()},
+    }
+
+
+def _event_from_row(row: Any) -> ResourceEvent:
+    # JSON has no tuples: each change comes back as a two-item list.
+    changes = {name: (old, new) for name, (old, new) in row["changes"].items()}
+    return ResourceEvent(
+        seq=row["seq"],
+        time=row["time"],
+        resource_type=ResourceType(row["resource_type"]),
+        resource_id=row["resource_id"],
+        action=EventAction(row["action"]),
+        changes=changes,
+        project=ProjectId(row["project"]) if row["project"] is not None else None,
+        reason=row["reason"],
+    )
+
+
+__all__ = ["MIGRATIONS", "SqlStore", "async_url", "migrations_config"]
