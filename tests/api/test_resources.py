@@ -148,3 +148,14 @@ async def test_state_survives_a_restart_of_the_server(
         await client.post("/v1/hosts/compute-5/action", json={"action": "force-up"})
         events = (await client.get("/v1/resource-events", params={"after": last_seq})).json()["events"]
         assert events[0]["seq"] == last_seq + 1
+
+
+async def test_a_member_stops_and_starts_its_own_instance(vnf_a: httpx.AsyncClient, vnf_b: httpx.AsyncClient) -> None:
+    response = await vnf_a.post("/v1/instances/vnf-a-app-act/action", json={"action": "stop"})
+    assert response.status_code == 202
+    assert response.json()["instance"]["state"] == "SHUTOFF"
+    assert (await vnf_b.post("/v1/instances/vnf-a-app-act/action", json={"action": "start"})).status_code == 404
+    response = await vnf_a.post("/v1/instances/vnf-a-app-act/action", json={"action": "start"})
+    assert response.json()["instance"]["state"] == "ACTIVE"
+    again = await vnf_a.post("/v1/instances/vnf-a-app-act/action", json={"action": "start"})
+    assert again.status_code == 409

@@ -92,9 +92,10 @@ class BootRequest(_In):
 
 
 class InstanceAction(_In):
-    """Admin actions on an instance, as Nova's server actions."""
+    """Actions on an instance, as Nova's server actions. ``stop`` and
+    ``start`` are open to the instance's project; the others are admin's."""
 
-    action: Literal["migrate", "live-migrate", "evacuate", "reset-state"]
+    action: Literal["stop", "start", "migrate", "live-migrate", "evacuate", "reset-state"]
     host: str | None = Field(None, description="Target host for migrate, live-migrate and evacuate.")
     state: InstanceState | None = Field(None, description="For reset-state: ACTIVE or ERROR.")
 

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from vigil.api.auth import Principal
-from vigil.api.deps import Admin, Context, Reader
+from vigil.api.deps import Context, Reader
 from vigil.api.schemas import BootRequest, InstanceAction, InstanceOut
 from vigil.api.views import Limit, Marker, instance_view, page
 from vigil.controller.resource_map import ResourceMap
@@ -85,10 +85,20 @@ async def delete_instance(ctx: Context, principal: Reader, ident: str) -> Respon
     return Response(status_code=204)
 
 
-@router.post("/{ident}/action", status_code=202, summary="Migrate, live-migrate, evacuate or reset an instance")
-async def instance_action(ctx: Context, _: Admin, ident: str, body: InstanceAction) -> dict[str, InstanceOut]:
+MEMBER_ACTIONS = frozenset({"stop", "start"})
+
+
+@router.post("/{ident}/action", status_code=202, summary="Stop, start, migrate, evacuate or reset an instance")
+async def instance_action(ctx: Context, principal: Reader, ident: str, body: InstanceAction) -> dict[str, InstanceOut]:
     cloud = ctx.cloud
+    visible_instance(cloud.map, principal, ident)
+    if body.action not in MEMBER_ACTIONS and not principal.is_admin:
+        raise HTTPException(403, f"{body.action} needs the role admin")
     match body.action:
+        case "stop":
+            inst = await cloud.stop(ident)
+        case "start":
+            inst = await cloud.start(ident)
         case "migrate" | "live-migrate":
             inst = (await cloud.migrate(ident, target=body.host, live=body.action == "live-migrate")).instance
         case "evacuate":
