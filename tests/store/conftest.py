@@ -1,39 +1,18 @@
 """Store fixtures: every store test runs on SQLite (a file in tmp_path) and on
 PostgreSQL (a fresh database per test, dropped afterwards).
-
-``require_service`` and ``POSTGRES_URL`` come from ``tests/conftest.py``. They are
-loaded from that file by path: several test directories have a ``conftest.py``
-and no ``__init__.py``, so the module named ``conftest`` at import time may be
-another directory's.
 """
 
-import importlib.util
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from support import POSTGRES_URL, require_service
 
 from vigil.store.sql import SqlStore, async_url
-
-
-def _root_conftest() -> ModuleType:
-    path = Path(__file__).parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("vigil_tests_root_conftest", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_root = _root_conftest()
-POSTGRES_URL: str = _root.POSTGRES_URL
-require_service = _root.require_service
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -50,7 +50,7 @@ class Changes:
         self.map.add(resource)
         self._row(resource)
         if event:
-            values = {k: (None, v) for k, v in as_dict(resource).items() if v is not None}
+            values = {k: (None, v) for k, v in as_dict(snapshot(resource)).items() if v is not None}
             self._event(resource, EventAction.CREATED, values)
 
     def update(self, resource: Resource, **fields: Any) -> dict[str, Change]:

@@ -92,7 +92,8 @@ class EmbeddedCloud:
             raise Conflict("the cloud already holds resources; bootstrap needs an empty map")
         added: list[Resource] = []
         try:
-            for resource in (*topology.switches, *topology.hosts, *topology.projects, *topology.groups):
+            parents: list[Resource] = [*topology.switches, *topology.hosts, *topology.projects, *topology.groups]
+            for resource in parents:
                 self.map.add(resource)
                 added.append(resource)
             ported = {p.instance for p in topology.ports}
