@@ -12,6 +12,7 @@ changes one write, not one each.
 """
 
 import asyncio
+import copy
 import contextlib
 import logging
 from datetime import datetime
@@ -21,6 +22,7 @@ from vigil.controller.ports import ChangeBatch, EventSink, Store
 from vigil.controller.resource_map import Change, ResourceMap
 from vigil.domain.events import EventAction, ResourceEvent
 from vigil.domain.model import Resource, as_dict, owner, resource_type, snapshot
+from vigil.domain.records import Record, record_kind
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,10 @@ class Changes:
         self.batch.upserts.pop(key, None)
         self.batch.deletes.add(key)
         self._event(resource, EventAction.DELETED, {})
+
+    def record(self, record: Record) -> None:
+        """Make a fault, alarm, subscription or delivery durable with this change."""
+        self.batch.upserts[(record_kind(record), record.ident)] = copy.deepcopy(record)
 
     def _row(self, resource: Resource) -> None:
         key = (resource_type(resource), resource.ident)

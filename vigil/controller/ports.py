@@ -11,18 +11,27 @@ from datetime import datetime
 from typing import Protocol
 
 from vigil.domain.events import ResourceEvent
-from vigil.domain.model import Resource, ResourceType
+from vigil.domain.model import Resource
+from vigil.domain.records import Record
 
 Clock = Callable[[], datetime]
 """Returns the current time (UTC, aware). Passed in so timers are testable."""
 
 
+Key = tuple[str, str]
+"""``(kind, ident)``: kind is a ResourceType or a RecordKind (both ``str`` enums)."""
+
+
 @dataclass(slots=True)
 class ChangeBatch:
-    """What one transaction writes: final rows by key, deletions, and events in order."""
+    """What one transaction writes: final rows by key, deletions, and events in order.
 
-    upserts: dict[tuple[ResourceType, str], Resource] = field(default_factory=dict)
-    deletes: set[tuple[ResourceType, str]] = field(default_factory=set)
+    ``upserts`` holds resources and records (faults, alarms, subscriptions,
+    deliveries) alike, each a snapshot taken when the change was made.
+    """
+
+    upserts: dict[Key, Resource | Record] = field(default_factory=dict)
+    deletes: set[Key] = field(default_factory=set)
     events: list[ResourceEvent] = field(default_factory=list)
 
     def merge(self, later: "ChangeBatch") -> None:

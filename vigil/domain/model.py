@@ -49,6 +49,8 @@ class Host:
 
     ``reachable`` is the service's liveness as the monitors see it; together
     with the admin state and ``forced_down`` it gives Nova's ``host_status``.
+    ``in_maintenance`` is set by the maintenance workflow while the host is
+    being maintained: the inspector takes no automatic fault action on it.
     """
 
     name: HostName
@@ -59,6 +61,7 @@ class Host:
     forced_down: bool = False
     reachable: bool = True
     disabled_reason: str | None = None
+    in_maintenance: bool = False
 
     @property
     def ident(self) -> str:
@@ -88,12 +91,18 @@ class Project:
 
 @dataclass(slots=True)
 class ServerGroup:
-    """A set of instances placed together (affinity) or apart (anti-affinity)."""
+    """A set of instances placed together (affinity) or apart (anti-affinity).
+
+    ``alarm_threshold``: a ``server_group.degraded`` alarm is raised once at
+    least this many members are down (Doctor's "notify only when more than
+    two standby VMs of an N+M deployment failed" is a threshold of 3).
+    """
 
     id: GroupId
     name: str
     project: ProjectId
     policy: GroupPolicy = GroupPolicy.ANTI_AFFINITY
+    alarm_threshold: int = 1
 
     @property
     def ident(self) -> str:

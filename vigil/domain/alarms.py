@@ -1,0 +1,120 @@
+"""Alarms: what Vigil tells consumers and admins about a fault.
+
+One fault raises:
+
+* one ``host.down`` (or ``switch.down``) alarm for admins, with the physical
+  details (host, monitor, cause);
+* one ``instance.down`` alarm per affected project, listing that project's
+  affected instances in ``resource_ids``: the abstracted "host failure
+  affecting your instances" of Doctor's requirements, with no physical
+  detail beyond Nova's ``host_status``; as an ETSI SOL 003 alarm lists the
+  affected VNFC instances of one VNF;
+* ``server_group.degraded`` when at least the group's threshold of members
+  are down.
+
+An alarm is RAISED, then possibly UPDATED (severity or affected resources
+change, ``version`` goes up), then CLEARED; it is acknowledged once.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NewType
+
+from vigil.domain.errors import IllegalTransition
+from vigil.domain.faults import FaultId, Severity
+
+AlarmId = NewType("AlarmId", str)
+
+
+class AlarmKind(StrEnum):
+    HOST_DOWN = "host.down"
+    HOST_DEGRADED = "host.degraded"
+    SWITCH_DOWN = "switch.down"
+    INSTANCE_DOWN = "instance.down"
+    GROUP_DEGRADED = "server_group.degraded"
+
+
+class AlarmState(StrEnum):
+    ACTIVE = "ACTIVE"
+    CLEARED = "CLEARED"
+
+
+class AckState(StrEnum):
+    UNACKNOWLEDGED = "UNACKNOWLEDGED"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+
+
+class Lifecycle(StrEnum):
+    """What happened to an alarm: the notification's trigger."""
+
+    RAISED = "raised"
+    UPDATED = "updated"
+    CLEARED = "cleared"
+
+
+@dataclass(slots=True)
+class Alarm:
+    """One alarm. ``project`` None means an admin (infrastructure) alarm."""
+
+    id: AlarmId
+    kind: AlarmKind
+    project: str | None
+    resource_type: str
+    resource_id: str
+    severity: Severity
+    state: AlarmState
+    ack_state: AckState
+    fault: FaultId
+    raised_at: datetime
+    changed_at: datetime
+    cleared_at: datetime | None = None
+    version: int = 1
+    reason: str = ""
+    resource_ids: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ident(self) -> str:
+        return self.id
+
+    @property
+    def active(self) -> bool:
+        return self.state is AlarmState.ACTIVE
+
+    def update(self, now: datetime, *, severity: Severity | None = None, resource_ids: list[str] | None = None) -> bool:
+        """Change severity or affected resources of an active alarm; True if anything changed."""
+        if not self.active:
+            raise IllegalTransition("alarm", self.id, str(self.state), "UPDATED")
+        changed = False
+        if severity is not None and severity != self.severity:
+            self.severity = severity
+            changed = True
+        if resource_ids is not None and resource_ids != self.resource_ids:
+            self.resource_ids = list(resource_ids)
+            changed = True
+        if changed:
+            self.version += 1
+            self.changed_at = now
+        return changed
+
+    def clear(self, now: datetime) -> None:
+        if not self.active:
+            raise IllegalTransition("alarm", self.id, str(self.state), str(AlarmState.CLEARED))
+        self.state = AlarmState.CLEARED
+        self.cleared_at = now
+        self.changed_at = now
+        self.version += 1
+
+    def acknowledge(self) -> None:
+        """Acknowledging twice is harmless (SOL 003 PATCH is idempotent)."""
+        self.ack_state = AckState.ACKNOWLEDGED
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmChange:
+    """An alarm as it stood right after one lifecycle step."""
+
+    lifecycle: Lifecycle
+    alarm: Alarm
+    previous_severity: Severity | None = None

@@ -1,0 +1,121 @@
+"""Raw fault events from monitors, and the faults the inspector opens from them.
+
+A :class:`FaultEvent` is what a monitor reported (Doctor's southbound event:
+``{"time", "type", "details": {"hostname", "status", "monitor",
+"monitor_event_id", ...}}``), stamped with when Vigil received it. A
+:class:`Fault` is the inspector's record of one failure of one physical
+resource (a host or a switch): the events that opened and cleared it, what
+it affected, and the Doctor profiler checkpoints of its handling.
+
+Checkpoints are Unix times in seconds (``time.time()``), because T00 and T09
+are taken by other processes (the fault injector and the consumer) on the
+same machine; differences are reported in milliseconds.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import NewType
+
+FaultId = NewType("FaultId", str)
+EventId = NewType("EventId", str)
+
+
+class EventStatus(StrEnum):
+    DOWN = "down"
+    UP = "up"
+
+
+class Severity(StrEnum):
+    """ETSI NFV-SOL 003 perceivedSeverity (CLEARED marks a cleared alarm)."""
+
+    CRITICAL = "CRITICAL"
+    MAJOR = "MAJOR"
+    MINOR = "MINOR"
+    WARNING = "WARNING"
+    INDETERMINATE = "INDETERMINATE"
+    CLEARED = "CLEARED"
+
+
+class FaultState(StrEnum):
+    ACTIVE = "ACTIVE"
+    CLEARED = "CLEARED"
+
+
+class Checkpoint(StrEnum):
+    """Doctor's profiler checkpoints."""
+
+    T00 = "T00"  # fault injected (reported by the injector, if it knows)
+    T01 = "T01"  # detected (the monitor's event time)
+    T02 = "T02"  # affected resources found
+    T03 = "T03"  # instances set to ERROR
+    T04 = "T04"  # host marked down
+    T05 = "T05"  # notifier: alarms matched to subscriptions
+    T06 = "T06"  # notifier: notifications rendered
+    T07 = "T07"  # notifier: first notification sent
+    T08 = "T08"  # notifier: last notification sent
+    T09 = "T09"  # last consumer received (reported in the consumer's answer)
+
+
+@dataclass(slots=True)
+class FaultEvent:
+    """One southbound event, as received and recorded."""
+
+    id: EventId
+    time: datetime
+    type: str
+    hostname: str
+    status: EventStatus
+    monitor: str
+    monitor_event_id: str
+    received_at: datetime
+    severity: str | None = None
+    cause: str | None = None
+    related_to: str | None = None
+    injected_at: float | None = None
+    outcome: str = "pending"
+    fault: FaultId | None = None
+
+    @property
+    def ident(self) -> str:
+        return self.id
+
+    @property
+    def dedup_key(self) -> tuple[str, str]:
+        """Doctor monitors number their events; a repeat of (monitor, id) is the same event."""
+        return (self.monitor, self.monitor_event_id)
+
+
+@dataclass(slots=True)
+class Fault:
+    """The inspector's record of one failure of one host or switch."""
+
+    id: FaultId
+    type: str
+    resource_type: str
+    resource_id: str
+    severity: Severity
+    state: FaultState
+    opened_at: datetime
+    cleared_at: datetime | None = None
+    events: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    instances: list[str] = field(default_factory=list)
+    checkpoints: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ident(self) -> str:
+        return self.id
+
+    def mark(self, checkpoint: Checkpoint, at: float, *, keep_first: bool = True) -> None:
+        """Record a checkpoint; by default the first time it is reached wins."""
+        if keep_first and checkpoint in self.checkpoints:
+            return
+        self.checkpoints[checkpoint] = at
+
+    def profile_ms(self) -> dict[str, float]:
+        """Each checkpoint in milliseconds after T01 (detection)."""
+        base = self.checkpoints.get(Checkpoint.T01)
+        if base is None:
+            return {}
+        return {name: round((at - base) * 1000, 3) for name, at in sorted(self.checkpoints.items())}

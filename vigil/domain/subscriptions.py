@@ -1,0 +1,78 @@
+"""Subscriptions: who wants to hear about which alarms, where, and in what shape.
+
+Doctor asks for a publish/subscribe model in which only a resource's owner
+(or an admin) may subscribe to it, with a filter and several endpoints. A
+member's subscription sees only its own project's alarms; an admin's sees
+every alarm, including the infrastructure ones. :func:`matches` is the whole
+rule, pure, so it is tested without a network.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import NewType
+
+from vigil.domain.alarms import Alarm, Lifecycle
+from vigil.domain.faults import Severity
+
+SubscriptionId = NewType("SubscriptionId", str)
+
+
+class PayloadFormat(StrEnum):
+    AODH = "aodh"
+    SOL003 = "sol003"
+
+
+@dataclass(slots=True)
+class SubscriptionFilter:
+    """Every non-empty list must match; empty means any."""
+
+    resource_ids: list[str] = field(default_factory=list)
+    resource_types: list[str] = field(default_factory=list)
+    event_types: list[str] = field(default_factory=list)
+    severities: list[Severity] = field(default_factory=list)
+    lifecycles: list[Lifecycle] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Subscription:
+    id: SubscriptionId
+    project: str
+    admin: bool
+    callbacks: list[str]
+    format: PayloadFormat
+    created_at: datetime
+    filter: SubscriptionFilter = field(default_factory=SubscriptionFilter)
+    name: str = ""
+
+    @property
+    def ident(self) -> str:
+        return self.id
+
+
+def matches(subscription: Subscription, alarm: Alarm, lifecycle: Lifecycle) -> bool:
+    """Whether ``subscription`` is to be told that ``alarm`` went through ``lifecycle``."""
+    if not subscription.admin and alarm.project != subscription.project:
+        return False
+    f = subscription.filter
+    if f.lifecycles and lifecycle not in f.lifecycles:
+        return False
+    if f.event_types and alarm.kind not in f.event_types:
+        return False
+    if f.severities and alarm.severity not in f.severities and lifecycle is not Lifecycle.CLEARED:
+        return False
+    if f.resource_types and alarm.resource_type not in f.resource_types:
+        return False
+    if f.resource_ids:
+        wanted = set(f.resource_ids)
+        if alarm.resource_id not in wanted and wanted.isdisjoint(alarm.resource_ids):
+            return False
+    return True
+
+
+def visible_resources(subscription: Subscription, alarm: Alarm) -> list[str]:
+    """The alarm's affected resources this subscription asked about (all, without an id filter)."""
+    if not subscription.filter.resource_ids:
+        return list(alarm.resource_ids)
+    wanted = set(subscription.filter.resource_ids)
+    return [r for r in alarm.resource_ids if r in wanted]
