@@ -16,15 +16,17 @@ to the instance as it ends.
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vigil.controller import fault_actions
 from vigil.controller.changes import Changes, Committer, EventCounter
 from vigil.controller.ports import ChangeBatch, Clock, Snapshot
 from vigil.controller.resource_map import ResourceMap
 from vigil.controller.scheduler import PlacementRequest, check_host, select_host
 from vigil.domain.errors import Conflict, NotFound
+from vigil.domain.faults import Checkpoint, Impact
 from vigil.domain.ids import GroupId, InstanceId, PortId, ProjectId
 from vigil.domain.model import Host, Instance, Port, Resource, ServerGroup, resource_type, snapshot
 from vigil.domain.states import (
@@ -35,6 +37,7 @@ from vigil.domain.states import (
     HostStatus,
     InstanceState,
 )
+from vigil.domain.records import Record
 from vigil.domain.topology import Topology, check_references
 
 log = logging.getLogger(__name__)
@@ -326,6 +329,41 @@ class EmbeddedCloud:
         return port
 
     # -- internals ---------------------------------------------------------
+
+    def begin(self, reason: str) -> Changes:
+        """A unit of work for changes made outside this class (the inspector's)."""
+        return self._changes(reason)
+
+    async def commit(self, changes: Changes) -> None:
+        """Make a unit of work durable and publish its events."""
+        await self._commit(changes)
+
+    async def save_records(self, *records: Record) -> None:
+        """Make records (deliveries, faults, subscriptions) durable in a transaction of their own."""
+        changes = self._changes("record")
+        for record in records:
+            changes.record(record)
+        await self._commit(changes)
+
+    # -- fault actions (the inspector's, inside its unit of work) ------------
+
+    def affected(self, changes: Changes, hosts: Sequence[Host]) -> Impact:
+        return fault_actions.affected(changes, hosts)
+
+    def fail_hosts(
+        self,
+        changes: Changes,
+        hosts: Sequence[Host],
+        impact: Impact,
+        *,
+        forced_down: bool,
+        reason: str,
+        stamp: Callable[[Checkpoint], None],
+    ) -> None:
+        fault_actions.fail_hosts(changes, hosts, impact, forced_down=forced_down, reason=reason, stamp=stamp)
+
+    def recover_hosts(self, changes: Changes, hosts: Sequence[Host]) -> None:
+        fault_actions.recover_hosts(changes, hosts)
 
     def _changes(self, reason: str) -> Changes:
         return Changes(self.map, self._counter, self._clock(), reason)

@@ -1,0 +1,82 @@
+"""Doctor's inspector actions on the resource map: take a failed host and
+everything on it down, and bring the host back.
+
+These work inside a caller's :class:`~vigil.controller.changes.Changes`, so
+the inspector makes a fault's resource changes, its fault record, its alarms
+and its outbox entries durable in one transaction. Each change is applied to
+the map at once: by the time a consumer is notified, a query already shows
+the instance in ERROR and the host DOWN (Doctor's consistent resource state
+awareness).
+
+``stamp`` is called with T03 when the instances are in ERROR (and their
+ports DOWN) and with T04 when the host is marked down, for the profiler.
+"""
+
+from collections.abc import Callable, Sequence
+
+from vigil.controller.changes import Changes
+from vigil.domain.faults import Checkpoint, Impact
+from vigil.domain.model import Host
+from vigil.domain.states import AdminState, DataPlaneStatus, InstanceState
+
+FAULT_REASON_PREFIX = "fault: "
+
+
+def affected(changes: Changes, hosts: Sequence[Host]) -> Impact:
+    """The instances and ports on ``hosts`` that a failure takes down (Doctor step 3)."""
+    rmap = changes.map
+    impact = Impact(hosts=[h.name for h in hosts])
+    groups: dict[str, None] = {}
+    for host in hosts:
+        for inst in rmap.instances_on(host.name):
+            if inst.state is InstanceState.DELETED:
+                continue
+            impact.instances.append(inst.id)
+            impact.by_project.setdefault(inst.project, []).append(inst.id)
+            if inst.group is not None:
+                groups[inst.group] = None
+            impact.ports.extend(p.id for p in rmap.ports_of(inst.id))
+    impact.groups = list(groups)
+    return impact
+
+
+def fail_hosts(
+    changes: Changes,
+    hosts: Sequence[Host],
+    impact: Impact,
+    *,
+    forced_down: bool,
+    reason: str,
+    stamp: Callable[[Checkpoint], None] = lambda _: None,
+) -> None:
+    """Set the impact's instances to ERROR and ports DOWN (T03), then mark the hosts
+    down (T04): forced down and disabled when the host itself failed, or only
+    unreachable (host_status UNKNOWN) when it was cut off, e.g. behind a failed switch."""
+    rmap = changes.map
+    for ident in impact.instances:
+        changes.update(rmap.instance(ident), state=InstanceState.ERROR)
+    for ident in impact.ports:
+        changes.update(rmap.port(ident), data_plane_status=DataPlaneStatus.DOWN)
+    stamp(Checkpoint.T03)
+    for host in hosts:
+        if forced_down:
+            changes.update(
+                host,
+                forced_down=True,
+                admin_state=AdminState.DISABLED,
+                disabled_reason=f"{FAULT_REASON_PREFIX}{reason}",
+            )
+        else:
+            changes.update(host, reachable=False)
+    stamp(Checkpoint.T04)
+
+
+def recover_hosts(changes: Changes, hosts: Sequence[Host]) -> None:
+    """Bring hosts back up: not forced down, reachable, and enabled again if a
+    fault (not an admin) disabled them. Instances stay ERROR until their
+    owner acts, as in Nova."""
+    for host in hosts:
+        fields: dict[str, object] = {"forced_down": False, "reachable": True}
+        if host.admin_state is AdminState.DISABLED and (host.disabled_reason or "").startswith(FAULT_REASON_PREFIX):
+            fields.update(admin_state=AdminState.ENABLED, disabled_reason=None)
+        changes.update(host, **fields)

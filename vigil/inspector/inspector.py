@@ -1,0 +1,468 @@
+"""The inspector: one southbound event in, consistent states and alarms out.
+
+:meth:`Inspector.receive` takes a list of events (Doctor's ``PUT /events``)
+and handles them in one unit of work of the controller:
+
+1. Every event names a known host (or switch) or the whole list is refused:
+   the events are recorded as ``unknown_host`` / ``not_applied`` and
+   :class:`UnknownResource` is raised, so nothing is half applied.
+2. A repeat of (monitor, monitor_event_id) is recorded as ``duplicate``.
+3. An event on a host in maintenance is recorded as ``suppressed``.
+4. A failure opens a :class:`~vigil.domain.faults.Fault`: the affected
+   instances and ports are found (T02), set to ERROR and DOWN (T03), the
+   host marked down (T04); one admin alarm, one alarm per affected project
+   and the degraded server groups' alarms are raised and published at once.
+   A non-critical failure counts toward its host's aggregation threshold,
+   raising a warning until it is reached.
+5. A recovery clears the fault: the host comes back up and its alarms
+   clear. Instances stay ERROR until their owner acts; a server group's
+   alarm clears when its members recover (:meth:`Inspector.watch`).
+
+The whole unit of work is committed before ``receive`` returns, so an
+accepted event is durable; the notifications went out before the commit.
+"""
+
+import hashlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from vigil.domain.alarms import AlarmChange, AlarmKind
+from vigil.domain.errors import DomainError, NotFound
+from vigil.domain.events import EventAction, ResourceEvent
+from vigil.domain.faults import (
+    Checkpoint,
+    EventStatus,
+    Fault,
+    FaultEvent,
+    FaultId,
+    FaultState,
+    Severity,
+)
+from vigil.domain.model import Host, ResourceType
+from vigil.domain.states import InstanceState
+from vigil.inspector.aggregation import Aggregator
+from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy, Target, split_type
+from vigil.inspector.ports import Alarms, Controller, Publisher, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+TENANT_DESCRIPTION = "host failure affecting your instances"
+DEDUP_MEMORY = 100_000
+
+
+class UnknownResource(DomainError):
+    """An event named a host or switch Vigil does not know; nothing was applied."""
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def opaque_host_id(project: str, host: str) -> str:
+    """Nova's ``hostId``: tells a tenant whether two instances share a host, not which host."""
+    return hashlib.sha224(f"{project}{host}".encode()).hexdigest()
+
+
+class Inspector:
+    def __init__(
+        self,
+        controller: Controller,
+        alarms: Alarms,
+        publisher: Publisher,
+        *,
+        clock: Callable[[], datetime],
+        wall: Callable[[], float] = time.time,
+        policies: Mapping[str, FaultPolicy] = DEFAULT_POLICIES,
+        new_id: Callable[[], str] = _new_id,
+    ) -> None:
+        self._controller = controller
+        self._alarms = alarms
+        self._publisher = publisher
+        self._clock = clock
+        self._wall = wall
+        self.policies = dict(policies)
+        self._new_id = new_id
+        self._aggregator = Aggregator()
+        self._faults: dict[FaultId, Fault] = {}
+        self._open: dict[tuple[str, str], Fault] = {}  # (resource type, id) → active fault
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    # -- state -------------------------------------------------------------
+
+    def load(self, faults: Sequence[Fault], events: Sequence[FaultEvent]) -> None:
+        """Restore faults and the dedup memory after a restart."""
+        for fault in faults:
+            self._faults[fault.id] = fault
+            if fault.state is FaultState.ACTIVE:
+                self._open[(fault.resource_type, fault.resource_id)] = fault
+        for event in events[-DEDUP_MEMORY:]:
+            self._remember(event)
+
+    def fault(self, ident: str) -> Fault:
+        try:
+            return self._faults[FaultId(ident)]
+        except KeyError:
+            raise NotFound("fault", ident) from None
+
+    def faults(self, state: FaultState | None = None) -> list[Fault]:
+        return [f for f in self._faults.values() if state is None or f.state is state]
+
+    @property
+    def faults_by_id(self) -> dict[str, Fault]:
+        return {str(k): v for k, v in self._faults.items()}
+
+    # -- the southbound entry ------------------------------------------------
+
+    async def receive(self, events: Sequence[FaultEvent]) -> list[FaultEvent]:
+        uow = self._controller.begin("fault event")
+        unknown = [e for e in events if not self._known(e)]
+        if unknown:
+            for event in events:
+                event.outcome = "unknown_host" if event in unknown else "not_applied"
+                uow.record(event)
+            await self._controller.commit(uow)
+            names = ", ".join(sorted({e.hostname for e in unknown}))
+            ids = ", ".join(e.id for e in unknown)
+            raise UnknownResource(
+                f"unknown host or switch: {names}; no event of this request was applied (recorded as {ids})"
+            )
+        for event in events:
+            self._handle(event, uow)
+            uow.record(event)
+        await self._controller.commit(uow)
+        return list(events)
+
+    def _known(self, event: FaultEvent) -> bool:
+        family, _ = split_type(event.type, event.status)
+        policy = self.policies.get(family, FaultPolicy())
+        try:
+            if policy.target is Target.SWITCH:
+                self._controller.map.switch(event.hostname)
+            else:
+                self._controller.map.host(event.hostname)
+        except NotFound:
+            return False
+        return True
+
+    def _remember(self, event: FaultEvent) -> bool:
+        """False if this (monitor, monitor_event_id) was seen before."""
+        if event.dedup_key in self._seen:
+            return False
+        self._seen[event.dedup_key] = None
+        if len(self._seen) > DEDUP_MEMORY:
+            self._seen.popitem(last=False)
+        return True
+
+    def _handle(self, event: FaultEvent, uow: Any) -> None:
+        if not self._remember(event):
+            event.outcome = "duplicate"
+            return
+        family, direction = split_type(event.type, event.status)
+        policy = self.policies[family]
+        if policy.target is Target.SWITCH:
+            if direction is EventStatus.DOWN:
+                self._switch_down(event, uow)
+            else:
+                self._clear(event, ResourceType.SWITCH, uow)
+            return
+        host = self._controller.map.host(event.hostname)
+        if host.in_maintenance:
+            event.outcome = "suppressed"
+            return
+        if direction is EventStatus.UP:
+            self._host_up(event, family, policy, host, uow)
+        elif policy.critical:
+            self._host_down(event, host, uow)
+        else:
+            self._aggregate(event, family, policy, host, uow)
+
+    # -- failures ------------------------------------------------------------
+
+    def _new_fault(self, event: FaultEvent, resource_type: ResourceType, resource_id: str) -> Fault:
+        fault = Fault(
+            id=FaultId(self._new_id()),
+            type=event.type,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            severity=Severity.CRITICAL,
+            state=FaultState.ACTIVE,
+            opened_at=self._clock(),
+            events=[event.id],
+        )
+        if event.injected_at is not None:
+            fault.mark(Checkpoint.T00, event.injected_at)
+        fault.mark(Checkpoint.T01, event.time.timestamp())
+        self._faults[fault.id] = fault
+        self._open[(resource_type, resource_id)] = fault
+        event.fault = fault.id
+        return fault
+
+    def _host_down(self, event: FaultEvent, host: Host, uow: Any) -> None:
+        existing = self._open.get((ResourceType.HOST, host.name))
+        if existing is not None:
+            existing.events.append(event.id)
+            event.fault = existing.id
+            event.outcome = "correlated"
+            uow.record(existing)
+            return
+        fault = self._new_fault(event, ResourceType.HOST, host.name)
+        self._fail(fault, event, [host], uow, forced_down=True)
+        event.outcome = "fault_opened"
+
+    def _switch_down(self, event: FaultEvent, uow: Any) -> None:
+        existing = self._open.get((ResourceType.SWITCH, event.hostname))
+        if existing is not None:
+            existing.events.append(event.id)
+            event.fault = existing.id
+            event.outcome = "correlated"
+            uow.record(existing)
+            return
+        hosts = [
+            h
+            for h in self._controller.map.hosts_behind(event.hostname)
+            if not h.in_maintenance and (ResourceType.HOST, h.name) not in self._open
+        ]
+        fault = self._new_fault(event, ResourceType.SWITCH, event.hostname)
+        self._fail(fault, event, hosts, uow, forced_down=False)
+        event.outcome = "fault_opened"
+
+    def _fail(self, fault: Fault, event: FaultEvent, hosts: list[Host], uow: Any, *, forced_down: bool) -> None:
+        """Correlate, act, raise and publish: the fault's whole hot path."""
+        now = self._clock()
+        impact = self._controller.affected(uow, hosts)
+        fault.mark(Checkpoint.T02, self._wall())
+        reason = f"{event.type} from {event.monitor}"
+        self._controller.fail_hosts(
+            uow,
+            hosts,
+            impact,
+            forced_down=forced_down,
+            reason=reason,
+            stamp=lambda checkpoint: fault.mark(checkpoint, self._wall()),
+        )
+        fault.hosts = list(impact.hosts)
+        fault.instances = list(impact.instances)
+        changes: list[AlarmChange] = []
+        for host in hosts:
+            degraded = self._alarms.active(AlarmKind.HOST_DEGRADED, host.name)
+            if degraded is not None:
+                changes.append(self._alarms.clear(degraded, now))
+        admin_details: dict[str, Any] = {
+            "event_type": event.type,
+            "monitor": event.monitor,
+            "monitor_event_id": event.monitor_event_id,
+            "cause": event.cause,
+            "hosts": list(impact.hosts),
+            "host_status": [self._controller.map.host(h).status.value for h in impact.hosts],
+        }
+        if fault.resource_type is ResourceType.SWITCH:
+            kind, resource_ids, what = AlarmKind.SWITCH_DOWN, list(impact.hosts), f"switch {fault.resource_id} down"
+        else:
+            kind, resource_ids, what = AlarmKind.HOST_DOWN, list(impact.instances), f"host {fault.resource_id} down"
+        changes.append(
+            self._alarms.raise_alarm(
+                kind=kind,
+                project=None,
+                resource_type=fault.resource_type,
+                resource_id=fault.resource_id,
+                severity=Severity.CRITICAL,
+                fault=fault.id,
+                reason=f"{what}: {reason}",
+                now=now,
+                resource_ids=resource_ids,
+                details=admin_details,
+            )
+        )
+        host_of = {i: self._controller.map.instance(i).host or "" for i in impact.instances}
+        for project, instances in impact.by_project.items():
+            statuses = sorted({self._controller.map.host(host_of[i]).status.value for i in instances})
+            changes.append(
+                self._alarms.raise_alarm(
+                    kind=AlarmKind.INSTANCE_DOWN,
+                    project=project,
+                    resource_type=ResourceType.INSTANCE,
+                    resource_id=project,
+                    severity=Severity.CRITICAL,
+                    fault=fault.id,
+                    reason=TENANT_DESCRIPTION,
+                    now=now,
+                    resource_ids=list(instances),
+                    details={
+                        "description": TENANT_DESCRIPTION,
+                        "host_status": statuses[0] if len(statuses) == 1 else statuses,
+                        "host_ids": sorted({opaque_host_id(project, host_of[i]) for i in instances}),
+                        "instance_state": InstanceState.ERROR.value,
+                    },
+                )
+            )
+        for group in impact.groups:
+            change = self._evaluate_group(group, fault.id, now)
+            if change is not None:
+                changes.append(change)
+        for change in changes:
+            uow.record(change.alarm)
+        self._publisher.publish(changes, fault, uow)
+        uow.record(fault)
+
+    def _evaluate_group(self, group_id: str, fault: FaultId, now: datetime) -> AlarmChange | None:
+        """Raise, update or clear a group's alarm from how many of its members are down."""
+        rmap = self._controller.map
+        try:
+            group = rmap.group(group_id)
+        except NotFound:
+            return None
+        down: list[str] = [m.id for m in rmap.members(group.id) if m.state is InstanceState.ERROR]
+        active = self._alarms.active(AlarmKind.GROUP_DEGRADED, group.id, group.project)
+        if len(down) >= group.alarm_threshold:
+            if active is not None:
+                return self._alarms.update(active, now, resource_ids=down)
+            return self._alarms.raise_alarm(
+                kind=AlarmKind.GROUP_DEGRADED,
+                project=group.project,
+                resource_type=ResourceType.SERVER_GROUP,
+                resource_id=group.id,
+                severity=Severity.MAJOR,
+                fault=fault,
+                reason=f"{len(down)} of {len(rmap.members(group.id))} members of server group {group.name} are down",
+                now=now,
+                resource_ids=down,
+                details={"threshold": group.alarm_threshold, "members": len(rmap.members(group.id))},
+            )
+        if active is not None:
+            return self._alarms.clear(active, now)
+        return None
+
+    def _aggregate(self, event: FaultEvent, family: str, policy: FaultPolicy, host: Host, uow: Any) -> None:
+        """A non-critical failure: count it; at the threshold the host is down."""
+        key = f"{family}/{event.related_to or event.cause or event.monitor_event_id}"
+        at = event.time.timestamp()
+        self._aggregator.add(host.name, key, at)
+        count = self._aggregator.count(host.name, at, policy.window_s)
+        if (ResourceType.HOST, host.name) in self._open:
+            event.outcome = "correlated"
+            return
+        if count >= policy.threshold:
+            fault = self._new_fault(event, ResourceType.HOST, host.name)
+            fault.type = "aggregated"
+            self._fail(fault, event, [host], uow, forced_down=True)
+            event.outcome = "fault_opened"
+            return
+        now = self._clock()
+        failures = self._aggregator.keys(host.name)
+        reason = f"host {host.name} degraded: {', '.join(failures)} ({count} of {policy.threshold} failures)"
+        active = self._alarms.active(AlarmKind.HOST_DEGRADED, host.name)
+        if active is None:
+            pseudo = FaultId(f"degraded:{host.name}")
+            change: AlarmChange | None = self._alarms.raise_alarm(
+                kind=AlarmKind.HOST_DEGRADED,
+                project=None,
+                resource_type=ResourceType.HOST,
+                resource_id=host.name,
+                severity=Severity.WARNING,
+                fault=pseudo,
+                reason=reason,
+                now=now,
+                details={"failures": failures, "threshold": policy.threshold, "monitor": event.monitor},
+            )
+        else:
+            active.reason = reason
+            change = self._alarms.update(active, now, resource_ids=failures)
+        if change is not None:
+            uow.record(change.alarm)
+            self._publisher.publish([change], None, uow)
+        event.outcome = "aggregated"
+
+    # -- recoveries ----------------------------------------------------------
+
+    def _host_up(self, event: FaultEvent, family: str, policy: FaultPolicy, host: Host, uow: Any) -> None:
+        if policy.critical:
+            self._aggregator.reset(host.name)
+            self._clear_degraded(host.name, uow)
+            self._clear(event, ResourceType.HOST, uow)
+            return
+        key = f"{family}/{event.related_to or event.cause or event.monitor_event_id}"
+        self._aggregator.remove(host.name, key)
+        fault = self._open.get((ResourceType.HOST, host.name))
+        remaining = self._aggregator.count(host.name, event.time.timestamp(), float("inf"))
+        if fault is not None and fault.type == "aggregated" and remaining < policy.threshold:
+            self._clear(event, ResourceType.HOST, uow)
+        if remaining == 0:
+            self._clear_degraded(host.name, uow)
+        if event.outcome == "pending":
+            event.outcome = "recovered"
+
+    def _clear_degraded(self, host: str, uow: Any) -> None:
+        active = self._alarms.active(AlarmKind.HOST_DEGRADED, host)
+        if active is not None:
+            change = self._alarms.clear(active, self._clock())
+            uow.record(change.alarm)
+            self._publisher.publish([change], None, uow)
+
+    def _clear(self, event: FaultEvent, resource_type: ResourceType, uow: Any) -> None:
+        fault = self._open.pop((resource_type, event.hostname), None)
+        if fault is None:
+            event.outcome = "no_active_fault"
+            return
+        now = self._clock()
+        fault.state = FaultState.CLEARED
+        fault.cleared_at = now
+        fault.events.append(event.id)
+        event.fault = fault.id
+        rmap = self._controller.map
+        self._controller.recover_hosts(uow, [rmap.host(h) for h in fault.hosts])
+        changes = [
+            self._alarms.clear(a, now)
+            for a in self._alarms.of_fault(fault.id)
+            if a.active and a.kind is not AlarmKind.GROUP_DEGRADED
+        ]
+        for change in changes:
+            uow.record(change.alarm)
+        self._publisher.publish(changes, None, uow)
+        uow.record(fault)
+        event.outcome = "fault_cleared"
+
+    # -- virtual to virtual: server groups recover with their members ----------
+
+    async def watch(self, events: AsyncIterable[ResourceEvent]) -> None:
+        """Re-evaluate degraded server groups as instances change (Vitrage's do/undo):
+        an instance leaving ERROR or deleted may end a group's degradation."""
+        async for event in events:
+            if event.resource_type is not ResourceType.INSTANCE:
+                continue
+            leaving_error = event.changes.get("state", (None, None))[0] == InstanceState.ERROR
+            if not (leaving_error or event.action is EventAction.DELETED):
+                continue
+            try:
+                await self._reevaluate_groups()
+            except Exception:  # one bad evaluation must not stop the watcher
+                log.exception("re-evaluating server groups after %s failed", event.event_type)
+
+    async def _reevaluate_groups(self) -> None:
+        now = self._clock()
+        uow = self._controller.begin("server group re-evaluated")
+        changes: list[AlarmChange] = []
+        rmap = self._controller.map
+        for group in list(self._degraded_groups()):
+            alarm = self._alarms.active(AlarmKind.GROUP_DEGRADED, group, rmap.group(group).project)
+            if alarm is None:
+                continue
+            change = self._evaluate_group(group, alarm.fault, now)
+            if change is not None:
+                changes.append(change)
+                uow.record(change.alarm)
+        if changes:
+            self._publisher.publish(changes, None, uow)
+            await self._controller.commit(uow)
+
+    def _degraded_groups(self) -> list[str]:
+        rmap = self._controller.map
+        found: list[str] = []
+        for group in rmap.groups():
+            if self._alarms.active(AlarmKind.GROUP_DEGRADED, group.id, group.project) is not None:
+                found.append(group.id)
+        return found

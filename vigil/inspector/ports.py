@@ -1,0 +1,88 @@
+"""What the inspector needs from the controller and the notifier.
+
+The controller (the embedded cloud) hands out units of work, finds what a
+failure affects and applies the fault actions; the notifier keeps alarms and
+publishes their changes. Both satisfy these Protocols structurally; the
+wiring plugs them in.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from vigil.domain.alarms import Alarm, AlarmChange, AlarmKind
+from vigil.domain.deliveries import Delivery
+from vigil.domain.faults import Checkpoint, Fault, FaultId, Impact, Severity
+from vigil.domain.model import Host, Instance, ServerGroup
+from vigil.domain.records import Record
+
+
+class UnitOfWork(Protocol):
+    def record(self, record: Record) -> None: ...
+
+
+class ResourceView(Protocol):
+    def host(self, name: str) -> Host: ...
+    def hosts_behind(self, switch: str) -> list[Host]: ...
+    def switch(self, name: str) -> Any: ...
+    def group(self, ident: str) -> ServerGroup: ...
+    def members(self, group: str) -> list[Instance]: ...
+    def instance(self, ident: str) -> Instance: ...
+    def groups(self, project: str | None = None) -> list[ServerGroup]: ...
+
+
+class Controller(Protocol):
+    @property
+    def map(self) -> ResourceView: ...
+
+    def begin(self, reason: str) -> Any: ...
+
+    async def commit(self, changes: Any) -> None: ...
+
+    def affected(self, changes: Any, hosts: Sequence[Host]) -> Impact: ...
+
+    def fail_hosts(
+        self,
+        changes: Any,
+        hosts: Sequence[Host],
+        impact: Impact,
+        *,
+        forced_down: bool,
+        reason: str,
+        stamp: Callable[[Checkpoint], None],
+    ) -> None: ...
+
+    def recover_hosts(self, changes: Any, hosts: Sequence[Host]) -> None: ...
+
+    async def save_records(self, *records: Record) -> None: ...
+
+
+class Alarms(Protocol):
+    def raise_alarm(
+        self,
+        *,
+        kind: AlarmKind,
+        project: str | None,
+        resource_type: str,
+        resource_id: str,
+        severity: Severity,
+        fault: FaultId,
+        reason: str,
+        now: datetime,
+        resource_ids: list[str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AlarmChange: ...
+
+    def update(
+        self, alarm: Alarm, now: datetime, *, severity: Severity | None = None, resource_ids: list[str] | None = None
+    ) -> AlarmChange | None: ...
+
+    def clear(self, alarm: Alarm, now: datetime) -> AlarmChange: ...
+
+    def active(self, kind: AlarmKind, resource_id: str, project: str | None = None) -> Alarm | None: ...
+
+    def of_fault(self, fault: str) -> list[Alarm]: ...
+
+
+class Publisher(Protocol):
+    def publish(self, changes: Sequence[AlarmChange], fault: Fault | None, uow: UnitOfWork) -> list[Delivery]: ...

@@ -1,0 +1,196 @@
+"""The notification pipeline: match → render → record → deliver → retry.
+
+:meth:`Notifier.publish` runs on the fault's hot path, synchronously: it
+matches each alarm change to subscriptions (T05), renders one payload per
+subscription (T06), records one PENDING delivery per callback URL in the
+caller's unit of work (the outbox, made durable with the fault itself), and
+starts one task per delivery at once. It does not wait for the store: the
+sends go out while the fault's transaction is being written.
+
+Each delivery task sends, and on a TemporaryError (5xx, timeout, refused)
+waits out the retry policy's backoff and tries again; a PermanentError
+(other 4xx) or running out of attempts marks it FAILED. Every outcome is
+recorded, with the fault's T07 (first send), T08 (last delivery) and T09
+(the last consumer's own receive time, when it reports one).
+:meth:`Notifier.resume` restarts deliveries a restart left PENDING.
+"""
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from vigil.domain.alarms import AlarmChange
+from vigil.domain.deliveries import Delivery, DeliveryId, DeliveryState, delivery_id, notification_id
+from vigil.domain.faults import Checkpoint, Fault
+from vigil.domain.records import Record
+from vigil.domain.subscriptions import visible_resources
+from vigil.notifier.formats import render
+from vigil.notifier.ports import Sender
+from vigil.notifier.retry import PermanentError, RetryPolicy, TemporaryError
+from vigil.notifier.subscriptions import SubscriptionRegistry
+
+log = logging.getLogger(__name__)
+
+NOTIFICATION_HEADER = "X-Vigil-Notification-Id"
+
+
+class Recorder(Protocol):
+    """A unit of work the caller will commit (the inspector's)."""
+
+    def record(self, record: Record) -> None: ...
+
+
+class RecordSaver(Protocol):
+    """Makes records durable in a transaction of their own."""
+
+    async def save_records(self, *records: Record) -> None: ...
+
+
+class Notifier:
+    def __init__(
+        self,
+        *,
+        subscriptions: SubscriptionRegistry,
+        sender: Sender,
+        saver: RecordSaver,
+        clock: Callable[[], datetime],
+        wall: Callable[[], float] = time.time,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self._sender = sender
+        self._saver = saver
+        self._clock = clock
+        self._wall = wall
+        self._policy = policy or RetryPolicy()
+        self._rng = rng or random.Random()
+        self._timeout_s = timeout_s
+        self._tasks: dict[DeliveryId, asyncio.Task[None]] = {}
+        self._warming: set[asyncio.Task[None]] = set()
+
+    # -- the hot path --------------------------------------------------------
+
+    def publish(self, changes: Sequence[AlarmChange], fault: Fault | None, uow: Recorder) -> list[Delivery]:
+        """Match, render, record and start delivering; return the deliveries started."""
+        now = self._clock()
+        plan = [(s, c) for c in changes for s in self.subscriptions.matching(c.alarm, c.lifecycle)]
+        if fault is not None:
+            fault.mark(Checkpoint.T05, self._wall())
+        deliveries: list[Delivery] = []
+        for subscription, change in plan:
+            nid = notification_id(change.alarm.id, change.alarm.version, subscription.id)
+            resources = visible_resources(subscription, change.alarm)
+            body = render(subscription, change, nid, resource_ids=resources, now=now).decode()
+            for url in subscription.callbacks:
+                delivery = Delivery(
+                    id=delivery_id(nid, url),
+                    notification=nid,
+                    subscription=subscription.id,
+                    url=url,
+                    alarm=change.alarm.id,
+                    alarm_version=change.alarm.version,
+                    lifecycle=change.lifecycle,
+                    project=change.alarm.project,
+                    fault=change.alarm.fault,
+                    body=body,
+                    state=DeliveryState.PENDING,
+                    created_at=now,
+                )
+                deliveries.append(delivery)
+                uow.record(delivery)
+        if fault is not None:
+            fault.mark(Checkpoint.T06, self._wall())
+        for delivery in deliveries:
+            self._start(delivery, fault)
+        return deliveries
+
+    async def resume(self, pending: Sequence[Delivery], faults: dict[str, Fault] | None = None) -> None:
+        """Deliver what a restart left PENDING (each keeps its id and body)."""
+        for delivery in pending:
+            if delivery.state is DeliveryState.PENDING and delivery.id not in self._tasks:
+                fault = (faults or {}).get(delivery.fault) if delivery.fault else None
+                self._start(delivery, fault)
+
+    def warm(self, urls: Sequence[str]) -> None:
+        """Open connections to new callbacks ahead of the first notification."""
+        for url in urls:
+            task = asyncio.create_task(self._warm(url), name=f"vigil.notifier.warm.{url}")
+            self._warming.add(task)
+            task.add_done_callback(self._warming.discard)
+
+    async def _warm(self, url: str) -> None:
+        try:
+            await self._sender.warm(url)
+        except Exception as exc:  # a callback that is not up yet is no error at subscription time
+            log.info("could not open a connection to %s yet: %s", url, exc)
+
+    async def drain(self) -> None:
+        """Wait until every delivery under way has ended (delivered or failed)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Stop delivering; what is still PENDING stays so in the outbox for the next start."""
+        tasks = [*self._tasks.values(), *self._warming]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- delivery ------------------------------------------------------------
+
+    def _start(self, delivery: Delivery, fault: Fault | None) -> None:
+        task = asyncio.create_task(self._deliver(delivery, fault), name=f"vigil.notifier.deliver.{delivery.id}")
+        self._tasks[delivery.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(delivery.id, None))
+
+    async def _deliver(self, delivery: Delivery, fault: Fault | None) -> None:
+        body = delivery.body.encode()
+        headers = {NOTIFICATION_HEADER: delivery.notification}
+        while True:
+            delivery.attempts += 1
+            if fault is not None:
+                fault.mark(Checkpoint.T07, self._wall())
+            try:
+                result = await self._sender.send(delivery.url, body, headers=headers, timeout_s=self._timeout_s)
+            except TemporaryError as exc:
+                delivery.last_error = str(exc)
+                delivery.last_status = getattr(exc, "status", None)
+                if delivery.attempts >= self._policy.max_attempts:
+                    await self._finish(delivery, fault, DeliveryState.FAILED)
+                    return
+                delay = exc.delay if exc.delay is not None else self._policy.delay(delivery.attempts, self._rng)
+                delivery.next_attempt_at = self._clock() + timedelta(seconds=delay)
+                await self._saver.save_records(delivery)
+                await asyncio.sleep(delay)
+                continue
+            except PermanentError as exc:
+                delivery.last_error = str(exc)
+                delivery.last_status = getattr(exc, "status", None)
+                await self._finish(delivery, fault, DeliveryState.FAILED)
+                return
+            delivery.last_status = result.status
+            delivery.last_error = None
+            delivery.delivered_at = self._clock()
+            if fault is not None:
+                fault.mark(Checkpoint.T08, self._wall(), keep_first=False)
+                if result.received_at is not None:
+                    previous = fault.checkpoints.get(Checkpoint.T09, 0.0)
+                    fault.mark(Checkpoint.T09, max(previous, result.received_at), keep_first=False)
+            await self._finish(delivery, fault, DeliveryState.DELIVERED)
+            return
+
+    async def _finish(self, delivery: Delivery, fault: Fault | None, state: DeliveryState) -> None:
+        delivery.state = state
+        delivery.next_attempt_at = None
+        if state is DeliveryState.FAILED:
+            log.warning("notification %s to %s failed: %s", delivery.notification, delivery.url, delivery.last_error)
+        records: list[Record] = [delivery]
+        if fault is not None:
+            records.append(fault)
+        await self._saver.save_records(*records)
