@@ -22,13 +22,23 @@ from fastapi import FastAPI
 
 from vigil.api.app import create_app
 from vigil.api.auth import TokenRegistry
-from vigil.api.deps import ApiContext
+from vigil.api.deps import ApiContext, FaultServices
 from vigil.bus.memory import InProcessBus
 from vigil.controller.changes import Committer
 from vigil.controller.cloud import CloudTimings, EmbeddedCloud
 from vigil.controller.generate import generate
 from vigil.controller.resource_map import ResourceMap
+from vigil.delivery.http import HttpSender
+from vigil.domain.alarms import Alarm
+from vigil.domain.deliveries import DeliveryState
+from vigil.domain.faults import Fault, FaultEvent
+from vigil.domain.records import RecordKind
+from vigil.domain.subscriptions import Subscription
 from vigil.domain.topology import Topology
+from vigil.inspector.inspector import Inspector
+from vigil.notifier.alarms import AlarmBook
+from vigil.notifier.service import Notifier
+from vigil.notifier.subscriptions import SubscriptionRegistry
 from vigil.settings import CloudSettings, Settings
 from vigil.store.sql import SqlStore
 from vigil.topology.yaml_file import load_topology
@@ -47,6 +57,7 @@ class Runtime:
     bus: InProcessBus
     committer: Committer
     cloud: EmbeddedCloud
+    faults: FaultServices
 
 
 def initial_topology(cloud: CloudSettings) -> Topology:
@@ -73,6 +84,13 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     committer = Committer(store, bus)
     committer.start()
     cloud = EmbeddedCloud(ResourceMap(), committer, utcnow, timings=timings(settings.cloud))
+    sender = HttpSender()
+    await sender.start()
+    alarms = AlarmBook()
+    subscriptions = SubscriptionRegistry()
+    notifier = Notifier(subscriptions=subscriptions, sender=sender, saver=cloud, clock=utcnow)
+    inspector = Inspector(cloud, alarms, notifier, clock=utcnow)
+    watcher: asyncio.Task[None] | None = None
     try:
         if await store.is_empty():
             await cloud.bootstrap(initial_topology(settings.cloud))
@@ -81,18 +99,46 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             interrupted = cloud.restore(await store.load())
             await cloud.recover(interrupted)
             log.info("restored the embedded cloud from the store: %s", cloud.map.counts())
-        yield Runtime(settings, store, bus, committer, cloud)
+        await _restore_faults(store, alarms, subscriptions, inspector, notifier)
+        feed = bus.subscribe()
+        watcher = asyncio.create_task(inspector.watch(feed), name="vigil.inspector.watch")
+        services = FaultServices(inspector, alarms, subscriptions, notifier, store)
+        yield Runtime(settings, store, bus, committer, cloud, services)
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        await notifier.aclose()
+        await sender.close()
         await cloud.aclose()
         await committer.stop()
         await store.close()
+
+
+async def _restore_faults(
+    store: SqlStore,
+    alarms: AlarmBook,
+    subscriptions: SubscriptionRegistry,
+    inspector: Inspector,
+    notifier: Notifier,
+) -> None:
+    """Alarms, subscriptions, faults and the outbox as the last run left them."""
+    alarms.load([r for r in await store.load_records(RecordKind.ALARM) if isinstance(r, Alarm)])
+    subscriptions.load([r for r in await store.load_records(RecordKind.SUBSCRIPTION) if isinstance(r, Subscription)])
+    faults = [r for r in await store.load_records(RecordKind.FAULT) if isinstance(r, Fault)]
+    events = [r for r in await store.load_records(RecordKind.FAULT_EVENT) if isinstance(r, FaultEvent)]
+    inspector.load(faults, events)
+    pending = await store.deliveries(state=DeliveryState.PENDING, limit=1_000_000)
+    if pending:
+        log.info("resuming %d pending deliveries", len(pending))
+    await notifier.resume(pending, inspector.faults_by_id)
 
 
 def create_server_app(settings: Settings, tokens: TokenRegistry) -> FastAPI:
     @asynccontextmanager
     async def start() -> AsyncIterator[ApiContext]:
         async with running(settings) as runtime:
-            yield ApiContext(cloud=runtime.cloud, events=runtime.store, tokens=tokens)
+            yield ApiContext(cloud=runtime.cloud, events=runtime.store, tokens=tokens, faults=runtime.faults)
 
     return create_app(start, max_body_bytes=settings.server.max_body_bytes)
 

@@ -15,7 +15,7 @@ import vigil
 from vigil.api.deps import ApiContext
 from vigil.api.errors import install_error_handlers
 from vigil.api.limits import BodySizeLimit
-from vigil.api.routes import events, groups, hosts, instances, network
+from vigil.api.routes import alarms, events, faults, groups, hosts, instances, network, southbound, subscriptions
 
 ContextFactory = Callable[[], AbstractAsyncContextManager[ApiContext]]
 
@@ -37,6 +37,8 @@ def create_app(start: ContextFactory, *, max_body_bytes: int = 1_048_576) -> Fas
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     for module in (hosts, instances, network, groups, events):
         app.include_router(module.router, prefix="/v1")
+    for module in (southbound, faults, alarms, subscriptions):
+        app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: answers while the process serves")
     async def healthz() -> dict[str, str]:

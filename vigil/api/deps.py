@@ -14,7 +14,13 @@ from fastapi import Depends, Header, HTTPException, Request
 
 from vigil.api.auth import Principal, Role, TokenRegistry
 from vigil.controller.cloud import EmbeddedCloud
+from vigil.domain.deliveries import Delivery
 from vigil.domain.events import ResourceEvent
+from vigil.domain.faults import FaultEvent
+from vigil.inspector.inspector import Inspector
+from vigil.notifier.alarms import AlarmBook
+from vigil.notifier.service import Notifier
+from vigil.notifier.subscriptions import SubscriptionRegistry
 
 
 class EventLog(Protocol):
@@ -29,11 +35,38 @@ class EventLog(Protocol):
     ) -> list[ResourceEvent]: ...
 
 
+class RecordLog(Protocol):
+    async def deliveries(
+        self,
+        *,
+        state: str | None = None,
+        subscription: str | None = None,
+        fault: str | None = None,
+        project: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]: ...
+
+    async def fault_events(self, *, limit: int = 100, outcome: str | None = None) -> list[FaultEvent]: ...
+
+
+@dataclass(slots=True)
+class FaultServices:
+    """The fault-management engines the routes drive."""
+
+    inspector: Inspector
+    alarms: AlarmBook
+    subscriptions: SubscriptionRegistry
+    notifier: Notifier
+    log: RecordLog
+
+
 @dataclass(slots=True)
 class ApiContext:
     cloud: EmbeddedCloud
     events: EventLog
     tokens: TokenRegistry
+    faults: FaultServices
 
 
 def context(request: Request) -> ApiContext:
@@ -69,3 +102,4 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 Reader = Annotated[Principal, Depends(require(Role.ADMIN, Role.MEMBER))]
+Reporter = Annotated[Principal, Depends(require(Role.ADMIN, Role.MONITOR))]

@@ -12,8 +12,8 @@ changes one write, not one each.
 """
 
 import asyncio
-import copy
 import contextlib
+import copy
 import logging
 from datetime import datetime
 from typing import Any
@@ -72,6 +72,12 @@ class Changes:
     def record(self, record: Record) -> None:
         """Make a fault, alarm, subscription or delivery durable with this change."""
         self.batch.upserts[(record_kind(record), record.ident)] = copy.deepcopy(record)
+
+    def forget(self, record: Record) -> None:
+        """Delete a record (a subscription that was removed) with this change."""
+        key = (record_kind(record), record.ident)
+        self.batch.upserts.pop(key, None)
+        self.batch.deletes.add(key)
 
     def _row(self, resource: Resource) -> None:
         key = (resource_type(resource), resource.ident)

@@ -29,6 +29,7 @@ from vigil.domain.errors import Conflict, NotFound
 from vigil.domain.faults import Checkpoint, Impact
 from vigil.domain.ids import GroupId, InstanceId, PortId, ProjectId
 from vigil.domain.model import Host, Instance, Port, Resource, ServerGroup, resource_type, snapshot
+from vigil.domain.records import Record
 from vigil.domain.states import (
     INSTANCE_TRANSITIONS,
     RESETTABLE_STATES,
@@ -37,7 +38,6 @@ from vigil.domain.states import (
     HostStatus,
     InstanceState,
 )
-from vigil.domain.records import Record
 from vigil.domain.topology import Topology, check_references
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,11 @@ class EmbeddedCloud:
         self._new_id = new_id
         self._counter = EventCounter()
         self._tasks: set[asyncio.Task[Instance]] = set()
+
+    @property
+    def clock(self) -> Clock:
+        """The clock operations stamp their events with."""
+        return self._clock
 
     # -- start and stop ----------------------------------------------------
 
@@ -343,6 +348,12 @@ class EmbeddedCloud:
         changes = self._changes("record")
         for record in records:
             changes.record(record)
+        await self._commit(changes)
+
+    async def delete_records(self, *records: Record) -> None:
+        changes = self._changes("delete record")
+        for record in records:
+            changes.forget(record)
         await self._commit(changes)
 
     # -- fault actions (the inspector's, inside its unit of work) ------------

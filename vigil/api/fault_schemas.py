@@ -1,0 +1,163 @@
+"""Bodies of the fault-management API: southbound events, faults, alarms,
+subscriptions and the delivery log.
+
+The southbound event is Doctor's: ``{"time", "type", "details":
+{"hostname", "status", "monitor", "monitor_event_id", "severity"?,
+"cause"?, "related_to"?}}``. Vigil adds one optional detail,
+``injected_at`` (Unix seconds), for a fault injector that knows when it
+broke something (the profiler's T00). A ``time`` without a zone is UTC.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+from vigil.domain.alarms import AckState, AlarmKind, AlarmState, Lifecycle
+from vigil.domain.deliveries import DeliveryState
+from vigil.domain.faults import EventStatus, FaultState, Severity
+from vigil.domain.subscriptions import PayloadFormat
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class EventDetails(_In):
+    hostname: Name
+    status: EventStatus
+    monitor: Name
+    monitor_event_id: Name
+    severity: str | None = Field(None, max_length=64)
+    cause: str | None = Field(None, max_length=1024)
+    related_to: str | None = Field(None, max_length=255)
+    injected_at: float | None = Field(None, description="Vigil extension: when the fault was injected (T00).")
+
+
+class SouthboundEvent(_In):
+    time: datetime
+    type: str = Field(min_length=3, max_length=128, examples=["compute.host.down"])
+    details: EventDetails
+
+    @field_validator("time")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class EventOutcome(BaseModel):
+    id: str
+    type: str
+    hostname: str
+    outcome: str
+    fault: str | None
+
+
+class FaultOut(BaseModel):
+    id: str
+    type: str
+    resource_type: str
+    resource_id: str
+    severity: Severity
+    state: FaultState
+    opened_at: datetime
+    cleared_at: datetime | None
+    events: list[str]
+    hosts: list[str]
+    instances: int
+
+
+class ProfileOut(BaseModel):
+    fault: str
+    checkpoints: dict[str, float] = Field(description="Unix times in seconds.")
+    ms_after_T01: dict[str, float]
+    notification_ms: float | None = Field(description="T09 - T01: detection to the last consumer's receipt.")
+
+
+class FaultEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    time: datetime
+    received_at: datetime
+    type: str
+    hostname: str
+    status: EventStatus
+    monitor: str
+    monitor_event_id: str
+    outcome: str
+    fault: str | None
+
+
+class AlarmOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    kind: AlarmKind
+    project: str | None
+    resource_type: str
+    resource_id: str
+    resource_ids: list[str]
+    severity: Severity
+    state: AlarmState
+    ack_state: AckState
+    fault: str
+    raised_at: datetime
+    changed_at: datetime
+    cleared_at: datetime | None
+    version: int
+    reason: str
+    details: dict[str, Any]
+
+
+class AlarmPatch(_In):
+    """As ETSI SOL 003's alarm modification: only acknowledging is possible."""
+
+    ackState: Literal["ACKNOWLEDGED"]
+
+
+class FilterIn(_In):
+    resource_ids: list[Name] = Field(default_factory=list, max_length=10_000)
+    resource_types: list[Name] = Field(default_factory=list, max_length=16)
+    event_types: list[AlarmKind] = Field(default_factory=list)
+    severities: list[Severity] = Field(default_factory=list)
+    lifecycles: list[Lifecycle] = Field(default_factory=list)
+
+
+class SubscriptionIn(_In):
+    name: str = Field("", max_length=255)
+    filter: FilterIn = Field(default_factory=FilterIn)
+    callbacks: list[AnyHttpUrl] = Field(min_length=1, max_length=10)
+    format: PayloadFormat = PayloadFormat.AODH
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    name: str
+    project: str
+    admin: bool
+    filter: FilterIn
+    callbacks: list[str]
+    format: PayloadFormat
+    created_at: datetime
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    notification: str
+    subscription: str
+    url: str
+    alarm: str
+    alarm_version: int
+    lifecycle: Lifecycle
+    project: str | None
+    fault: str | None
+    state: DeliveryState
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_status: int | None
+    last_error: str | None

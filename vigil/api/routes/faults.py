@@ -1,0 +1,58 @@
+"""Faults and their Doctor profile, and the raw event log: admin only."""
+
+from fastapi import APIRouter, Query
+
+from vigil.api.deps import Admin, Context
+from vigil.api.fault_schemas import FaultEventOut, FaultOut, ProfileOut
+from vigil.domain.faults import Checkpoint, Fault, FaultState
+
+router = APIRouter(tags=["faults"])
+
+
+def fault_view(fault: Fault) -> FaultOut:
+    return FaultOut(
+        id=fault.id,
+        type=fault.type,
+        resource_type=fault.resource_type,
+        resource_id=fault.resource_id,
+        severity=fault.severity,
+        state=fault.state,
+        opened_at=fault.opened_at,
+        cleared_at=fault.cleared_at,
+        events=list(fault.events),
+        hosts=list(fault.hosts),
+        instances=len(fault.instances),
+    )
+
+
+@router.get("/v1/faults", summary="List faults")
+async def list_faults(ctx: Context, _: Admin, state: FaultState | None = None) -> dict[str, list[FaultOut]]:
+    return {"faults": [fault_view(f) for f in ctx.faults.inspector.faults(state)]}
+
+
+@router.get("/v1/faults/{ident}", summary="Show a fault")
+async def show_fault(ctx: Context, _: Admin, ident: str) -> dict[str, FaultOut]:
+    return {"fault": fault_view(ctx.faults.inspector.fault(ident))}
+
+
+@router.get("/v1/faults/{ident}/profile", summary="Doctor profiler checkpoints of a fault")
+async def fault_profile(ctx: Context, _: Admin, ident: str) -> ProfileOut:
+    fault = ctx.faults.inspector.fault(ident)
+    relative = fault.profile_ms()
+    return ProfileOut(
+        fault=fault.id,
+        checkpoints=dict(fault.checkpoints),
+        ms_after_T01=relative,
+        notification_ms=relative.get(Checkpoint.T09),
+    )
+
+
+@router.get("/v1/fault-events", summary="The raw events monitors reported, newest first")
+async def list_fault_events(
+    ctx: Context,
+    _: Admin,
+    outcome: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, list[FaultEventOut]]:
+    events = await ctx.faults.log.fault_events(limit=limit, outcome=outcome)
+    return {"fault_events": [FaultEventOut.model_validate(e) for e in events]}

@@ -1,0 +1,70 @@
+"""Doctor's southbound event API: where monitors report raw faults.
+
+``PUT /events`` takes a list (Doctor's sample inspector interface) and
+``POST /v1/event`` one event. Callers need the monitor or admin role. The
+answer comes once the events are handled and durable, with each event's
+outcome (``fault_opened``, ``correlated``, ``aggregated``, ``duplicate``,
+``suppressed``, ``fault_cleared``, ...); the notifications have already
+gone out by then. An event type Vigil has no policy for is a 422 naming the
+known ones; an unknown host or switch is a 422 too, and no event of that
+request is applied (they are recorded, with outcome ``unknown_host``).
+"""
+
+import uuid
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Body, HTTPException
+
+from vigil.api.deps import Context, Reporter
+from vigil.api.fault_schemas import EventOutcome, SouthboundEvent
+from vigil.domain.faults import EventId, FaultEvent
+from vigil.inspector.policy import known_types, split_type
+
+router = APIRouter(tags=["southbound events"])
+
+MAX_EVENTS = 1000
+
+
+def _to_domain(ctx: Context, events: Sequence[SouthboundEvent]) -> list[FaultEvent]:
+    policies = ctx.faults.inspector.policies
+    unknown = sorted({e.type for e in events if split_type(e.type, e.details.status)[0] not in policies})
+    if unknown:
+        raise HTTPException(
+            422, f"unknown event type {', '.join(unknown)}; known types: {', '.join(known_types(policies))}"
+        )
+    received = ctx.cloud.clock()
+    return [
+        FaultEvent(
+            id=EventId(str(uuid.uuid4())),
+            time=e.time,
+            type=e.type,
+            hostname=e.details.hostname,
+            status=e.details.status,
+            monitor=e.details.monitor,
+            monitor_event_id=e.details.monitor_event_id,
+            received_at=received,
+            severity=e.details.severity,
+            cause=e.details.cause,
+            related_to=e.details.related_to,
+            injected_at=e.details.injected_at,
+        )
+        for e in events
+    ]
+
+
+def _outcome(event: FaultEvent) -> EventOutcome:
+    return EventOutcome(id=event.id, type=event.type, hostname=event.hostname, outcome=event.outcome, fault=event.fault)
+
+
+@router.put("/events", summary="Report raw fault events (a list)")
+async def put_events(
+    ctx: Context, _: Reporter, events: list[SouthboundEvent] = Body(max_length=MAX_EVENTS)
+) -> dict[str, list[EventOutcome]]:
+    handled = await ctx.faults.inspector.receive(_to_domain(ctx, events))
+    return {"events": [_outcome(e) for e in handled]}
+
+
+@router.post("/v1/event", summary="Report one raw fault event")
+async def post_event(ctx: Context, _: Reporter, event: SouthboundEvent) -> dict[str, EventOutcome]:
+    [handled] = await ctx.faults.inspector.receive(_to_domain(ctx, [event]))
+    return {"event": _outcome(handled)}

@@ -1,0 +1,140 @@
+"""Subscriptions to alarms, and the delivery log.
+
+Doctor: "the VIM should only accept notification subscriptions for each
+resource by its owner or administrator". A member may name in its filter
+only resources of its own project (instances, ports, server groups, or the
+project itself): anything else that exists is 403, anything that does not
+is 422. A member's subscription hears only its project's alarms; an
+admin's hears every alarm, including host-level ones. Creating a
+subscription opens connections to its callbacks, so the first notification
+does not pay for them.
+"""
+
+import uuid
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from vigil.api.auth import Principal
+from vigil.api.deps import Admin, Context, Reader
+from vigil.api.fault_schemas import DeliveryOut, FilterIn, SubscriptionIn, SubscriptionOut
+from vigil.controller.resource_map import ResourceMap
+from vigil.domain.alarms import AlarmKind
+from vigil.domain.deliveries import DeliveryState
+from vigil.domain.errors import NotFound
+from vigil.domain.model import owner
+from vigil.domain.subscriptions import Subscription, SubscriptionFilter, SubscriptionId
+
+router = APIRouter(tags=["subscriptions"])
+
+
+def _owner_of(rmap: ResourceMap, ident: str) -> tuple[bool, str | None]:
+    """(exists, owning project) of a resource id of any kind."""
+    lookups = (rmap.instance, rmap.port, rmap.group, rmap.project, rmap.host, rmap.switch)
+    for lookup in lookups:
+        try:
+            return True, owner(lookup(ident))
+        except NotFound:
+            continue
+    return False, None
+
+
+def _authorize(rmap: ResourceMap, principal: Principal, wanted: FilterIn) -> None:
+    missing: list[str] = []
+    foreign: list[str] = []
+    for ident in wanted.resource_ids:
+        exists, project = _owner_of(rmap, ident)
+        if not exists:
+            missing.append(ident)
+        elif not principal.is_admin and project != principal.project:
+            foreign.append(ident)
+    if foreign:
+        raise HTTPException(403, f"only the owner or an admin may subscribe to {', '.join(foreign)}")
+    if missing:
+        raise HTTPException(422, f"unknown resources in filter: {', '.join(missing)}")
+
+
+def subscription_view(s: Subscription) -> SubscriptionOut:
+    return SubscriptionOut(
+        id=s.id,
+        name=s.name,
+        project=s.project,
+        admin=s.admin,
+        filter=FilterIn(
+            resource_ids=s.filter.resource_ids,
+            resource_types=s.filter.resource_types,
+            event_types=[AlarmKind(t) for t in s.filter.event_types],
+            severities=s.filter.severities,
+            lifecycles=s.filter.lifecycles,
+        ),
+        callbacks=list(s.callbacks),
+        format=s.format,
+        created_at=s.created_at,
+    )
+
+
+def visible_subscription(ctx: Context, principal: Principal, ident: str) -> Subscription:
+    subscription = ctx.faults.subscriptions.get(ident)
+    if not principal.is_admin and subscription.project != principal.project:
+        raise NotFound("subscription", ident)
+    return subscription
+
+
+@router.post("/v1/subscriptions", status_code=201, summary="Subscribe to alarms")
+async def create_subscription(ctx: Context, principal: Reader, body: SubscriptionIn) -> dict[str, SubscriptionOut]:
+    _authorize(ctx.cloud.map, principal, body.filter)
+    subscription = Subscription(
+        id=SubscriptionId(str(uuid.uuid4())),
+        project=principal.project,
+        admin=principal.is_admin,
+        callbacks=[str(url) for url in body.callbacks],
+        format=body.format,
+        created_at=ctx.cloud.clock(),
+        filter=SubscriptionFilter(
+            resource_ids=list(body.filter.resource_ids),
+            resource_types=list(body.filter.resource_types),
+            event_types=[str(t) for t in body.filter.event_types],
+            severities=list(body.filter.severities),
+            lifecycles=list(body.filter.lifecycles),
+        ),
+        name=body.name,
+    )
+    await ctx.cloud.save_records(subscription)
+    ctx.faults.subscriptions.add(subscription)
+    ctx.faults.notifier.warm(subscription.callbacks)
+    return {"subscription": subscription_view(subscription)}
+
+
+@router.get("/v1/subscriptions", summary="List subscriptions")
+async def list_subscriptions(ctx: Context, principal: Reader) -> dict[str, list[SubscriptionOut]]:
+    project = None if principal.is_admin else principal.project
+    return {"subscriptions": [subscription_view(s) for s in ctx.faults.subscriptions.of_project(project)]}
+
+
+@router.get("/v1/subscriptions/{ident}", summary="Show a subscription")
+async def show_subscription(ctx: Context, principal: Reader, ident: str) -> dict[str, SubscriptionOut]:
+    return {"subscription": subscription_view(visible_subscription(ctx, principal, ident))}
+
+
+@router.delete("/v1/subscriptions/{ident}", status_code=204, summary="Unsubscribe")
+async def delete_subscription(ctx: Context, principal: Reader, ident: str) -> Response:
+    subscription = visible_subscription(ctx, principal, ident)
+    await ctx.cloud.delete_records(subscription)
+    ctx.faults.subscriptions.remove(subscription.id)
+    return Response(status_code=204)
+
+
+@router.get("/v1/deliveries", summary="The delivery log")
+async def list_deliveries(
+    ctx: Context,
+    _: Admin,
+    state: DeliveryState | None = None,
+    subscription: str | None = None,
+    fault: str | None = None,
+    project: str | None = None,
+    after: str | None = Query(None, description="Start after the delivery with this id."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, list[DeliveryOut]]:
+    found = await ctx.faults.log.deliveries(
+        state=state, subscription=subscription, fault=fault, project=project, after=after, limit=limit
+    )
+    return {"deliveries": [DeliveryOut.model_validate(d) for d in found]}
