@@ -12,6 +12,7 @@ request is applied (they are recorded, with outcome ``unknown_host``).
 
 import uuid
 from collections.abc import Sequence
+from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException
 
@@ -58,7 +59,7 @@ def _outcome(event: FaultEvent) -> EventOutcome:
 
 @router.put("/events", summary="Report raw fault events (a list)")
 async def put_events(
-    ctx: Context, _: Reporter, events: list[SouthboundEvent] = Body(max_length=MAX_EVENTS)
+    ctx: Context, _: Reporter, events: Annotated[list[SouthboundEvent], Body(max_length=MAX_EVENTS)]
 ) -> dict[str, list[EventOutcome]]:
     handled = await ctx.faults.inspector.receive(_to_domain(ctx, events))
     return {"events": [_outcome(e) for e in handled]}
