@@ -119,3 +119,18 @@ class Fault:
         if base is None:
             return {}
         return {name: round((at - base) * 1000, 3) for name, at in sorted(self.checkpoints.items())}
+
+
+@dataclass(slots=True)
+class Impact:
+    """What a fault action changed: the hosts, and the instances and ports it took down.
+
+    ``by_project`` groups the affected instances by owner (one tenant alarm
+    each); ``groups`` are the server groups with a member among them.
+    """
+
+    hosts: list[str] = field(default_factory=list)
+    instances: list[str] = field(default_factory=list)
+    ports: list[str] = field(default_factory=list)
+    by_project: dict[str, list[str]] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)

@@ -47,7 +47,7 @@ from vigil.domain.model import Host, ResourceType
 from vigil.domain.states import InstanceState
 from vigil.inspector.aggregation import Aggregator
 from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy, Target, split_type
-from vigil.inspector.ports import Alarms, Controller, Publisher, UnitOfWork
+from vigil.inspector.ports import Alarms, Controller, Publisher
 
 log = logging.getLogger(__name__)
 
