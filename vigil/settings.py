@@ -58,6 +58,16 @@ class CloudSettings(_Group):
     evacuate_s: float = Field(0.5, ge=0)
 
 
+class NotifierSettings(_Group):
+    """Delivery of notifications: per-request timeout and the retry policy
+    (exponential backoff with jitter, for 5xx, timeouts and refused connections)."""
+
+    timeout_s: float = Field(5.0, gt=0)
+    retry_initial_s: float = Field(0.1, gt=0)
+    retry_max_delay_s: float = Field(30.0, gt=0)
+    retry_max_attempts: int = Field(10, ge=1)
+
+
 class AuthSettings(_Group):
     """Empty ``tokens_file`` means ``<data_dir>/tokens.yaml``."""
 
@@ -72,6 +82,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     cloud: CloudSettings = CloudSettings()
+    notifier: NotifierSettings = NotifierSettings()
     auth: AuthSettings = AuthSettings()
 
     @property

@@ -32,6 +32,7 @@ class HostOut(_Out):
     forced_down: bool
     reachable: bool
     disabled_reason: str | None
+    in_maintenance: bool
     status: HostStatus
 
 
@@ -101,7 +102,8 @@ class InstanceAction(_In):
 
 
 class HostAction(_In):
-    """Admin actions on a host, as Nova's service enable/disable/force-down."""
+    """Admin actions on a host, as Nova's service enable/disable/force-down;
+    ``maintenance-on``/``-off`` suppress the inspector's automatic fault actions."""
 
-    action: Literal["enable", "disable", "force-down", "force-up"]
+    action: Literal["enable", "disable", "force-down", "force-up", "maintenance-on", "maintenance-off"]
     reason: str | None = Field(None, max_length=255)

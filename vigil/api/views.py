@@ -46,6 +46,7 @@ def host_view(rmap: ResourceMap, host: Host) -> HostOut:
         forced_down=host.forced_down,
         reachable=host.reachable,
         disabled_reason=host.disabled_reason,
+        in_maintenance=host.in_maintenance,
         status=host.status,
     )
 

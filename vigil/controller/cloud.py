@@ -318,6 +318,14 @@ class EmbeddedCloud:
         await self._commit(changes)
         return h
 
+    async def set_host_maintenance(self, host: str, in_maintenance: bool, *, reason: str | None = None) -> Host:
+        """Flag a host as being maintained: the inspector takes no automatic fault action on it."""
+        h = self.map.host(host)
+        changes = self._changes(reason or ("maintenance on" if in_maintenance else "maintenance off"))
+        changes.update(h, in_maintenance=in_maintenance)
+        await self._commit(changes)
+        return h
+
     async def set_host_reachable(self, host: str, reachable: bool, *, reason: str | None = None) -> Host:
         """Record whether the host's compute service is seen (UNKNOWN when not)."""
         h = self.map.host(host)

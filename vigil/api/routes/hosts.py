@@ -46,4 +46,6 @@ async def host_action(ctx: Context, _: Admin, name: str, body: HostAction) -> di
             host = await cloud.set_host_enabled(name, body.action == "enable", reason=body.reason)
         case "force-down" | "force-up":
             host = await cloud.set_host_forced_down(name, body.action == "force-down", reason=body.reason)
+        case "maintenance-on" | "maintenance-off":
+            host = await cloud.set_host_maintenance(name, body.action == "maintenance-on", reason=body.reason)
     return {"host": host_view(cloud.map, host)}
