@@ -1,8 +1,13 @@
 """Helpers for tests that need a server: import as ``from support import ...``
 (``tests`` is on pytest's ``pythonpath``)."""
 
+import asyncio
+import contextlib
 import os
 import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -19,3 +24,59 @@ def require_service(name: str, host: str, port: int) -> None:
     if os.environ.get("VIGIL_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{reason}; VIGIL_REQUIRE_SERVICES=1 turns this skip into a failure")
     pytest.skip(reason)
+
+
+class Receiver:
+    """A real webhook receiver (FastAPI on a loopback port) that records what it gets.
+
+    ``statuses`` scripts the answers (e.g. ``[500, 500]`` fails twice, then
+    200); ``on_receive`` runs inside the request, before answering (to look
+    at Vigil's state at the moment a notification arrives).
+    """
+
+    def __init__(self) -> None:
+        from fastapi import FastAPI, Request
+        from fastapi.responses import JSONResponse
+
+        self.url = ""
+        self.received: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        self.on_receive: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.arrived = asyncio.Event()
+        app = FastAPI()
+
+        @app.api_route("/{path:path}", methods=["GET", "HEAD", "POST"])
+        async def hook(path: str, request: Request) -> JSONResponse:
+            received_at = time.time()
+            if request.method != "POST":
+                return JSONResponse({}, status_code=204 if request.method == "GET" else 200)
+            status = self.statuses.pop(0) if self.statuses else 200
+            entry = {
+                "path": "/" + path,
+                "headers": dict(request.headers),
+                "body": await request.json(),
+                "received_at": received_at,
+                "status": status,
+            }
+            if self.on_receive is not None and status < 300:
+                await self.on_receive(entry)
+            self.received.append(entry)
+            self.arrived.set()
+            return JSONResponse({"received_at": received_at}, status_code=status)
+
+        self.app = app
+
+    def delivered(self, path: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.received if r["status"] < 300 and (path is None or r["path"] == path)]
+
+    async def wait_for(self, count: int, path: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` notifications were answered 2xx (on ``path``)."""
+        deadline = time.monotonic() + timeout
+        while len(self.delivered(path)) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"got {len(self.delivered(path))} notifications on {path}, wanted {count}")
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+        return self.delivered(path)

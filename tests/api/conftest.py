@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import Receiver
 
 from vigil.api.auth import Principal, Role, TokenRegistry
 from vigil.settings import Settings, load_settings
@@ -53,6 +54,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         cloud={"topology": EXAMPLE, "cold_migration_s": 0.05, "live_migration_s": 0.05, "evacuate_s": 0.05},
         server={"max_body_bytes": 4096},
+        notifier={"retry_initial_s": 0.01, "retry_max_delay_s": 0.05, "retry_max_attempts": 4, "timeout_s": 2.0},
     )
 
 
@@ -94,3 +96,12 @@ def vnf_b(clients: Callable[[str | None], httpx.AsyncClient]) -> httpx.AsyncClie
 @pytest.fixture
 def monitor(clients: Callable[[str | None], httpx.AsyncClient]) -> httpx.AsyncClient:
     return clients("monitor-token")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on a loopback port; ``receiver.url`` is its base URL."""
+    hooks = Receiver()
+    async with BackgroundServer(hooks.app) as server:
+        hooks.url = server.url
+        yield hooks

@@ -1,0 +1,297 @@
+"""The fault-management path through real HTTP: a monitor reports, Vigil marks
+resources down, and real webhook receivers get the notifications."""
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from support import Receiver
+
+
+def host_down(
+    host: str, event_id: str, *, type_: str = "compute.host.down", status: str = "down", **extra: Any
+) -> dict[str, Any]:
+    details = {"hostname": host, "status": status, "monitor": "test-monitor", "monitor_event_id": event_id, **extra}
+    return {"time": datetime.now(UTC).isoformat(), "type": type_, "details": details}
+
+
+async def subscribe(client: httpx.AsyncClient, url: str, **body: Any) -> dict[str, Any]:
+    response = await client.post("/v1/subscriptions", json={"callbacks": [url], **body})
+    assert response.status_code == 201, response.text
+    return response.json()["subscription"]  # type: ignore[no-any-return]
+
+
+async def test_a_host_failure_reaches_the_owner_with_its_instances_already_in_error(
+    admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, monitor: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    seen_at_receipt: list[tuple[str, str | None]] = []
+
+    async def look(_: dict[str, Any]) -> None:
+        instance = (await vnf_a.get("/v1/instances/vnf-a-app-act")).json()["instance"]
+        seen_at_receipt.append((instance["state"], instance["host_status"]))
+
+    receiver.on_receive = look
+    await subscribe(vnf_a, f"{receiver.url}/vnf-a", filter={"resource_ids": ["vnf-a-app-act", "vnf-a-app-stby"]})
+    response = await monitor.post("/v1/event", json=host_down("compute-1", "e1"))
+    assert response.status_code == 200, response.text
+    outcome = response.json()["event"]
+    assert outcome["outcome"] == "fault_opened"
+
+    [notification] = await receiver.wait_for(1, "/vnf-a")
+    assert seen_at_receipt == [("ERROR", "DOWN")]
+    body = notification["body"]
+    assert body["current"] == "alarm"
+    assert body["severity"] == "critical"
+    traits = {name: value for name, _, value in body["reason_data"]["event"]["traits"]}
+    assert "vnf-a-app-act" in str(traits)
+    assert "lb-1" not in str(traits)  # filtered to the instances subscribed to
+    assert notification["headers"]["x-vigil-notification-id"]
+    assert "compute-1" not in str(body)  # tenants get no physical detail
+    assert "test-monitor" not in str(body)
+
+    host = (await admin.get("/v1/hosts/compute-1")).json()["host"]
+    assert (host["status"], host["forced_down"], host["admin_state"]) == ("DOWN", True, "disabled")
+    ports = (await admin.get("/v1/ports", params={"host": "compute-1"})).json()["ports"]
+    assert ports
+    assert {p["data_plane_status"] for p in ports} == {"DOWN"}
+
+
+async def test_admins_hear_of_the_host_and_tenants_of_their_instances_only(
+    admin: httpx.AsyncClient,
+    vnf_a: httpx.AsyncClient,
+    vnf_b: httpx.AsyncClient,
+    monitor: httpx.AsyncClient,
+    receiver: Receiver,
+) -> None:
+    await subscribe(admin, f"{receiver.url}/admin", filter={"event_types": ["host.down"]}, format="sol003")
+    await subscribe(vnf_a, f"{receiver.url}/vnf-a", format="sol003")
+    await subscribe(vnf_b, f"{receiver.url}/vnf-b", format="sol003")
+    await monitor.post("/v1/event", json=host_down("compute-1", "e1"))
+
+    [admin_note] = await receiver.wait_for(1, "/admin")
+    [tenant_note] = await receiver.wait_for(1, "/vnf-a")
+    assert admin_note["body"]["notificationType"] == "AlarmNotification"
+    assert "compute-1" in str(admin_note["body"])
+    alarm = tenant_note["body"]["alarm"]
+    assert set(alarm["vnfcInstanceIds"]) == {
+        "vnf-a-app-act",
+        next(
+            i["id"]
+            for i in (await vnf_a.get("/v1/instances", params={"host": "compute-1"})).json()["instances"]
+            if i["name"] == "lb-1"
+        ),
+    }
+    assert alarm["perceivedSeverity"] == "CRITICAL"
+    assert receiver.delivered("/vnf-b") == []  # vnf-b runs nothing on compute-1
+
+
+async def test_a_member_may_subscribe_only_to_its_own_resources(
+    vnf_a: httpx.AsyncClient, vnf_b: httpx.AsyncClient, admin: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    foreign = await vnf_b.post(
+        "/v1/subscriptions", json={"callbacks": [receiver.url], "filter": {"resource_ids": ["vnf-a-app-act"]}}
+    )
+    assert foreign.status_code == 403
+    unknown = await vnf_a.post(
+        "/v1/subscriptions", json={"callbacks": [receiver.url], "filter": {"resource_ids": ["no-such-vm"]}}
+    )
+    assert unknown.status_code == 422
+    host_level = await vnf_a.post(
+        "/v1/subscriptions", json={"callbacks": [receiver.url], "filter": {"resource_ids": ["compute-1"]}}
+    )
+    assert host_level.status_code == 403
+    assert (
+        await admin.post(
+            "/v1/subscriptions", json={"callbacks": [receiver.url], "filter": {"resource_ids": ["compute-1"]}}
+        )
+    ).status_code == 201
+    bad_url = await vnf_a.post("/v1/subscriptions", json={"callbacks": ["not a url"]})
+    assert bad_url.status_code == 422
+    mine = await subscribe(vnf_a, receiver.url)
+    assert (await vnf_b.get(f"/v1/subscriptions/{mine['id']}")).status_code == 404
+    assert (await vnf_b.delete(f"/v1/subscriptions/{mine['id']}")).status_code == 404
+    assert [s["id"] for s in (await vnf_a.get("/v1/subscriptions")).json()["subscriptions"]] == [mine["id"]]
+    assert (await vnf_a.delete(f"/v1/subscriptions/{mine['id']}")).status_code == 204
+    assert (await vnf_a.get("/v1/subscriptions")).json()["subscriptions"] == []
+
+
+async def test_filters_on_event_type_and_severity_hold_back_what_they_exclude(
+    vnf_a: httpx.AsyncClient, monitor: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await subscribe(vnf_a, f"{receiver.url}/groups", filter={"event_types": ["server_group.degraded"]})
+    await subscribe(vnf_a, f"{receiver.url}/minor", filter={"severities": ["MINOR"]})
+    await subscribe(vnf_a, f"{receiver.url}/all")
+    await monitor.post("/v1/event", json=host_down("compute-1", "e1"))
+    everything = await receiver.wait_for(2, "/all")
+    kinds = sorted(n["body"]["reason_data"]["event"]["event_type"] for n in everything)
+    assert len(kinds) == 2  # the instances' alarm and the group's
+    [group_note] = await receiver.wait_for(1, "/groups")
+    assert "vnf-a-ha" in str(group_note["body"])
+    assert receiver.delivered("/minor") == []
+
+
+async def test_a_repeated_event_is_a_duplicate_and_opens_no_second_fault(
+    admin: httpx.AsyncClient, monitor: httpx.AsyncClient
+) -> None:
+    first = (await monitor.post("/v1/event", json=host_down("compute-1", "same"))).json()["event"]
+    again = (await monitor.post("/v1/event", json=host_down("compute-1", "same"))).json()["event"]
+    assert first["outcome"] == "fault_opened"
+    assert again["outcome"] == "duplicate"
+    other = (await monitor.post("/v1/event", json=host_down("compute-1", "another"))).json()["event"]
+    assert other["outcome"] == "correlated"
+    assert other["fault"] == first["fault"]
+    faults = (await admin.get("/v1/faults")).json()["faults"]
+    assert [f["id"] for f in faults] == [first["fault"]]
+
+
+async def test_an_event_for_an_unknown_host_is_recorded_and_refused_as_a_whole(
+    admin: httpx.AsyncClient, monitor: httpx.AsyncClient
+) -> None:
+    response = await monitor.put("/events", json=[host_down("compute-2", "ok"), host_down("ghost-9", "bad")])
+    assert response.status_code == 422
+    assert "ghost-9" in response.json()["error"]["message"]
+    assert (await admin.get("/v1/hosts/compute-2")).json()["host"]["status"] == "UP"
+    recorded = (await admin.get("/v1/fault-events")).json()["fault_events"]
+    assert {(e["hostname"], e["outcome"]) for e in recorded} == {
+        ("ghost-9", "unknown_host"),
+        ("compute-2", "not_applied"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"time": "now", "type": "compute.host.down", "details": {}}, 422),
+        ({"time": "2024-01-01T00:00:00Z", "type": "compute.host.down", "details": {"hostname": "compute-1"}}, 422),
+        (host_down("compute-1", "x", status="sideways"), 422),
+        (host_down("compute-1", "x", type_="compute.disk.full"), 422),
+        (host_down("compute-1", "x", flavour="extra"), 422),
+    ],
+)
+async def test_malformed_events_are_refused_with_a_message(
+    monitor: httpx.AsyncClient, body: dict[str, Any], status: int
+) -> None:
+    response = await monitor.post("/v1/event", json=body)
+    assert response.status_code == status
+    assert response.json()["error"]["message"]
+
+
+async def test_only_monitors_and_admins_report_events(vnf_a: httpx.AsyncClient, admin: httpx.AsyncClient) -> None:
+    assert (await vnf_a.post("/v1/event", json=host_down("compute-1", "m"))).status_code == 403
+    assert (await admin.post("/v1/event", json=host_down("compute-1", "m"))).status_code == 200
+
+
+async def test_recovery_brings_the_host_back_and_clears_alarms_but_instances_stay_in_error(
+    admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, monitor: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await subscribe(vnf_a, f"{receiver.url}/a", filter={"event_types": ["instance.down"]}, format="sol003")
+    await monitor.post("/v1/event", json=host_down("compute-1", "d1"))
+    await receiver.wait_for(1, "/a")
+    up = await monitor.post("/v1/event", json=host_down("compute-1", "u1", type_="compute.host.up", status="up"))
+    assert up.json()["event"]["outcome"] == "fault_cleared"
+    notes = await receiver.wait_for(2, "/a")
+    assert notes[1]["body"]["notificationType"] == "AlarmClearedNotification"
+    host = (await admin.get("/v1/hosts/compute-1")).json()["host"]
+    assert (host["status"], host["forced_down"], host["admin_state"]) == ("UP", False, "enabled")
+    act = (await vnf_a.get("/v1/instances/vnf-a-app-act")).json()["instance"]
+    assert (act["state"], act["host_status"]) == ("ERROR", "UP")
+    alarms = (await vnf_a.get("/v1/alarms", params={"kind": "instance.down"})).json()["alarms"]
+    assert [a["state"] for a in alarms] == ["CLEARED"]
+
+
+async def test_a_host_in_maintenance_suppresses_automatic_fault_actions(
+    admin: httpx.AsyncClient, monitor: httpx.AsyncClient
+) -> None:
+    await admin.post("/v1/hosts/compute-1/action", json={"action": "maintenance-on"})
+    outcome = (await monitor.post("/v1/event", json=host_down("compute-1", "m1"))).json()["event"]
+    assert outcome["outcome"] == "suppressed"
+    host = (await admin.get("/v1/hosts/compute-1")).json()["host"]
+    assert host["status"] == "UP"
+    assert host["in_maintenance"] is True
+    assert (await admin.get("/v1/faults")).json()["faults"] == []
+
+
+async def test_a_switch_failure_takes_every_host_behind_it_off_line(
+    admin: httpx.AsyncClient, monitor: httpx.AsyncClient, vnf_b: httpx.AsyncClient
+) -> None:
+    body = host_down("tor-1", "s1", type_="network.switch.down")
+    outcome = (await monitor.post("/v1/event", json=body)).json()["event"]
+    assert outcome["outcome"] == "fault_opened"
+    hosts = {h["name"]: h["status"] for h in (await admin.get("/v1/hosts", params={"switch": "tor-1"})).json()["hosts"]}
+    assert hosts == {"compute-1": "UNKNOWN", "compute-2": "UNKNOWN", "compute-3": "UNKNOWN"}
+    gw = (await vnf_b.get("/v1/instances/vnf-b-gw")).json()["instance"]
+    assert (gw["state"], gw["host_status"]) == ("ERROR", "UNKNOWN")
+    other_rack = (await admin.get("/v1/hosts/compute-4")).json()["host"]
+    assert other_rack["status"] == "UP"
+    up = host_down("tor-1", "s2", type_="network.switch.up", status="up")
+    assert (await monitor.post("/v1/event", json=up)).json()["event"]["outcome"] == "fault_cleared"
+    assert (await admin.get("/v1/hosts/compute-1")).json()["host"]["status"] == "UP"
+
+
+async def test_one_lost_link_warns_and_a_second_within_the_window_takes_the_host_down(
+    admin: httpx.AsyncClient, monitor: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await subscribe(admin, f"{receiver.url}/ops", filter={"resource_ids": ["compute-1"]})
+    first = host_down("compute-1", "l1", type_="network.link.down", related_to="eth1")
+    assert (await monitor.post("/v1/event", json=first)).json()["event"]["outcome"] == "aggregated"
+    assert (await admin.get("/v1/hosts/compute-1")).json()["host"]["status"] == "UP"
+    [warning] = await receiver.wait_for(1, "/ops")
+    assert warning["body"]["severity"] == "low"
+    second = host_down("compute-1", "l2", type_="network.link.down", related_to="eth2")
+    assert (await monitor.post("/v1/event", json=second)).json()["event"]["outcome"] == "fault_opened"
+    assert (await admin.get("/v1/hosts/compute-1")).json()["host"]["status"] == "DOWN"
+    alarms = (await admin.get("/v1/alarms", params={"resource_id": "compute-1"})).json()["alarms"]
+    assert {(a["kind"], a["state"]) for a in alarms} == {("host.degraded", "CLEARED"), ("host.down", "ACTIVE")}
+
+
+async def test_a_server_group_alarm_clears_when_its_member_recovers(
+    admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, monitor: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await subscribe(vnf_a, f"{receiver.url}/g", filter={"event_types": ["server_group.degraded"]})
+    await monitor.post("/v1/event", json=host_down("compute-1", "g1"))
+    [raised] = await receiver.wait_for(1, "/g")
+    assert raised["body"]["current"] == "alarm"
+    reset = {"action": "reset-state", "state": "ACTIVE"}
+    assert (await admin.post("/v1/instances/vnf-a-app-act/action", json=reset)).status_code == 202
+    notes = await receiver.wait_for(2, "/g")
+    assert notes[1]["body"]["current"] == "ok"
+    alarms = (await vnf_a.get("/v1/alarms", params={"kind": "server_group.degraded"})).json()["alarms"]
+    assert [a["state"] for a in alarms] == ["CLEARED"]
+
+
+async def test_alarms_are_listed_per_project_and_acknowledged(
+    admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, vnf_b: httpx.AsyncClient, monitor: httpx.AsyncClient
+) -> None:
+    await monitor.post("/v1/event", json=host_down("compute-2", "p1"))  # app-stby (vnf-a) and gw-1 (vnf-b)
+    mine = (await vnf_b.get("/v1/alarms")).json()["alarms"]
+    assert {a["project"] for a in mine} == {"vnf-b"}
+    everything = (await admin.get("/v1/alarms", params={"state": "ACTIVE"})).json()["alarms"]
+    assert {a["kind"] for a in everything} >= {"host.down", "instance.down"}
+    theirs = next(a for a in everything if a["project"] == "vnf-a")
+    assert (await vnf_b.get(f"/v1/alarms/{theirs['id']}")).status_code == 404
+    assert (await vnf_b.patch(f"/v1/alarms/{theirs['id']}", json={"ackState": "ACKNOWLEDGED"})).status_code == 404
+    acked = await vnf_b.patch(f"/v1/alarms/{mine[0]['id']}", json={"ackState": "ACKNOWLEDGED"})
+    assert acked.json()["alarm"]["ack_state"] == "ACKNOWLEDGED"
+    assert (await vnf_b.patch(f"/v1/alarms/{mine[0]['id']}", json={"ackState": "NOPE"})).status_code == 422
+    critical = (await admin.get("/v1/alarms", params={"severity": "CRITICAL"})).json()["alarms"]
+    assert all(a["severity"] == "CRITICAL" for a in critical)
+
+
+async def test_the_fault_profile_has_the_doctor_checkpoints_in_order(
+    admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, monitor: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await subscribe(vnf_a, f"{receiver.url}/p")
+    injected = time.time()
+    event = host_down("compute-1", "t1", injected_at=injected)
+    fault = (await monitor.post("/v1/event", json=event)).json()["event"]["fault"]
+    await receiver.wait_for(2, "/p")
+    profile = (await admin.get(f"/v1/faults/{fault}/profile")).json()
+    points = profile["checkpoints"]
+    assert points["T00"] == pytest.approx(injected)
+    order = ["T01", "T02", "T03", "T04", "T05", "T06", "T07"]
+    assert [points[name] for name in order] == sorted(points[name] for name in order)
+    assert points["T09"] >= points["T07"]
+    assert profile["notification_ms"] == pytest.approx((points["T09"] - points["T01"]) * 1000, abs=0.01)
+    assert (await vnf_a.get(f"/v1/faults/{fault}/profile")).status_code == 403
