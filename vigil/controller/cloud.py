@@ -381,8 +381,8 @@ class EmbeddedCloud:
     ) -> None:
         fault_actions.fail_hosts(changes, hosts, impact, forced_down=forced_down, reason=reason, stamp=stamp)
 
-    def recover_hosts(self, changes: Changes, hosts: Sequence[Host]) -> None:
-        fault_actions.recover_hosts(changes, hosts)
+    def recover_hosts(self, changes: Changes, hosts: Sequence[Host], *, forced_down: bool) -> None:
+        fault_actions.recover_hosts(changes, hosts, forced_down=forced_down)
 
     def _changes(self, reason: str) -> Changes:
         return Changes(self.map, self._counter, self._clock(), reason)

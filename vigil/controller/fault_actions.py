@@ -71,12 +71,15 @@ def fail_hosts(
     stamp(Checkpoint.T04)
 
 
-def recover_hosts(changes: Changes, hosts: Sequence[Host]) -> None:
-    """Bring hosts back up: not forced down, reachable, and enabled again if a
-    fault (not an admin) disabled them. Instances stay ERROR until their
-    owner acts, as in Nova."""
+def recover_hosts(changes: Changes, hosts: Sequence[Host], *, forced_down: bool) -> None:
+    """Undo :func:`fail_hosts`: reachable again, and, for a host that itself
+    failed (``forced_down``), no longer forced down and enabled again if a
+    fault (not an admin) disabled it. Instances stay ERROR until their owner
+    acts, as in Nova."""
     for host in hosts:
-        fields: dict[str, object] = {"forced_down": False, "reachable": True}
-        if host.admin_state is AdminState.DISABLED and (host.disabled_reason or "").startswith(FAULT_REASON_PREFIX):
-            fields.update(admin_state=AdminState.ENABLED, disabled_reason=None)
+        fields: dict[str, object] = {"reachable": True}
+        if forced_down:
+            fields["forced_down"] = False
+            if host.admin_state is AdminState.DISABLED and (host.disabled_reason or "").startswith(FAULT_REASON_PREFIX):
+                fields.update(admin_state=AdminState.ENABLED, disabled_reason=None)
         changes.update(host, **fields)

@@ -414,7 +414,10 @@ class Inspector:
         fault.events.append(event.id)
         event.fault = fault.id
         rmap = self._controller.map
-        self._controller.recover_hosts(uow, [rmap.host(h) for h in fault.hosts])
+        own_fault = fault.resource_type == ResourceType.HOST
+        # A host behind a recovered switch that has meanwhile failed on its own stays down.
+        hosts = [rmap.host(h) for h in fault.hosts if own_fault or (ResourceType.HOST, h) not in self._open]
+        self._controller.recover_hosts(uow, hosts, forced_down=own_fault)
         changes = [
             self._alarms.clear(a, now)
             for a in self._alarms.of_fault(fault.id)
