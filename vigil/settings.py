@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,12 @@ class NotifierSettings(_Group):
     retry_initial_s: float = Field(0.1, gt=0)
     retry_max_delay_s: float = Field(30.0, gt=0)
     retry_max_attempts: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "NotifierSettings":
+        if self.retry_max_delay_s < self.retry_initial_s:
+            raise ValueError("retry_max_delay_s must be at least retry_initial_s")
+        return self
 
 
 class AuthSettings(_Group):

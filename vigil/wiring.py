@@ -37,9 +37,10 @@ from vigil.domain.subscriptions import Subscription
 from vigil.domain.topology import Topology
 from vigil.inspector.inspector import Inspector
 from vigil.notifier.alarms import AlarmBook
+from vigil.notifier.retry import RetryPolicy
 from vigil.notifier.service import Notifier
 from vigil.notifier.subscriptions import SubscriptionRegistry
-from vigil.settings import CloudSettings, Settings
+from vigil.settings import CloudSettings, NotifierSettings, Settings
 from vigil.store.sql import SqlStore
 from vigil.topology.yaml_file import load_topology
 
@@ -75,6 +76,14 @@ def timings(cloud: CloudSettings) -> CloudTimings:
     )
 
 
+def retry_policy(notifier: NotifierSettings) -> RetryPolicy:
+    return RetryPolicy(
+        initial_s=notifier.retry_initial_s,
+        max_delay_s=notifier.retry_max_delay_s,
+        max_attempts=notifier.retry_max_attempts,
+    )
+
+
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
     """Vigil's engines on the configured store, stopped cleanly on exit."""
@@ -88,7 +97,14 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     await sender.start()
     alarms = AlarmBook()
     subscriptions = SubscriptionRegistry()
-    notifier = Notifier(subscriptions=subscriptions, sender=sender, saver=cloud, clock=utcnow)
+    notifier = Notifier(
+        subscriptions=subscriptions,
+        sender=sender,
+        saver=cloud,
+        clock=utcnow,
+        policy=retry_policy(settings.notifier),
+        timeout_s=settings.notifier.timeout_s,
+    )
     inspector = Inspector(cloud, alarms, notifier, clock=utcnow)
     watcher: asyncio.Task[None] | None = None
     try:

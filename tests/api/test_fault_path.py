@@ -33,7 +33,8 @@ async def test_a_host_failure_reaches_the_owner_with_its_instances_already_in_er
         seen_at_receipt.append((instance["state"], instance["host_status"]))
 
     receiver.on_receive = look
-    await subscribe(vnf_a, f"{receiver.url}/vnf-a", filter={"resource_ids": ["vnf-a-app-act", "vnf-a-app-stby"]})
+    wanted = {"resource_ids": ["vnf-a-app-act", "vnf-a-app-stby"], "event_types": ["instance.down"]}
+    await subscribe(vnf_a, f"{receiver.url}/vnf-a", filter=wanted)
     response = await monitor.post("/v1/event", json=host_down("compute-1", "e1"))
     assert response.status_code == 200, response.text
     outcome = response.json()["event"]
@@ -66,7 +67,8 @@ async def test_admins_hear_of_the_host_and_tenants_of_their_instances_only(
     receiver: Receiver,
 ) -> None:
     await subscribe(admin, f"{receiver.url}/admin", filter={"event_types": ["host.down"]}, format="sol003")
-    await subscribe(vnf_a, f"{receiver.url}/vnf-a", format="sol003")
+    instances_only = {"event_types": ["instance.down"]}
+    await subscribe(vnf_a, f"{receiver.url}/vnf-a", filter=instances_only, format="sol003")
     await subscribe(vnf_b, f"{receiver.url}/vnf-b", format="sol003")
     await monitor.post("/v1/event", json=host_down("compute-1", "e1"))
 
