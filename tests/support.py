@@ -69,9 +69,9 @@ class Receiver:
     def delivered(self, path: str | None = None) -> list[dict[str, Any]]:
         return [r for r in self.received if r["status"] < 300 and (path is None or r["path"] == path)]
 
-    async def wait_for(self, count: int, path: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def wait_for(self, count: int, path: str | None = None, within_s: float = 10.0) -> list[dict[str, Any]]:
         """Wait until ``count`` notifications were answered 2xx (on ``path``)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while len(self.delivered(path)) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
