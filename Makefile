@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench serve clean
+.PHONY: demo cloud test lint bench serve clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
+	$(BIN)/vigil demo fault --instances 10
+
+cloud: $(VENV)/.installed
 	$(BIN)/vigil cloud show --topology examples/cloud.yaml --instances
 
 serve: $(VENV)/.installed
