@@ -42,7 +42,9 @@ def small_cloud() -> list[Resource]:
     topo.hosts[0].disabled_reason = "maintenance"
     topo.hosts[1].forced_down = True
     topo.hosts[2].reachable = False
+    topo.hosts[3].in_maintenance = True
     topo.groups[0].policy = GroupPolicy.AFFINITY
+    topo.groups[0].alarm_threshold = 3
     topo.instances[0].state = InstanceState.ERROR
     topo.instances[1].migrating_to = topo.hosts[3].name
     topo.instances[1].state = InstanceState.MIGRATING

@@ -1,4 +1,4 @@
-"""The store adapter: the resource map and event log in SQLite or PostgreSQL.
+"""The store adapter: the resource map, fault-management records and event log in SQLite or PostgreSQL.
 
 :mod:`vigil.store.schema` holds the tables and the row ↔ dataclass mapping,
 :mod:`vigil.store.sql` the :class:`SqlStore` (the controller's ``Store``

@@ -1,18 +1,25 @@
 """The store's tables, and the one mapping between their rows and the domain.
 
-One table per resource type, whose columns are the dataclass's fields with
-the same names and in the same order, so :func:`to_row` and :func:`from_row`
-convert any resource generically (the :data:`RESOURCE_TABLES` registry says
-which table holds which type and which columns hold str enums to coerce back
-on load). ``resource_events`` is the event log, keyed by the controller's
-``seq``.
+One table per resource type and per record kind (faults, alarms,
+subscriptions, deliveries: :class:`vigil.domain.records.RecordKind`), whose
+columns are the dataclass's fields with the same names and in the same order.
+A :class:`TableSpec` per kind says which table holds it, its key column, which
+columns hold str enums to coerce back on load, and which need a
+:class:`Codec` (a nested dataclass kept as one JSON object, such as a
+subscription's filter with its lists of enums); from that it converts any
+object to a row and back generically. :data:`TABLES` is the registry by kind.
+Lists and dicts of plain values are JSON columns that need no codec, times are
+:class:`UtcDateTime`. ``resource_events`` is the event log, keyed by the
+controller's ``seq``.
 
 There are no foreign keys. The resource map already refuses dangling
 references before a change is made, and :meth:`vigil.store.sql.SqlStore.save`
 writes a whole batch in one transaction, upserting parents first and deleting
 children first; database-side checks would only add a lookup per row to
 bootstraps of hundreds of thousands of rows, and would force an order on
-merged batches that the map has already made consistent.
+merged batches that the map has already made consistent. Records refer to
+each other (a delivery to its alarm and subscription) by id only, for the
+same reasons, and a delivery outlives a deleted subscription as history.
 
 This module describes the *current* schema; the database is brought to it by
 the Alembic revisions in ``migrations/versions`` (which are frozen history and
@@ -23,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -32,14 +39,21 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Double,
     Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
+    false,
+    text,
 )
 
+from vigil.domain.alarms import AckState, Alarm, AlarmKind, AlarmState, Lifecycle
+from vigil.domain.deliveries import Delivery, DeliveryState
+from vigil.domain.faults import EventStatus, Fault, FaultEvent, FaultState, Severity
 from vigil.domain.model import (
     Host,
     Instance,
@@ -50,7 +64,9 @@ from vigil.domain.model import (
     ServerGroup,
     Switch,
 )
+from vigil.domain.records import Record, RecordKind
 from vigil.domain.states import AdminState, DataPlaneStatus, GroupPolicy, InstanceState
+from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionFilter
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -98,6 +114,7 @@ hosts = Table(
     Column("forced_down", Boolean, nullable=False),
     Column("reachable", Boolean, nullable=False),
     Column("disabled_reason", String, nullable=True),
+    Column("in_maintenance", Boolean, nullable=False, server_default=false()),
 )
 
 projects = Table(
@@ -114,6 +131,7 @@ server_groups = Table(
     Column("name", String, nullable=False),
     Column("project", String, nullable=False),
     Column("policy", String, nullable=False),
+    Column("alarm_threshold", Integer, nullable=False, server_default=text("1")),
 )
 
 instances = Table(
@@ -157,62 +175,266 @@ resource_events = Table(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceTable:
-    """Where one resource type lives and how its rows become dataclasses again."""
+# -- records ----------------------------------------------------------------
 
-    kind: ResourceType
+fault_events = Table(
+    "fault_events",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("time", UtcDateTime, nullable=False),
+    Column("type", String, nullable=False),
+    Column("hostname", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("monitor", String, nullable=False),
+    Column("monitor_event_id", String, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("severity", String, nullable=True),
+    Column("cause", String, nullable=True),
+    Column("related_to", String, nullable=True),
+    Column("injected_at", Double, nullable=True),
+    Column("outcome", String, nullable=False),
+    Column("fault", String, nullable=True),
+    # Not unique: the inspector deduplicates in memory and records repeats too.
+    Index("ix_fault_events_monitor", "monitor", "monitor_event_id"),
+    Index("ix_fault_events_received_at", "received_at"),
+)
+
+faults = Table(
+    "faults",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("type", String, nullable=False),
+    Column("resource_type", String, nullable=False),
+    Column("resource_id", String, nullable=False),
+    Column("severity", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("cleared_at", UtcDateTime, nullable=True),
+    Column("events", JSON, nullable=False),
+    Column("hosts", JSON, nullable=False),
+    Column("instances", JSON, nullable=False),
+    Column("checkpoints", JSON, nullable=False),
+    Index("ix_faults_state", "state"),
+)
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("project", String, nullable=True),
+    Column("resource_type", String, nullable=False),
+    Column("resource_id", String, nullable=False),
+    Column("severity", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("ack_state", String, nullable=False),
+    Column("fault", String, nullable=False),
+    Column("raised_at", UtcDateTime, nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
+    Column("cleared_at", UtcDateTime, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("reason", String, nullable=False),
+    Column("resource_ids", JSON, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_alarms_project", "project"),
+    Index("ix_alarms_fault", "fault"),
+    Index("ix_alarms_state", "state"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("project", String, nullable=False),
+    Column("admin", Boolean, nullable=False),
+    Column("callbacks", JSON, nullable=False),
+    Column("format", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("filter", JSON, nullable=False),
+    Column("name", String, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("notification", String, nullable=False),
+    Column("subscription", String, nullable=False),
+    Column("url", String, nullable=False),
+    Column("alarm", String, nullable=False),
+    Column("alarm_version", Integer, nullable=False),
+    Column("lifecycle", String, nullable=False),
+    Column("project", String, nullable=True),
+    Column("fault", String, nullable=True),
+    Column("body", Text, nullable=False),
+    Column("state", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String, nullable=True),
+    Index("ix_deliveries_state", "state"),
+    Index("ix_deliveries_subscription", "subscription"),
+    Index("ix_deliveries_fault", "fault"),
+    Index("ix_deliveries_created_at", "created_at", "id"),
+)
+
+
+# -- the mapping ------------------------------------------------------------
+
+Stored = Resource | Record
+"""Anything kept in a table of its kind: a resource or a record."""
+
+T = TypeVar("T", bound=Stored, covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """How a column differs from its field: ``encode`` makes the column value, ``decode`` the field's.
+
+    Neither is called for None (a nullable column stays None both ways).
+    """
+
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+
+
+def json_dataclass(cls: type[Any], enum_lists: Mapping[str, type[StrEnum]] | None = None) -> Codec:
+    """A dataclass kept as one JSON object of its fields; ``enum_lists`` names fields that are lists of str enums.
+
+    On load, keys the dataclass no longer has are dropped and missing ones take
+    their defaults, so a field added later reads old rows.
+    """
+    names = tuple(f.name for f in fields(cls))
+    enums = dict(enum_lists or {})
+
+    def encode(value: Any) -> dict[str, Any]:
+        return {n: [str(v) for v in getattr(value, n)] if n in enums else getattr(value, n) for n in names}
+
+    def decode(data: Mapping[str, Any]) -> Any:
+        values = {n: data[n] for n in names if n in data}
+        for n, enum in enums.items():
+            if n in values:
+                values[n] = [enum(v) for v in values[n]]
+        return cls(**values)
+
+    return Codec(encode, decode)
+
+
+@dataclass(frozen=True)  # no slots: typing sets __orig_class__ on TableSpec[X](...) instances
+class TableSpec(Generic[T]):
+    """Where one kind lives and how its objects become rows and rows become objects again.
+
+    ``enums`` are str-enum columns (coerced back on load), ``codecs`` the
+    columns a :class:`Codec` converts, and ``order`` the columns a whole kind
+    is loaded in (the key breaks ties). :meth:`to_row` and :meth:`from_row`
+    are built once here, so the per-row work is a getattr per column.
+    """
+
+    kind: ResourceType | RecordKind
     table: Table
-    cls: type[Resource]
+    cls: type[T]
     key: str
-    enums: Mapping[str, type[StrEnum]]
+    enums: Mapping[str, type[StrEnum]] = field(default_factory=dict)
+    codecs: Mapping[str, Codec] = field(default_factory=dict)
+    order: tuple[str, ...] = ()
     columns: tuple[str, ...] = field(init=False)
+    from_row: Callable[[Sequence[Any]], T] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "columns", tuple(c.name for c in self.table.columns))
+        columns = tuple(c.name for c in self.table.columns)
+        names = [f.name for f in fields(self.cls)]
+        if names != list(columns):
+            raise TypeError(f"table {self.table.name} has columns {list(columns)}, {self.kind} has {names}")
+        unknown = (set(self.enums) | set(self.codecs) | set(self.order)) - set(columns)
+        if unknown:
+            raise TypeError(f"table {self.table.name} has no columns {sorted(unknown)}")
+        object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "from_row", _row_converter(self.cls, columns, self.enums, self.codecs))
+
+    def to_row(self, obj: Stored) -> dict[str, Any]:
+        """The row for an object: its fields by column name (enums bind as their str value)."""
+        row = {name: getattr(obj, name) for name in self.columns}
+        for name, codec in self.codecs.items():
+            if row[name] is not None:
+                row[name] = codec.encode(row[name])
+        return row
 
 
-# Parents before children: the order of upserts and of loading (deletes run reversed).
-RESOURCE_TABLES: dict[ResourceType, ResourceTable] = {
-    t.kind: t
-    for t in (
-        ResourceTable(ResourceType.SWITCH, switches, Switch, "name", {}),
-        ResourceTable(ResourceType.HOST, hosts, Host, "name", {"admin_state": AdminState}),
-        ResourceTable(ResourceType.PROJECT, projects, Project, "id", {}),
-        ResourceTable(ResourceType.SERVER_GROUP, server_groups, ServerGroup, "id", {"policy": GroupPolicy}),
-        ResourceTable(ResourceType.INSTANCE, instances, Instance, "id", {"state": InstanceState}),
-        ResourceTable(ResourceType.PORT, ports, Port, "id", {"data_plane_status": DataPlaneStatus}),
-    )
-}
-
-
-def check_tables() -> None:
-    """Raise if a table's columns are not its dataclass's fields, by name and order."""
-    for spec in RESOURCE_TABLES.values():
-        names = [f.name for f in fields(spec.cls)]
-        if names != list(spec.columns):
-            raise TypeError(f"table {spec.table.name} has columns {list(spec.columns)}, {spec.kind} has {names}")
-
-
-def to_row(resource: Resource, columns: Sequence[str]) -> dict[str, Any]:
-    """The row for a resource: its fields by column name (enums bind as their str value)."""
-    return {name: getattr(resource, name) for name in columns}
-
-
-def row_converter(spec: ResourceTable) -> Callable[[Sequence[Any]], Resource]:
-    """A function that builds the dataclass from a row of ``spec.table`` (columns in table order)."""
-    cls = spec.cls
-    coerce = [(i, spec.enums[name]) for i, name in enumerate(spec.columns) if name in spec.enums]
+def _row_converter(
+    cls: type[T], columns: Sequence[str], enums: Mapping[str, type[StrEnum]], codecs: Mapping[str, Codec]
+) -> Callable[[Sequence[Any]], T]:
+    """A function that builds ``cls`` from a row whose values are in ``columns`` order."""
+    decoders: dict[str, Callable[[Any], Any]] = {**enums, **{name: c.decode for name, c in codecs.items()}}
+    coerce = [(i, decoders[name]) for i, name in enumerate(columns) if name in decoders]
     if not coerce:
         return lambda row: cls(*row)
 
-    def convert(row: Sequence[Any]) -> Resource:
+    def convert(row: Sequence[Any]) -> T:
         values = list(row)
-        for i, enum in coerce:
-            values[i] = enum(values[i])
+        for i, decode in coerce:
+            if values[i] is not None:
+                values[i] = decode(values[i])
         return cls(*values)
 
     return convert
 
 
-check_tables()
+# By kind (the enum members, which equal their str values as keys).
+# Parents before children: the order of upserts and of loading (deletes run reversed).
+RESOURCE_TABLES: dict[str, TableSpec[Resource]] = {
+    t.kind: t
+    for t in (
+        TableSpec[Resource](ResourceType.SWITCH, switches, Switch, "name"),
+        TableSpec[Resource](ResourceType.HOST, hosts, Host, "name", {"admin_state": AdminState}),
+        TableSpec[Resource](ResourceType.PROJECT, projects, Project, "id"),
+        TableSpec[Resource](ResourceType.SERVER_GROUP, server_groups, ServerGroup, "id", {"policy": GroupPolicy}),
+        TableSpec[Resource](ResourceType.INSTANCE, instances, Instance, "id", {"state": InstanceState}),
+        TableSpec[Resource](ResourceType.PORT, ports, Port, "id", {"data_plane_status": DataPlaneStatus}),
+    )
+}
+
+_SUBSCRIPTION_FILTER = json_dataclass(SubscriptionFilter, {"severities": Severity, "lifecycles": Lifecycle})
+
+RECORD_TABLES: dict[str, TableSpec[Record]] = {
+    t.kind: t
+    for t in (
+        TableSpec[Record](
+            RecordKind.FAULT_EVENT, fault_events, FaultEvent, "id", {"status": EventStatus}, order=("received_at",)
+        ),
+        TableSpec[Record](
+            RecordKind.FAULT, faults, Fault, "id", {"severity": Severity, "state": FaultState}, order=("opened_at",)
+        ),
+        TableSpec[Record](
+            RecordKind.ALARM,
+            alarms,
+            Alarm,
+            "id",
+            {"kind": AlarmKind, "severity": Severity, "state": AlarmState, "ack_state": AckState},
+            order=("raised_at",),
+        ),
+        TableSpec[Record](
+            RecordKind.SUBSCRIPTION,
+            subscriptions,
+            Subscription,
+            "id",
+            {"format": PayloadFormat},
+            {"filter": _SUBSCRIPTION_FILTER},
+            order=("created_at",),
+        ),
+        TableSpec[Record](
+            RecordKind.DELIVERY,
+            deliveries,
+            Delivery,
+            "id",
+            {"lifecycle": Lifecycle, "state": DeliveryState},
+            order=("created_at",),
+        ),
+    )
+}
+
+# Every kind: resources parent-first, then records.
+TABLES: dict[str, TableSpec[Stored]] = {t.kind: t for t in (*RESOURCE_TABLES.values(), *RECORD_TABLES.values())}
+if len(TABLES) != len(RESOURCE_TABLES) + len(RECORD_TABLES):
+    raise TypeError("a record kind has the name of a resource type")

@@ -1,4 +1,4 @@
-"""The SQL store: the resource map's rows and the event log, on SQLite or PostgreSQL.
+"""The SQL store: resources, records and the event log, on SQLite or PostgreSQL.
 
 One implementation of :class:`vigil.controller.ports.Store` on SQLAlchemy Core
 serves both defaults of the design: SQLite for the single-process ``vigil
@@ -12,9 +12,21 @@ merges every batch submitted while a write is under way into the next one:
 each table's rows sent as ``executemany`` of one cached statement, in chunks
 of at most 32,767 bind parameters' worth of rows (asyncpg's limit for one
 statement, should a driver fold the rows into a multi-row INSERT; it also
-bounds what one call holds when a bootstrap writes 200,000 rows). Upserts go
-parent-first and deletes child-first, and there are no foreign keys to check
-(see :mod:`vigil.store.schema`).
+bounds what one call holds when a bootstrap writes 200,000 rows). A batch
+holds resources and records (fault events, faults, alarms, subscriptions,
+deliveries) alike, keyed by ``(kind, ident)``; every kind goes through the
+same :class:`~vigil.store.schema.TableSpec` machinery, so a fault, the
+resource changes it caused, its alarms and the deliveries that announce them
+become durable together. Upserts go parent-first and deletes child-first,
+and there are no foreign keys to check (see :mod:`vigil.store.schema`).
+
+Reading: :meth:`SqlStore.load` gives the resource map's snapshot,
+:meth:`SqlStore.load_records` every record of a kind (restoring the
+inspector, alarm book, subscriptions and notifier after a restart), and
+:meth:`SqlStore.events`, :meth:`SqlStore.deliveries` and
+:meth:`SqlStore.fault_events` are the paged, filtered queries of the admin
+API (the event log, the delivery log, the raw fault events) and the
+notifier's outbox on restart (``deliveries(state="PENDING")``).
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: readers (the admin API
 paging the event log) never block the writer, and a commit appends to the
@@ -35,11 +47,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Table, delete, event, func, select, text
+from sqlalchemy import Connection, Select, Table, and_, delete, event, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -48,10 +60,13 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.sql.dml import Insert
 
 from vigil.controller.ports import ChangeBatch, Snapshot
+from vigil.domain.deliveries import Delivery
 from vigil.domain.events import EventAction, ResourceEvent
+from vigil.domain.faults import FaultEvent
 from vigil.domain.ids import ProjectId
 from vigil.domain.model import Resource, ResourceType
-from vigil.store.schema import RESOURCE_TABLES, ResourceTable, resource_events, row_converter, to_row
+from vigil.domain.records import Record, RecordKind
+from vigil.store.schema import RECORD_TABLES, RESOURCE_TABLES, TABLES, Stored, TableSpec, resource_events
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -111,7 +126,7 @@ class SqlStore:
     def __init__(self, url: str | URL) -> None:
         self.url = async_url(url)
         self._engine: AsyncEngine | None = None
-        self._upserts: dict[ResourceType, Insert] = {}
+        self._upserts: dict[str, Insert] = {}
 
     # -- open and close ----------------------------------------------------
 
@@ -127,7 +142,7 @@ class SqlStore:
             await engine.dispose()
             raise
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._upserts = {kind: _upsert(dialect.insert(spec.table), spec) for kind, spec in RESOURCE_TABLES.items()}
+        self._upserts = {kind: _upsert(dialect.insert(spec.table), spec) for kind, spec in TABLES.items()}
         self._engine = engine
 
     async def close(self) -> None:
@@ -198,22 +213,28 @@ class SqlStore:
     # -- the Store port ----------------------------------------------------
 
     async def save(self, batch: ChangeBatch) -> None:
-        """Write a batch in one transaction: upserts parent-first, deletes child-first, then events."""
+        """Write a batch in one transaction: upserts parent-first, deletes child-first, then events.
+
+        Records (faults, alarms, subscriptions, deliveries) are upserted after
+        the resources and deleted before them; every key's kind must be a
+        :class:`~vigil.domain.model.ResourceType` or a :class:`~vigil.domain.records.RecordKind`.
+        """
         if not batch:
             return
-        rows: dict[ResourceType, list[dict[str, Any]]] = {}
-        for (kind, _), resource in batch.upserts.items():
-            rows.setdefault(kind, []).append(to_row(resource, RESOURCE_TABLES[kind].columns))
-        doomed: dict[ResourceType, list[str]] = {}
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for (kind, _), obj in batch.upserts.items():
+            spec = _spec(kind)
+            rows.setdefault(spec.kind, []).append(spec.to_row(obj))
+        doomed: dict[str, list[str]] = {}
         for kind, ident in batch.deletes:
-            doomed.setdefault(kind, []).append(ident)
+            doomed.setdefault(_spec(kind).kind, []).append(ident)
         events = [_event_row(e) for e in batch.events]
 
         async with self._transaction(self.engine, write=True) as conn:
-            for kind, spec in RESOURCE_TABLES.items():
+            for kind, spec in TABLES.items():
                 for chunk in _chunks(rows.get(kind, ()), _rows_per_statement(spec.table)):
                     await conn.execute(self._upserts[kind], chunk)
-            for kind, spec in reversed(RESOURCE_TABLES.items()):
+            for kind, spec in reversed(TABLES.items()):
                 key = spec.table.c[spec.key]
                 for idents in _chunks(sorted(doomed.get(kind, ())), _rows_per_statement(spec.table)):
                     await conn.execute(delete(spec.table).where(key.in_(idents)))
@@ -226,9 +247,60 @@ class SqlStore:
         async with self._transaction(self.engine, write=False) as conn:
             for spec in RESOURCE_TABLES.values():
                 result = await conn.execute(select(spec.table))
-                resources.extend(map(row_converter(spec), result))
+                resources.extend(map(spec.from_row, result))
             last_seq = await conn.scalar(select(func.coalesce(func.max(resource_events.c.seq), 0)))
         return Snapshot(resources=resources, last_seq=int(last_seq or 0))
+
+    # -- reading records ----------------------------------------------------
+
+    async def load_records(self, kind: RecordKind) -> list[Record]:
+        """Every stored record of a kind, oldest first (by its time field, then id)."""
+        spec = RECORD_TABLES[kind]
+        c = spec.table.c
+        query = select(spec.table).order_by(*(c[name] for name in spec.order), c[spec.key])
+        return await self._select(spec, query)
+
+    async def deliveries(
+        self,
+        *,
+        state: str | None = None,
+        subscription: str | None = None,
+        fault: str | None = None,
+        project: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries that match every filter given, by ``created_at`` then id, at most ``limit``.
+
+        Page by passing the last id of one page as ``after`` of the next; an
+        ``after`` that names no delivery gives an empty page.
+        """
+        _check_limit(limit)
+        spec = RECORD_TABLES[RecordKind.DELIVERY]
+        c = spec.table.c
+        query = select(spec.table).order_by(c.created_at, c.id).limit(limit)
+        for column, value in (("state", state), ("subscription", subscription), ("fault", fault), ("project", project)):
+            if value is not None:
+                query = query.where(c[column] == value)
+        if after is not None:
+            since = select(c.created_at).where(c.id == after).scalar_subquery()
+            query = query.where(or_(c.created_at > since, and_(c.created_at == since, c.id > after)))
+        return cast(list[Delivery], await self._select(spec, query))
+
+    async def fault_events(self, *, limit: int = 100, outcome: str | None = None) -> list[FaultEvent]:
+        """The newest fault events (by when Vigil received them), with the given outcome if any."""
+        _check_limit(limit)
+        spec = RECORD_TABLES[RecordKind.FAULT_EVENT]
+        c = spec.table.c
+        query = select(spec.table).order_by(c.received_at.desc(), c.id.desc()).limit(limit)
+        if outcome is not None:
+            query = query.where(c.outcome == outcome)
+        return cast(list[FaultEvent], await self._select(spec, query))
+
+    async def _select(self, spec: TableSpec[Record], query: Select[Any]) -> list[Record]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [spec.from_row(row) for row in result]
 
     # -- reading the event log ---------------------------------------------
 
@@ -245,8 +317,7 @@ class SqlStore:
 
         Page through the log by passing the last ``seq`` of one page as ``after_seq`` of the next.
         """
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, not {limit}")
+        _check_limit(limit)
         c = resource_events.c
         query = select(resource_events).where(c.seq > after_seq).order_by(c.seq).limit(limit)
         if resource_type is not None:
@@ -267,7 +338,19 @@ class SqlStore:
         return first is None
 
 
-def _upsert(insert: postgresql.Insert | sqlite.Insert, spec: ResourceTable) -> Insert:
+def _spec(kind: str) -> TableSpec[Stored]:
+    try:
+        return TABLES[kind]
+    except KeyError:
+        raise ValueError(f"the store keeps no kind {kind!r}") from None
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+
+
+def _upsert(insert: postgresql.Insert | sqlite.Insert, spec: TableSpec[Stored]) -> Insert:
     """``INSERT … ON CONFLICT (key) DO UPDATE`` every other column to the new row's value."""
     others = {name: insert.excluded[name] for name in spec.columns if name != spec.key}
     if not others:
