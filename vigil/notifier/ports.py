@@ -1,0 +1,41 @@
+"""The notifier's ports: what it needs from the outside world, as small Protocols.
+
+:class:`Sender` posts one rendered notification to one callback URL. Its
+HTTP implementation is the adapter ``vigil.delivery.http.HttpSender``;
+tests may pass anything with the same two methods. A sender tells the
+outcome by exception type (``vigil.notifier.retry``): it returns a
+:class:`SendResult` for a 2xx answer, and raises ``TemporaryError`` or
+``PermanentError`` otherwise.
+"""
+
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
+
+
+class SendResult(NamedTuple):
+    """A delivered notification: the receiver's 2xx status, and when it says it received it.
+
+    ``received_at`` (Unix seconds) is the receiver's own clock, read from a
+    JSON answer ``{"received_at": ...}``; Doctor's T09 checkpoint. None when
+    the receiver did not say.
+    """
+
+    status: int
+    received_at: float | None
+
+
+class Sender(Protocol):
+    async def send(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 5.0,
+    ) -> SendResult:
+        """POST ``body`` (JSON) to ``url``; raise TemporaryError or PermanentError unless it is accepted."""
+        ...
+
+    async def warm(self, url: str) -> None:
+        """Open a connection to ``url``'s server ahead of the first notification."""
+        ...
