@@ -31,11 +31,11 @@ from vigil.controller.resource_map import ResourceMap
 from vigil.delivery.http import HttpSender
 from vigil.domain.alarms import Alarm
 from vigil.domain.deliveries import DeliveryState
-from vigil.domain.faults import Fault, FaultEvent
+from vigil.domain.faults import Fault
 from vigil.domain.records import RecordKind
 from vigil.domain.subscriptions import Subscription
 from vigil.domain.topology import Topology
-from vigil.inspector.inspector import Inspector
+from vigil.inspector.inspector import DEDUP_MEMORY, Inspector
 from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.retry import RetryPolicy
 from vigil.notifier.service import Notifier
@@ -142,8 +142,8 @@ async def _restore_faults(
     alarms.load([r for r in await store.load_records(RecordKind.ALARM) if isinstance(r, Alarm)])
     subscriptions.load([r for r in await store.load_records(RecordKind.SUBSCRIPTION) if isinstance(r, Subscription)])
     faults = [r for r in await store.load_records(RecordKind.FAULT) if isinstance(r, Fault)]
-    events = [r for r in await store.load_records(RecordKind.FAULT_EVENT) if isinstance(r, FaultEvent)]
-    inspector.load(faults, events)
+    recent = await store.fault_events(limit=DEDUP_MEMORY)  # newest first
+    inspector.load(faults, recent[::-1])
     pending = await store.deliveries(state=DeliveryState.PENDING, limit=1_000_000)
     if pending:
         log.info("resuming %d pending deliveries", len(pending))
