@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from vigil.notifier.ports import SendResult
 from vigil.notifier.retry import PermanentError, TemporaryError, classify
@@ -41,6 +42,7 @@ __all__ = ["HttpSender"]
 
 _JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": "vigil-notifier"}
 _MAX_ANSWER_BYTES = 64 * 1024  # answers larger than this are not parsed for received_at
+_MAX_CACHED_URLS = 10_000
 
 
 class HttpSender:
@@ -66,6 +68,7 @@ class HttpSender:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, URL] = {}  # parsed once: callback URLs repeat
 
     # -- life cycle ----------------------------------------------------------
 
@@ -82,6 +85,7 @@ class HttpSender:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),  # receivers' cookies are neither kept nor shared
+                skip_auto_headers=("Accept", "Accept-Encoding"),
                 raise_for_status=False,
             )
 
@@ -130,7 +134,7 @@ class HttpSender:
         while True:
             try:
                 async with session.post(
-                    url, data=body, headers=request_headers, timeout=timeout, allow_redirects=False
+                    self._url(url), data=body, headers=request_headers, timeout=timeout, allow_redirects=False
                 ) as response:
                     status = response.status
                     answer = await response.read()
@@ -165,7 +169,10 @@ class HttpSender:
         session = await self._ready()
         try:
             async with session.get(
-                url, headers=_JSON_HEADERS, timeout=self._timeout(self._warm_timeout_s), allow_redirects=False
+                self._url(url),
+                headers=_JSON_HEADERS,
+                timeout=self._timeout(self._warm_timeout_s),
+                allow_redirects=False,
             ) as response:
                 await response.read()
         except TimeoutError as exc:
@@ -174,6 +181,17 @@ class HttpSender:
             raise PermanentError(f"not a usable URL: {url!r} ({exc})") from exc
         except aiohttp.ClientError as exc:
             raise TemporaryError(f"cannot reach {url}: {exc!r}") from exc
+
+    def _url(self, url: str) -> URL:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _MAX_CACHED_URLS:
+                self._urls.clear()
+            try:
+                parsed = self._urls[url] = URL(url)
+            except ValueError as exc:
+                raise PermanentError(f"not a usable URL: {url!r} ({exc})") from exc
+        return parsed
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(seconds)
