@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.resource_map"]
+BENCHMARKS = ["bench.resource_map", "bench.http_fanout"]
 
 
 def main() -> int:
