@@ -320,6 +320,16 @@ def test_an_aodh_instance_alarm_reads_as_nova_instances_in_error() -> None:
     assert body["reason"] == "host failure affecting your instances"
 
 
+@pytest.mark.parametrize("make", [tenant_instances_down, admin_host_down], ids=lambda f: f.__name__)
+def test_a_cleared_aodh_alarm_does_not_repeat_the_raised_host_status(make: Callable[[], Alarm]) -> None:
+    body, _, _ = rendered(PayloadFormat.AODH, make, Lifecycle.CLEARED)
+    found = traits(body)
+    assert "host_status" not in found
+    assert "state" not in found
+    assert found["lifecycle"] == "cleared"
+    assert body["reason"].startswith("cleared: ")
+
+
 def test_aodh_traits_are_typed_triples() -> None:
     body, _, _ = rendered(PayloadFormat.AODH, admin_host_degraded, Lifecycle.RAISED)
     typed = {name: dtype for name, dtype, _ in body["reason_data"]["event"]["traits"]}

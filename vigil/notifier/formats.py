@@ -200,6 +200,8 @@ def _traits(change: AlarmChange, notification: NotificationId, resource_ids: Seq
     for name, value in sorted(_visible_details(alarm).items()):
         if name == "description":
             continue  # it is the reason
+        if name == "host_status" and change.lifecycle is Lifecycle.CLEARED:
+            continue  # the details are as raised: the host is no longer down
         add(_TRAIT_NAMES.get(name, name), value)
     add("severity", str(alarm.severity))
     add("lifecycle", str(change.lifecycle))
