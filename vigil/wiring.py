@@ -10,6 +10,7 @@ event loop, for ``vigil serve``'s tests, the demos and the benchmarks.
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -116,6 +117,11 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             await cloud.recover(interrupted)
             log.info("restored the embedded cloud from the store: %s", cloud.map.counts())
         await _restore_faults(store, alarms, subscriptions, inspector, notifier)
+        # The map and the rest of start-up's objects live as long as the process:
+        # move them out of the collector's sight, so a collection in the middle
+        # of a fault's fan-out scans only what the fault itself allocated.
+        gc.collect()
+        gc.freeze()
         feed = bus.subscribe()
         watcher = asyncio.create_task(inspector.watch(feed), name="vigil.inspector.watch")
         services = FaultServices(inspector, alarms, subscriptions, notifier, store)
