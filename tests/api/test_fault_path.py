@@ -297,3 +297,20 @@ async def test_the_fault_profile_has_the_doctor_checkpoints_in_order(
     assert points["T09"] >= points["T07"]
     assert profile["notification_ms"] == pytest.approx((points["T09"] - points["T01"]) * 1000, abs=0.01)
     assert (await vnf_a.get(f"/v1/faults/{fault}/profile")).status_code == 403
+
+
+async def test_a_sol003_subscription_needs_a_callback_that_passes_the_test(
+    vnf_a: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/nobody"
+    refused = await vnf_a.post("/v1/subscriptions", json={"callbacks": [dead], "format": "sol003"})
+    assert refused.status_code == 422
+    assert "callback test" in refused.json()["error"]["message"]
+    ok = await vnf_a.post("/v1/subscriptions", json={"callbacks": [f"{receiver.url}/x"], "format": "sol003"})
+    assert ok.status_code == 201
+    aodh_to_nobody = await vnf_a.post("/v1/subscriptions", json={"callbacks": [dead], "format": "aodh"})
+    assert aodh_to_nobody.status_code == 201  # Aodh has no callback test; delivery retries later

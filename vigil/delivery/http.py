@@ -158,12 +158,12 @@ class HttpSender:
         classify(status)
         return SendResult(status, _received_at(answer) if json_answer else None)
 
-    async def warm(self, url: str) -> None:
-        """Open a kept-alive connection to ``url``'s server with a GET, whatever it answers.
+    async def warm(self, url: str) -> int:
+        """Open a kept-alive connection to ``url``'s server with a GET; return its status.
 
-        SOL 003 receivers answer a GET on their callback URI with 204; any
-        other answer still leaves the connection open for the first
-        notification. Raises TemporaryError if the server cannot be reached.
+        SOL 003 receivers answer a GET on their callback URI with 204 (the
+        notifier's callback test); any answer leaves the connection open for
+        the first notification. Raises TemporaryError if the server cannot be reached.
         """
         _check_scheme(url)
         session = await self._ready()
@@ -175,6 +175,7 @@ class HttpSender:
                 allow_redirects=False,
             ) as response:
                 await response.read()
+                return response.status
         except TimeoutError as exc:
             raise TemporaryError(f"no answer from {url} within {self._warm_timeout_s} s") from exc
         except aiohttp.InvalidURL as exc:

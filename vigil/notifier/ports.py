@@ -36,6 +36,7 @@ class Sender(Protocol):
         """POST ``body`` (JSON) to ``url``; raise TemporaryError or PermanentError unless it is accepted."""
         ...
 
-    async def warm(self, url: str) -> None:
-        """Open a connection to ``url``'s server ahead of the first notification."""
+    async def warm(self, url: str) -> int:
+        """Open a connection to ``url``'s server ahead of the first notification
+        (a GET); return the status it answered."""
         ...

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from vigil.domain.alarms import AlarmChange
 from vigil.domain.deliveries import Delivery, DeliveryId, DeliveryState, delivery_id, notification_id
+from vigil.domain.errors import DomainError
 from vigil.domain.faults import Checkpoint, Fault
 from vigil.domain.records import Record
 from vigil.domain.subscriptions import visible_resources
@@ -36,6 +37,10 @@ from vigil.notifier.subscriptions import SubscriptionRegistry
 log = logging.getLogger(__name__)
 
 NOTIFICATION_HEADER = "X-Vigil-Notification-Id"
+
+
+class CallbackTestFailed(DomainError):
+    """A subscriber's callback did not pass the test (HTTP 422)."""
 
 
 class Recorder(Protocol):
@@ -123,6 +128,18 @@ class Notifier:
             task = asyncio.create_task(self._warm(url), name=f"vigil.notifier.warm.{url}")
             self._warming.add(task)
             task.add_done_callback(self._warming.discard)
+
+    async def test_callbacks(self, urls: Sequence[str]) -> None:
+        """ETSI SOL 003's callback test: a GET on each callback URI must answer 204.
+
+        Raises CallbackTestFailed naming the first that does not."""
+        for url in urls:
+            try:
+                status = await self._sender.warm(url)
+            except (TemporaryError, PermanentError) as exc:
+                raise CallbackTestFailed(f"callback test of {url} failed: {exc}") from exc
+            if status != 204:
+                raise CallbackTestFailed(f"callback test: GET {url} answered {status}; SOL 003 expects 204")
 
     async def _warm(self, url: str) -> None:
         try:

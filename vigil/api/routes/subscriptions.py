@@ -7,7 +7,9 @@ project itself): anything else that exists is 403, anything that does not
 is 422. A member's subscription hears only its project's alarms; an
 admin's hears every alarm, including host-level ones. Creating a
 subscription opens connections to its callbacks, so the first notification
-does not pay for them.
+does not pay for them; for the SOL 003 format that is also SOL 003's
+callback test: each callback must answer a GET with 204, or the
+subscription is refused with 422.
 """
 
 import uuid
@@ -22,7 +24,7 @@ from vigil.domain.alarms import AlarmKind
 from vigil.domain.deliveries import DeliveryState
 from vigil.domain.errors import NotFound
 from vigil.domain.model import owner
-from vigil.domain.subscriptions import Subscription, SubscriptionFilter, SubscriptionId
+from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionFilter, SubscriptionId
 
 router = APIRouter(tags=["subscriptions"])
 
@@ -82,11 +84,14 @@ def visible_subscription(ctx: Context, principal: Principal, ident: str) -> Subs
 @router.post("/v1/subscriptions", status_code=201, summary="Subscribe to alarms")
 async def create_subscription(ctx: Context, principal: Reader, body: SubscriptionIn) -> dict[str, SubscriptionOut]:
     _authorize(ctx.cloud.map, principal, body.filter)
+    callbacks = [str(url) for url in body.callbacks]
+    if body.format is PayloadFormat.SOL003:
+        await ctx.faults.notifier.test_callbacks(callbacks)
     subscription = Subscription(
         id=SubscriptionId(str(uuid.uuid4())),
         project=principal.project,
         admin=principal.is_admin,
-        callbacks=[str(url) for url in body.callbacks],
+        callbacks=callbacks,
         format=body.format,
         created_at=ctx.cloud.clock(),
         filter=SubscriptionFilter(
