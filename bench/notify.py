@@ -51,7 +51,6 @@ from vigil.wiring import BackgroundServer, create_server_app
 
 ADMIN, MONITOR = "bench-admin", "bench-monitor"
 
-GC_FREEZE = False  # --gc-freeze: move what set-up made out of the collector's reach
 PROFILER: cProfile.Profile | None = None  # --profile: each measured fault, from the event to the last delivery
 
 
@@ -263,9 +262,6 @@ async def _measure(
         response.raise_for_status()
         subscribed += any(i["host"] in failing for i in instances if i["project"] == project)
     await asyncio.sleep(0.2)  # the subscriptions' connections open
-    if GC_FREEZE:
-        gc.collect()
-        gc.freeze()
     poster = EventPoster(server.host, server.port, MONITOR)
     samples: list[float] = []
     points: dict[str, list[float]] = {}
@@ -325,11 +321,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--instances", type=int, nargs="*", default=[1, 10, 25, 50], help="host cases")
     parser.add_argument("--no-rack", dest="rack", action="store_false", help="skip the rack failure")
     parser.add_argument("--format", default="aodh", choices=["aodh", "sol003"])
-    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after set-up (a proposal to compare)")
     parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the measured faults to FILE")
     args = parser.parse_args(argv)
-    global PROFILER, GC_FREEZE
-    GC_FREEZE = args.gc_freeze
+    global PROFILER
     if args.profile:
         PROFILER = cProfile.Profile()
     cases = [host_case(n) for n in args.instances] + ([RACK] if args.rack else [])

@@ -77,7 +77,7 @@ def test_the_consumer_command_switches_over_and_removes_its_subscription_when_st
     hooks = f"http://127.0.0.1:{port}"
     admin = httpx.Client(base_url=url, headers={"X-Auth-Token": token}, timeout=10)
     try:
-        state = until(lambda: httpx.get(f"{hooks}/state", timeout=1).json(), "the VNF manager")
+        state = until(lambda: (s := httpx.get(f"{hooks}/state", timeout=1).json())["subscription"] and s, "start-up")
         assert state["act"] == "vnf-a-app-act"
         assert state["format"] == "sol003"
         [subscription] = admin.get("/v1/subscriptions").json()["subscriptions"]
