@@ -310,7 +310,8 @@ def demo_fault(
     instances in all, and prints the checkpoints T00..T09 in ms after detection (T01).
     Exits 0 only if the VNF manager got the notification.
     """
-    result = asyncio.run(run_fault_demo(instances, payload_format, timeout_s=timeout))
+    with _friendly_errors():
+        result = asyncio.run(run_fault_demo(instances, payload_format, timeout_s=timeout))
     if as_json:
         typer.echo(json.dumps(result.as_json()))
     else:
