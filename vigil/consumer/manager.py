@@ -283,7 +283,8 @@ class VnfManager:
         finally:
             self._changed.set()
         record.active_at = self._clock()
-        self._say(f"recreated {member.name} as {inst['id']} ({member.role})")
+        role = "non-redundant" if member.role is Role.SINGLE else f"as {member.role}"
+        self._say(f"recreated {member.name}: {inst['id']} ({role})")
         return True
 
     # -- looking at it ---------------------------------------------------------
