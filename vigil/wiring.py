@@ -3,6 +3,8 @@
 ``running(settings)`` opens the store, starts the committer and the
 embedded cloud, and on first start loads the initial topology (a YAML file
 or a generated cloud); on later starts it restores the map from the store.
+With ``monitor.listen`` set, it starts the heartbeat monitor on its UDP
+listener, reporting to the inspector in process.
 ``create_server_app`` wraps that into the FastAPI app, and
 :class:`BackgroundServer` runs an app on a real socket inside the current
 event loop, for ``vigil serve``'s tests, the demos and the benchmarks.
@@ -15,7 +17,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import uvicorn
@@ -30,18 +32,23 @@ from vigil.controller.cloud import CloudTimings, EmbeddedCloud
 from vigil.controller.generate import generate
 from vigil.controller.resource_map import ResourceMap
 from vigil.delivery.http import HttpSender
-from vigil.domain.alarms import Alarm
+from vigil.domain.alarms import Alarm, AlarmKind
 from vigil.domain.deliveries import DeliveryState
+from vigil.domain.errors import NotFound
 from vigil.domain.faults import Fault
 from vigil.domain.records import RecordKind
 from vigil.domain.subscriptions import Subscription
 from vigil.domain.topology import Topology
+from vigil.heartbeat.udp import HeartbeatListener
 from vigil.inspector.inspector import DEDUP_MEMORY, Inspector
+from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy
+from vigil.monitor.monitor import MONITOR_NAME, HeartbeatMonitor
+from vigil.monitor.session import Timing
 from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.retry import RetryPolicy
 from vigil.notifier.service import Notifier
 from vigil.notifier.subscriptions import SubscriptionRegistry
-from vigil.settings import CloudSettings, NotifierSettings, Settings
+from vigil.settings import CloudSettings, InspectorSettings, MonitorSettings, NotifierSettings, Settings
 from vigil.store.sql import SqlStore
 from vigil.topology.yaml_file import load_topology
 
@@ -60,6 +67,7 @@ class Runtime:
     committer: Committer
     cloud: EmbeddedCloud
     faults: FaultServices
+    monitor: HeartbeatMonitor | None = None
 
 
 def initial_topology(cloud: CloudSettings) -> Topology:
@@ -85,6 +93,55 @@ def retry_policy(notifier: NotifierSettings) -> RetryPolicy:
     )
 
 
+def fault_policies(inspector: InspectorSettings) -> dict[str, FaultPolicy]:
+    """The inspector's policies with the configured critical families and aggregation."""
+    return {
+        family: replace(
+            policy,
+            critical=family in inspector.critical,
+            threshold=inspector.aggregate_threshold,
+            window_s=inspector.aggregate_window_s,
+        )
+        for family, policy in DEFAULT_POLICIES.items()
+    }
+
+
+def _start_monitor(
+    settings: MonitorSettings, cloud: EmbeddedCloud, inspector: Inspector, alarms: AlarmBook
+) -> tuple[HeartbeatMonitor, HeartbeatListener] | None:
+    address = settings.address
+    if address is None:
+        return None
+
+    def known(host: str) -> bool:
+        try:
+            cloud.map.host(host)
+        except NotFound:
+            return False
+        return True
+
+    monitor = HeartbeatMonitor(
+        inspector.receive,
+        timers=asyncio.get_running_loop(),
+        known=known,
+        timing=Timing(settings.interval_ms, settings.detect_mult, settings.hold_down_s),
+        key=settings.key.encode() if settings.key else None,
+    )
+    # Hosts this monitor had declared down before a restart come back after a hold-down.
+    monitor.assume_down(
+        h.name
+        for h in cloud.map.hosts()
+        if (alarm := alarms.active(AlarmKind.HOST_DOWN, h.name)) is not None
+        and alarm.details.get("monitor") == MONITOR_NAME
+    )
+    listener = HeartbeatListener(monitor.receive, *address)
+    listener.start()
+    host, port = listener.address
+    monitor.listening = f"{host}:{port}"
+    monitor.start(listener.drain)
+    return monitor, listener
+
+
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
     """Vigil's engines on the configured store, stopped cleanly on exit."""
@@ -106,8 +163,9 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         policy=retry_policy(settings.notifier),
         timeout_s=settings.notifier.timeout_s,
     )
-    inspector = Inspector(cloud, alarms, notifier, clock=utcnow)
+    inspector = Inspector(cloud, alarms, notifier, clock=utcnow, policies=fault_policies(settings.inspector))
     watcher: asyncio.Task[None] | None = None
+    heartbeats: tuple[HeartbeatMonitor, HeartbeatListener] | None = None
     try:
         if await store.is_empty():
             await cloud.bootstrap(initial_topology(settings.cloud))
@@ -124,9 +182,15 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         gc.freeze()
         feed = bus.subscribe()
         watcher = asyncio.create_task(inspector.watch(feed), name="vigil.inspector.watch")
-        services = FaultServices(inspector, alarms, subscriptions, notifier, store)
-        yield Runtime(settings, store, bus, committer, cloud, services)
+        heartbeats = _start_monitor(settings.monitor, cloud, inspector, alarms)
+        monitor = heartbeats[0] if heartbeats is not None else None
+        services = FaultServices(inspector, alarms, subscriptions, notifier, store, monitor)
+        yield Runtime(settings, store, bus, committer, cloud, services, monitor)
     finally:
+        if heartbeats is not None:
+            heartbeats[1].close()
+            await heartbeats[0].aclose()
+        gc.unfreeze()
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)

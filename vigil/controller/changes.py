@@ -13,15 +13,15 @@ changes one write, not one each.
 
 import asyncio
 import contextlib
-import copy
 import logging
 from datetime import datetime
 from typing import Any
 
 from vigil.controller.ports import ChangeBatch, EventSink, Store
 from vigil.controller.resource_map import Change, ResourceMap
+from vigil.domain.copying import snapshot
 from vigil.domain.events import EventAction, ResourceEvent
-from vigil.domain.model import Resource, as_dict, owner, resource_type, snapshot
+from vigil.domain.model import Resource, as_dict, owner, resource_type
 from vigil.domain.records import Record, record_kind
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Changes:
 
     def record(self, record: Record) -> None:
         """Make a fault, alarm, subscription or delivery durable with this change."""
-        self.batch.upserts[(record_kind(record), record.ident)] = copy.deepcopy(record)
+        self.batch.upserts[(record_kind(record), record.ident)] = snapshot(record)
 
     def forget(self, record: Record) -> None:
         """Delete a record (a subscription that was removed) with this change."""

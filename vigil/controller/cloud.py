@@ -25,10 +25,11 @@ from vigil.controller.changes import Changes, Committer, EventCounter
 from vigil.controller.ports import ChangeBatch, Clock, Snapshot
 from vigil.controller.resource_map import ResourceMap
 from vigil.controller.scheduler import PlacementRequest, check_host, select_host
+from vigil.domain.copying import snapshot
 from vigil.domain.errors import Conflict, NotFound
 from vigil.domain.faults import Checkpoint, Impact
 from vigil.domain.ids import GroupId, InstanceId, PortId, ProjectId
-from vigil.domain.model import Host, Instance, Port, Resource, ServerGroup, resource_type, snapshot
+from vigil.domain.model import Host, Instance, Port, Resource, ServerGroup, resource_type
 from vigil.domain.records import Record
 from vigil.domain.states import (
     INSTANCE_TRANSITIONS,

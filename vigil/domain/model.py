@@ -7,7 +7,6 @@ instances must fit in well under a gigabyte). They are changed only through
 transitions and keeps its indices true; code elsewhere reads them.
 """
 
-import copy
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -174,14 +173,6 @@ def owner(resource: Resource) -> ProjectId | None:
     if isinstance(resource, Project):
         return resource.id
     return None
-
-
-def snapshot(resource: R) -> R:
-    """A copy that later changes to ``resource`` do not reach (for persisting)."""
-    copied = copy.copy(resource)
-    if isinstance(copied, Instance):
-        copied.metadata = dict(copied.metadata)
-    return copied
 
 
 def as_dict(resource: Resource) -> dict[str, Any]:

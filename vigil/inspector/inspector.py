@@ -285,8 +285,10 @@ class Inspector:
             )
         )
         host_of = {i: self._controller.map.instance(i).host or "" for i in impact.instances}
+        status_of = {h: self._controller.map.host(h).status.value for h in impact.hosts}
         for project, instances in impact.by_project.items():
-            statuses = sorted({self._controller.map.host(host_of[i]).status.value for i in instances})
+            their_hosts = {host_of[i] for i in instances}
+            statuses = sorted({status_of[h] for h in their_hosts if h in status_of})
             changes.append(
                 self._alarms.raise_alarm(
                     kind=AlarmKind.INSTANCE_DOWN,
@@ -301,7 +303,7 @@ class Inspector:
                     details={
                         "description": TENANT_DESCRIPTION,
                         "host_status": statuses[0] if len(statuses) == 1 else statuses,
-                        "host_ids": sorted({opaque_host_id(project, host_of[i]) for i in instances}),
+                        "host_ids": sorted(opaque_host_id(project, h) for h in their_hosts),
                         "instance_state": InstanceState.ERROR.value,
                     },
                 )

@@ -78,6 +78,7 @@ class Notifier:
         self._timeout_s = timeout_s
         self._tasks: dict[DeliveryId, asyncio.Task[None]] = {}
         self._warming: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[str, int] = {}  # fault id → deliveries of it not yet ended
 
     # -- the hot path --------------------------------------------------------
 
@@ -162,6 +163,8 @@ class Notifier:
     # -- delivery ------------------------------------------------------------
 
     def _start(self, delivery: Delivery, fault: Fault | None) -> None:
+        if fault is not None:
+            self._in_flight[fault.id] = self._in_flight.get(fault.id, 0) + 1
         task = asyncio.create_task(self._deliver(delivery, fault), name=f"vigil.notifier.deliver.{delivery.id}")
         self._tasks[delivery.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(delivery.id, None))
@@ -209,5 +212,12 @@ class Notifier:
             log.warning("notification %s to %s failed: %s", delivery.notification, delivery.url, delivery.last_error)
         records: list[Record] = [delivery]
         if fault is not None:
-            records.append(fault)
+            # The fault's checkpoints are saved once, with its last delivery's
+            # outcome, not copied again with every one of (say) 200 deliveries.
+            left = self._in_flight.get(fault.id, 1) - 1
+            if left <= 0:
+                self._in_flight.pop(fault.id, None)
+                records.append(fault)
+            else:
+                self._in_flight[fault.id] = left
         await self._saver.save_records(*records)
