@@ -4,12 +4,18 @@
 * ``support.require_service`` skips a test whose server is absent, or fails
   it when ``VIGIL_REQUIRE_SERVICES=1`` (CI sets it), so a missing server
   cannot pass CI silently.
+* Every Vigil a test starts, in process or as a ``vigil serve`` child, has its
+  heartbeat monitor on a free loopback UDP port rather than the default 8771,
+  so tests never collide with each other or with a Vigil running here.
 """
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 
 import pytest
+
+os.environ.setdefault("VIGIL_MONITOR__LISTEN", "127.0.0.1:0")
 
 
 @pytest.fixture(autouse=True)

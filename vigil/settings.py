@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,6 +74,64 @@ class NotifierSettings(_Group):
         return self
 
 
+def parse_host_port(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets) as a pair; ValueError says what is wrong."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, not {value!r}")
+    return host, int(port)
+
+
+class MonitorSettings(_Group):
+    """The heartbeat monitor: the UDP address the hosts' agents send heartbeats to
+    (``off`` disables it), the defaults for agents that do not advertise their
+    interval and multiplier, the hold-down before a lost host counts as up again,
+    and an optional shared key for authenticated (HMAC-SHA256) heartbeats."""
+
+    listen: str | None = "127.0.0.1:8771"
+    interval_ms: float = Field(20.0, ge=1, le=60_000)
+    detect_mult: int = Field(3, ge=1, le=255)
+    hold_down_s: float = Field(1.0, ge=0)
+    key: str | None = Field(None, description="Shared HMAC key; heartbeats without a valid MAC are dropped.")
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "off", "none", "disabled"):
+            return None
+        parse_host_port(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return None if self.listen is None else parse_host_port(self.listen)
+
+
+FAMILIES = ("compute.host", "network.switch", "network.link", "compute.process")
+
+
+class InspectorSettings(_Group):
+    """Which event families act at once (``critical``), and the aggregation of the
+    others: ``aggregate_threshold`` distinct failures of one host (a NIC, the
+    gateway, a process) within ``aggregate_window_s`` take the host down; fewer
+    raise a ``host.degraded`` warning for admins."""
+
+    critical: list[str] = Field(default_factory=lambda: ["compute.host", "network.switch"])
+    aggregate_threshold: int = Field(2, ge=1)
+    aggregate_window_s: float = Field(10.0, gt=0)
+
+    @field_validator("critical")
+    @classmethod
+    def _families(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown event families {unknown}; known: {', '.join(FAMILIES)}")
+        if not {"compute.host", "network.switch"} <= set(value):
+            raise ValueError("compute.host and network.switch are always critical")
+        return value
+
+
 class AuthSettings(_Group):
     """Empty ``tokens_file`` means ``<data_dir>/tokens.yaml``."""
 
@@ -90,6 +148,8 @@ class Settings(BaseSettings):
     cloud: CloudSettings = CloudSettings()
     notifier: NotifierSettings = NotifierSettings()
     auth: AuthSettings = AuthSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    inspector: InspectorSettings = InspectorSettings()
 
     @property
     def store_url(self) -> str:

@@ -15,7 +15,18 @@ import vigil
 from vigil.api.deps import ApiContext
 from vigil.api.errors import install_error_handlers
 from vigil.api.limits import BodySizeLimit
-from vigil.api.routes import alarms, events, faults, groups, hosts, instances, network, southbound, subscriptions
+from vigil.api.routes import (
+    alarms,
+    events,
+    faults,
+    groups,
+    hosts,
+    instances,
+    monitor,
+    network,
+    southbound,
+    subscriptions,
+)
 
 ContextFactory = Callable[[], AbstractAsyncContextManager[ApiContext]]
 
@@ -35,7 +46,7 @@ def create_app(start: ContextFactory, *, max_body_bytes: int = 1_048_576) -> Fas
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    for module in (hosts, instances, network, groups, events):
+    for module in (hosts, instances, network, groups, events, monitor):
         app.include_router(module.router, prefix="/v1")
     for module in (southbound, faults, alarms, subscriptions):
         app.include_router(module.router)

@@ -18,6 +18,7 @@ from vigil.domain.deliveries import Delivery
 from vigil.domain.events import ResourceEvent
 from vigil.domain.faults import FaultEvent
 from vigil.inspector.inspector import Inspector
+from vigil.monitor.monitor import HeartbeatMonitor
 from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.service import Notifier
 from vigil.notifier.subscriptions import SubscriptionRegistry
@@ -59,6 +60,7 @@ class FaultServices:
     subscriptions: SubscriptionRegistry
     notifier: Notifier
     log: RecordLog
+    monitor: HeartbeatMonitor | None = None
 
 
 @dataclass(slots=True)
