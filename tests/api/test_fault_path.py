@@ -314,3 +314,18 @@ async def test_a_sol003_subscription_needs_a_callback_that_passes_the_test(
     assert ok.status_code == 201
     aodh_to_nobody = await vnf_a.post("/v1/subscriptions", json={"callbacks": [dead], "format": "aodh"})
     assert aodh_to_nobody.status_code == 201  # Aodh has no callback test; delivery retries later
+
+
+async def test_a_group_alarm_waits_for_its_threshold_of_members(
+    admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, vnf_b: httpx.AsyncClient, monitor: httpx.AsyncClient
+) -> None:
+    response = await vnf_a.patch("/v1/server-groups/vnf-a-ha", json={"alarm_threshold": 2})
+    assert response.json()["server_group"]["alarm_threshold"] == 2
+    assert (await vnf_b.patch("/v1/server-groups/vnf-a-ha", json={"alarm_threshold": 1})).status_code == 404
+    assert (await vnf_a.patch("/v1/server-groups/vnf-a-ha", json={"alarm_threshold": 0})).status_code == 422
+    await monitor.post("/v1/event", json=host_down("compute-1", "a1"))  # app-act: 1 of 2 members down
+    groups = (await vnf_a.get("/v1/alarms", params={"kind": "server_group.degraded"})).json()["alarms"]
+    assert groups == []
+    await monitor.post("/v1/event", json=host_down("compute-2", "a2"))  # app-stby: 2 of 2
+    [alarm] = (await vnf_a.get("/v1/alarms", params={"kind": "server_group.degraded"})).json()["alarms"]
+    assert sorted(alarm["resource_ids"]) == ["vnf-a-app-act", "vnf-a-app-stby"]

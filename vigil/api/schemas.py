@@ -63,6 +63,7 @@ class ServerGroupOut(_Out):
     name: str
     project: str
     policy: GroupPolicy
+    alarm_threshold: int = Field(description="server_group.degraded is raised when this many members are down")
     members: list[str]
 
 
@@ -99,6 +100,10 @@ class InstanceAction(_In):
     action: Literal["stop", "start", "migrate", "live-migrate", "evacuate", "reset-state"]
     host: str | None = Field(None, description="Target host for migrate, live-migrate and evacuate.")
     state: InstanceState | None = Field(None, description="For reset-state: ACTIVE or ERROR.")
+
+
+class GroupPatch(_In):
+    alarm_threshold: int = Field(ge=1, le=10_000)
 
 
 class HostAction(_In):

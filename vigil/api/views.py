@@ -77,6 +77,7 @@ def group_view(rmap: ResourceMap, group: ServerGroup) -> ServerGroupOut:
         name=group.name,
         project=group.project,
         policy=group.policy,
+        alarm_threshold=group.alarm_threshold,
         members=[m.id for m in rmap.members(group.id)],
     )
 

@@ -335,6 +335,16 @@ class EmbeddedCloud:
         await self._commit(changes)
         return h
 
+    async def set_group_alarm_threshold(self, group: str, threshold: int) -> ServerGroup:
+        """How many members must be down before the group's degraded alarm is raised."""
+        if threshold < 1:
+            raise Conflict(f"an alarm threshold is at least 1, not {threshold}")
+        g = self.map.group(group)
+        changes = self._changes("alarm threshold")
+        changes.update(g, alarm_threshold=threshold)
+        await self._commit(changes)
+        return g
+
     async def set_port_status(self, port_id: str, status: DataPlaneStatus, *, reason: str | None = None) -> Port:
         port = self.map.port(port_id)
         changes = self._changes(reason or "data-plane status")

@@ -6,7 +6,8 @@ The file has one section per resource kind, each a list of entries::
     hosts:         [{name: compute-1, zone: az-1, switch: tor-1, vcpus: 8,
                      admin_state: enabled, forced_down: false}]
     projects:      [{id: vnf-a, name: VNF A}]
-    server_groups: [{id: vnf-a-ha, name: app-ha, project: vnf-a, policy: anti-affinity}]
+    server_groups: [{id: vnf-a-ha, name: app-ha, project: vnf-a, policy: anti-affinity,
+                     alarm_threshold: 1}]
     instances:     [{id: app-act, name: app-act, project: vnf-a, vcpus: 2,
                      group: vnf-a-ha, host: compute-1, state: ACTIVE, metadata: {role: ACT}}]
     ports:         [{id: app-act-data, instance: app-act, network: data}]
@@ -97,6 +98,7 @@ class HostEntry(_Entry):
     admin_state: AdminState = AdminState.ENABLED
     forced_down: Annotated[bool, Field(strict=True)] = False
     disabled_reason: Text | None = None
+    in_maintenance: Annotated[bool, Field(strict=True)] = False
 
 
 class ProjectEntry(_Entry):
@@ -109,6 +111,7 @@ class ServerGroupEntry(_Entry):
     name: Name
     project: Name
     policy: GroupPolicy = GroupPolicy.ANTI_AFFINITY
+    alarm_threshold: Annotated[int, Field(strict=True, ge=1)] = 1
 
 
 class InstanceEntry(_Entry):
@@ -216,11 +219,15 @@ def _build(parsed: TopologyFile) -> tuple[Topology, set[str]]:
             admin_state=h.admin_state,
             forced_down=h.forced_down,
             disabled_reason=h.disabled_reason,
+            in_maintenance=h.in_maintenance,
         )
         for h in parsed.hosts
     ]
     topology.projects = [Project(ProjectId(p.id), p.name) for p in parsed.projects]
-    topology.groups = [ServerGroup(GroupId(g.id), g.name, ProjectId(g.project), g.policy) for g in parsed.server_groups]
+    topology.groups = [
+        ServerGroup(GroupId(g.id), g.name, ProjectId(g.project), g.policy, alarm_threshold=g.alarm_threshold)
+        for g in parsed.server_groups
+    ]
     topology.instances = [
         Instance(
             id=InstanceId(ident(i.id, "instances", n, i.name)),

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from vigil.api.deps import Context, Reader
-from vigil.api.schemas import ProjectOut, ServerGroupOut
+from vigil.api.schemas import GroupPatch, ProjectOut, ServerGroupOut
 from vigil.api.views import group_view
 from vigil.domain.errors import NotFound
 
@@ -22,6 +22,15 @@ async def show_group(ctx: Context, principal: Reader, ident: str) -> dict[str, S
     group = ctx.cloud.map.group(ident)
     if not principal.sees(group.project):
         raise NotFound("server group", ident)
+    return {"server_group": group_view(ctx.cloud.map, group)}
+
+
+@router.patch("/server-groups/{ident}", summary="Set a server group's alarm threshold")
+async def patch_group(ctx: Context, principal: Reader, ident: str, body: GroupPatch) -> dict[str, ServerGroupOut]:
+    group = ctx.cloud.map.group(ident)
+    if not principal.sees(group.project):
+        raise NotFound("server group", ident)
+    await ctx.cloud.set_group_alarm_threshold(group.id, body.alarm_threshold)
     return {"server_group": group_view(ctx.cloud.map, group)}
 
 
