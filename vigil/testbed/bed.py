@@ -1,0 +1,384 @@
+"""Bringing a testbed up, looking at it, and taking it down.
+
+:func:`up` builds the networks of :mod:`.plan` (``ip -batch`` for the
+root namespace, one batch per created namespace), writes Vigil's
+configuration into ``<state>/ctl`` (the topology of the testbed's hosts,
+a token file with an admin, a monitor and a member token, and settings:
+API on every address of ``vgt-ctl``, heartbeat monitor on its management
+address, and ``network.link`` critical, since each testbed host has one
+data-plane NIC and is useless without it), starts ``vigil serve`` in
+``vgt-ctl``, waits for its API, then starts one ``vigil agent`` per host
+namespace and waits until every host is heard from.
+
+:func:`down` needs nothing but the prefix: it stops every process in a
+``vgt-`` namespace and every process named by a pid file, deletes the
+``vgt-`` namespaces (their veths go with them), the ``vgt-`` links left in
+the root namespace (bridges, veth ends), any ``vgt-`` nftables table of the
+root namespace, and the state directory. It works after a crash at any
+point of :func:`up`, and on a machine with nothing to remove.
+"""
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from vigil.api.auth import Role, new_token
+from vigil.settings import Settings
+from vigil.testbed import plan
+from vigil.testbed.netns import (
+    TestbedError,
+    ip,
+    links,
+    namespaces,
+    netns_pids,
+    require_root,
+    run,
+)
+from vigil.testbed.state import (
+    TestbedState,
+    default_state_dir,
+    prepare,
+    recorded_pids,
+    start_process,
+    terminate,
+)
+
+DEFAULT_PROJECT = "vnf-testbed"
+
+
+def agent_command(python: str = sys.executable) -> list[str]:
+    """``python -m vigil agent``, or ``VIGIL_TESTBED_AGENT`` (split like a shell) to run another."""
+    override = os.environ.get("VIGIL_TESTBED_AGENT")
+    return shlex.split(override) if override else [python, "-m", "vigil", "agent"]
+
+
+def agent_argv(state: TestbedState, host: plan.HostPlan) -> list[str]:
+    return [
+        *state.agent,
+        "--host",
+        host.name,
+        "--vigil",
+        plan.mgmt_api_url(),
+        "--token",
+        state.tokens["monitor"],
+        "--heartbeat",
+        plan.heartbeat_address(),
+        "--nic",
+        plan.NS_DC_IF,
+        "--gateway",
+        plan.GW_IP,
+    ]
+
+
+def agent_name(host: plan.HostPlan) -> str:
+    return f"agent-{host.name}"
+
+
+# -- up ------------------------------------------------------------------------------
+
+
+def _batch(lines: list[str], ns: str | None = None) -> None:
+    argv = ["ip", *(["-n", ns] if ns else []), "-batch", "-"]
+    done = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise TestbedError(f"{' '.join(argv)}: {done.stderr.strip()}")
+
+
+def _build_networks(count: int) -> None:
+    hosts = plan.hosts(count)
+    root: list[str] = []
+    for bridge in (plan.MGMT_BRIDGE, plan.DC_BRIDGE):
+        root += [f"link add {bridge} type bridge stp_state 0 forward_delay 0", f"link set {bridge} up"]
+    for ns in (plan.CTL_NS, plan.GW_NS, *(h.netns for h in hosts)):
+        root.append(f"netns add {ns}")
+
+    def pair(outside: str, ns: str, inside: str, bridge: str | None) -> None:
+        root.append(f"link add {outside} type veth peer name {inside} netns {ns}")
+        if bridge:
+            root.append(f"link set {outside} master {bridge}")
+        root.append(f"link set {outside} up")
+
+    pair(f"{plan.PREFIX}ctl-m", plan.CTL_NS, plan.NS_MGMT_IF, plan.MGMT_BRIDGE)
+    pair(plan.API_ROOT_IF, plan.CTL_NS, plan.API_CTL_IF, None)
+    root.append(f"addr add {plan.API_ROOT_IP}/{plan.API_PREFIXLEN} dev {plan.API_ROOT_IF}")
+    pair(f"{plan.PREFIX}gw-d", plan.GW_NS, plan.NS_DC_IF, plan.DC_BRIDGE)
+    for h in hosts:
+        pair(h.mgmt_peer, h.netns, plan.NS_MGMT_IF, plan.MGMT_BRIDGE)
+        pair(h.dc_peer, h.netns, plan.NS_DC_IF, plan.DC_BRIDGE)
+    _batch(root)
+
+    def inside(ns: str, addresses: list[tuple[str, str, int]]) -> None:
+        lines = ["link set lo up"]
+        for dev, address, prefixlen in addresses:
+            lines += [f"addr add {address}/{prefixlen} dev {dev}", f"link set {dev} up"]
+        _batch(lines, ns)
+
+    inside(
+        plan.CTL_NS,
+        [
+            (plan.NS_MGMT_IF, plan.CTL_MGMT_IP, plan.PREFIXLEN),
+            (plan.API_CTL_IF, plan.API_CTL_IP, plan.API_PREFIXLEN),
+        ],
+    )
+    inside(plan.GW_NS, [(plan.NS_DC_IF, plan.GW_IP, plan.PREFIXLEN)])
+    for h in hosts:
+        inside(h.netns, [(plan.NS_MGMT_IF, h.mgmt_ip, plan.PREFIXLEN), (plan.NS_DC_IF, h.dc_ip, plan.PREFIXLEN)])
+
+
+def _vigil_config(state: TestbedState, *, interval_ms: float | None) -> Path:
+    """Topology, tokens and settings of the controller, in ``<state>/ctl``."""
+    ctl = state.ctl_dir
+    topology = ctl / "topology.yaml"
+    topology.write_text(yaml.safe_dump(plan.vigil_topology(state.hosts, state.project), sort_keys=False))
+    principals = {
+        "admin": ("admin", Role.ADMIN),
+        "monitor": ("monitoring", Role.MONITOR),
+        "member": (state.project, Role.MEMBER),
+    }
+    tokens_file = ctl / "tokens.yaml"
+    tokens_file.write_text(
+        yaml.safe_dump({state.tokens[k]: {"project": p, "role": str(r)} for k, (p, r) in principals.items()})
+    )
+    os.chmod(tokens_file, 0o600)
+    (ctl / "admin-token").write_text(state.tokens["admin"] + "\n")
+    settings: dict[str, Any] = {
+        "data_dir": str(ctl),
+        "log_level": "WARNING",
+        "server": {"host": "0.0.0.0", "port": plan.API_PORT},  # every address of vgt-ctl, none elsewhere
+        "cloud": {"topology": str(topology)},
+        "auth": {"tokens_file": str(tokens_file)},
+    }
+    fields = Settings.model_fields
+    if "monitor" in fields:
+        settings["monitor"] = {"listen": plan.heartbeat_address()}
+        if interval_ms is not None:
+            settings["monitor"]["interval_ms"] = interval_ms
+    if "inspector" in fields:
+        # One data-plane NIC per host: losing it leaves the host useless, so it acts at once.
+        settings["inspector"] = {"critical": ["compute.host", "network.switch", "network.link"]}
+    config = ctl / "vigil.yaml"
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return config
+
+
+def wait_api(state: TestbedState, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{plan.api_url()}/healthz", timeout=1.0)
+            if response.status_code == 200:
+                return
+            last = f"status {response.status_code}"
+        except httpx.HTTPError as exc:
+            last = str(exc) or type(exc).__name__
+        if "serve" not in recorded_pids(state.dir):
+            raise TestbedError(f"vigil serve exited; see {state.dir / 'logs' / 'serve.log'}")
+        time.sleep(0.1)
+    raise TestbedError(f"the controller's API at {plan.api_url()} did not answer within {timeout_s} s ({last})")
+
+
+def start_agent(state: TestbedState, host: plan.HostPlan) -> int:
+    return start_process(state.dir, agent_name(host), host.netns, agent_argv(state, host))
+
+
+def admin_client(state: TestbedState, timeout_s: float = 10.0) -> httpx.Client:
+    return httpx.Client(base_url=plan.api_url(), headers={"X-Auth-Token": state.tokens["admin"]}, timeout=timeout_s)
+
+
+def monitored_hosts(state: TestbedState) -> dict[str, str] | None:
+    """Each host's heartbeat state as the controller's monitor sees it (None if it has none)."""
+    with admin_client(state) as client:
+        response = client.get("/v1/monitor/hosts")
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    body = response.json()
+    rows = body.get("hosts", body) if isinstance(body, dict) else body
+    return {str(r.get("host") or r.get("name")): str(r.get("state")) for r in rows}
+
+
+def wait_agents(state: TestbedState, timeout_s: float) -> None:
+    """Until every agent runs and, if the controller has a heartbeat monitor, every host is UP in it."""
+    deadline = time.monotonic() + timeout_s
+    names = [agent_name(h) for h in plan.hosts(state.hosts)]
+    while True:
+        running = recorded_pids(state.dir)
+        dead = [n for n in names if n not in running]
+        if dead:
+            raise TestbedError(f"agents exited: {', '.join(dead)}; see their logs in {state.dir / 'logs'}")
+        try:
+            seen = monitored_hosts(state)
+        except httpx.HTTPError:
+            seen = {}
+        if seen is None:
+            time.sleep(0.5)  # no monitor to ask: give the agents time to open their watches
+            return
+        missing = [h.name for h in plan.hosts(state.hosts) if seen.get(h.name) != "UP"]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TestbedError(f"hosts not heard from within {timeout_s} s: {', '.join(missing)}")
+        time.sleep(0.1)
+
+
+def up(
+    count: int,
+    state_dir: Path | None = None,
+    *,
+    project: str = DEFAULT_PROJECT,
+    agent: list[str] | None = None,
+    interval_ms: float | None = None,
+    timeout_s: float = 60.0,
+) -> TestbedState:
+    """Build a testbed of ``count`` hosts and start Vigil and the agents; see the module docstring."""
+    require_root()
+    plan.hosts(count)  # validates
+    directory = state_dir or default_state_dir()
+    if TestbedState.load(directory) is not None or namespaces(plan.PREFIX) or links(plan.PREFIX):
+        raise TestbedError("a testbed is up already (or left over): run 'vigil testbed down' first")
+    prepare(directory)
+    tokens = {"admin": new_token(), "monitor": new_token(), "member": new_token()}
+    python = sys.executable
+    state = TestbedState(directory, count, project, python, agent or agent_command(python), tokens)
+    state.save()  # first, so 'down' knows the state directory even if the rest fails
+    try:
+        _build_networks(count)
+        config = _vigil_config(state, interval_ms=interval_ms)
+        start_process(directory, "serve", plan.CTL_NS, [python, "-m", "vigil", "serve", "--config", str(config)])
+        wait_api(state, timeout_s)
+        for host in plan.hosts(count):
+            start_agent(state, host)
+        wait_agents(state, timeout_s)
+    except BaseException:
+        down(directory)
+        raise
+    state.ready = True
+    state.save()
+    return state
+
+
+def load(state_dir: Path | None = None) -> TestbedState:
+    directory = state_dir or default_state_dir()
+    state = TestbedState.load(directory)
+    if state is None:
+        raise TestbedError(f"no testbed is up (no state in {directory}): run 'vigil testbed up'")
+    return state
+
+
+# -- down ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Removed:
+    processes: list[int] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    nft_tables: list[str] = field(default_factory=list)
+    state_dir: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.processes or self.namespaces or self.links or self.nft_tables or self.state_dir)
+
+
+def _root_nft_tables() -> list[tuple[str, str]]:
+    if shutil.which("nft") is None:
+        return []
+    done = run(["nft", "-j", "list", "tables"], check=False)
+    if done.returncode != 0:
+        return []
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        entries = json.loads(done.stdout)["nftables"]
+        return [
+            (e["table"]["family"], e["table"]["name"])
+            for e in entries
+            if "table" in e and str(e["table"]["name"]).startswith(plan.PREFIX)
+        ]
+    return []
+
+
+def leftovers() -> dict[str, list[str]]:
+    """What carries the prefix now: namespaces, root links, root nftables tables."""
+    return {
+        "namespaces": namespaces(plan.PREFIX),
+        "links": links(plan.PREFIX),
+        "nft_tables": [f"{f} {n}" for f, n in _root_nft_tables()],
+    }
+
+
+def down(state_dir: Path | None = None) -> Removed:
+    """Remove everything the testbed made; see the module docstring."""
+    require_root()
+    directory = state_dir or default_state_dir()
+    removed = Removed()
+    pids = set(recorded_pids(directory).values())
+    for ns in namespaces(plan.PREFIX):
+        pids.update(netns_pids(ns))
+    pids.discard(os.getpid())
+    removed.processes = sorted(pids)
+    terminate(removed.processes)
+    for family, table in _root_nft_tables():
+        run(["nft", "delete", "table", family, table], check=False)
+        removed.nft_tables.append(f"{family} {table}")
+    for ns in namespaces(plan.PREFIX):
+        ip("netns", "del", ns, check=False)
+        removed.namespaces.append(ns)
+    # Deleting a namespace deletes its veths, and so their peers here; then the bridges.
+    for name in links(plan.PREFIX):
+        ip("link", "del", name, check=False)
+        removed.links.append(name)
+    if directory.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.state_dir = str(directory)
+    still = {k: v for k, v in leftovers().items() if v}
+    if still:
+        raise TestbedError(f"could not remove: {still}")
+    return removed
+
+
+# -- status ----------------------------------------------------------------------------
+
+
+def status(state_dir: Path | None = None) -> dict[str, Any]:
+    """What is up: the state, the processes, each host's links, loss rules and Vigil's view."""
+    from vigil.testbed.faults import host_view  # the faults module knows how to look at a host
+
+    directory = state_dir or default_state_dir()
+    state = TestbedState.load(directory)
+    report: dict[str, Any] = {"state_dir": str(directory), "up": state is not None, "leftovers": leftovers()}
+    if state is None:
+        return report
+    running = recorded_pids(directory)
+    report.update(
+        hosts=state.hosts,
+        project=state.project,
+        ready=state.ready,
+        api=plan.api_url(),
+        admin_token_file=str(state.ctl_dir / "admin-token"),
+        serve=running.get("serve"),
+        faults=[{"host": f.host, "kind": f.kind, "t00": f.t00, **f.detail} for f in state.faults],
+    )
+    vigil_hosts: dict[str, str] = {}
+    monitor: dict[str, str] | None = None
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        with admin_client(state, timeout_s=2.0) as client:
+            response = client.get("/v1/hosts", params={"limit": 1000})
+            if response.status_code == 200:
+                vigil_hosts = {h["name"]: h["status"] for h in response.json()["hosts"]}
+        monitor = monitored_hosts(state)
+    report["host_status"] = [
+        host_view(state, h, running, vigil_hosts.get(h.name), (monitor or {}).get(h.name))
+        for h in plan.hosts(state.hosts)
+    ]
+    return report

@@ -1,0 +1,132 @@
+"""Names and addresses of a testbed: pure functions, no I/O.
+
+Everything the testbed creates is named with :data:`PREFIX`. Addresses come
+from the RFC 2544 benchmarking ranges only:
+
+=====================  ===============  ====================================
+network                range            addresses
+=====================  ===============  ====================================
+management (vgt-mgmt)  198.18.0.0/24    controller .2, host i at .(10+i)
+controller API link    198.18.1.0/30    root side .1, controller side .2
+data centre (vgt-dc)   198.19.0.0/24    gateway .1, host i at .(10+i),
+                                        the service address (VIP) .250
+=====================  ===============  ====================================
+
+Interfaces inside a host namespace are ``vgt-mgmt0`` and ``vgt-dc0``;
+their peers in the root namespace (enslaved to the bridges) are
+``vgt-hI-m`` and ``vgt-hI-d``.
+"""
+
+from dataclasses import dataclass
+
+PREFIX = "vgt-"
+MAX_HOSTS = 200
+
+MGMT_BRIDGE = "vgt-mgmt"
+DC_BRIDGE = "vgt-dc"
+MGMT_NET = "198.18.0"
+DC_NET = "198.19.0"
+PREFIXLEN = 24
+
+CTL_NS = "vgt-ctl"
+CTL_MGMT_IP = f"{MGMT_NET}.2"
+API_ROOT_IF = "vgt-ctl-api"  # in the root namespace
+API_CTL_IF = "vgt-api0"  # in vgt-ctl
+API_ROOT_IP = "198.18.1.1"
+API_CTL_IP = "198.18.1.2"
+API_PREFIXLEN = 30
+API_PORT = 8770
+HEARTBEAT_PORT = 8771
+
+GW_NS = "vgt-gw"
+GW_IP = f"{DC_NET}.1"
+
+SERVICE_IP = f"{DC_NET}.250"  # the VNF's service address, held by its active instance
+SERVICE_PORT = 7000
+
+NS_MGMT_IF = "vgt-mgmt0"
+NS_DC_IF = "vgt-dc0"
+NFT_TABLE = "vgt-loss"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    index: int
+
+    @property
+    def name(self) -> str:
+        """The compute host's name in Vigil's topology."""
+        return f"compute-{self.index}"
+
+    @property
+    def netns(self) -> str:
+        return f"{PREFIX}h{self.index}"
+
+    @property
+    def mgmt_ip(self) -> str:
+        return f"{MGMT_NET}.{10 + self.index}"
+
+    @property
+    def dc_ip(self) -> str:
+        return f"{DC_NET}.{10 + self.index}"
+
+    @property
+    def mgmt_peer(self) -> str:
+        return f"{PREFIX}h{self.index}-m"
+
+    @property
+    def dc_peer(self) -> str:
+        return f"{PREFIX}h{self.index}-d"
+
+
+def hosts(count: int) -> list[HostPlan]:
+    if not 1 <= count <= MAX_HOSTS:
+        raise ValueError(f"a testbed has 1 to {MAX_HOSTS} hosts, not {count}")
+    return [HostPlan(i) for i in range(1, count + 1)]
+
+
+def host_by_name(count: int, name: str) -> HostPlan:
+    """A host by its compute name (``compute-2``), namespace (``vgt-h2``) or index (``2``)."""
+    for plan in hosts(count):
+        if name in (plan.name, plan.netns, str(plan.index)):
+            return plan
+    raise ValueError(f"no host {name!r} in this testbed (compute-1 .. compute-{count})")
+
+
+def api_url() -> str:
+    """The controller's API as the root namespace reaches it."""
+    return f"http://{API_CTL_IP}:{API_PORT}"
+
+
+def mgmt_api_url() -> str:
+    """The controller's API as the hosts (their agents) reach it."""
+    return f"http://{CTL_MGMT_IP}:{API_PORT}"
+
+
+def heartbeat_address() -> str:
+    return f"{CTL_MGMT_IP}:{HEARTBEAT_PORT}"
+
+
+def vigil_topology(count: int, project: str, *, pair: bool = True) -> dict[str, object]:
+    """Vigil's topology for the testbed: its hosts on one switch, and ``project``'s
+    ACT/STBY pair in an anti-affinity group (ACT on compute-1, STBY on compute-2)."""
+    topo: dict[str, object] = {
+        "switches": [{"name": "tor-1"}],
+        "hosts": [{"name": h.name, "zone": "az-1", "switch": "tor-1", "vcpus": 8} for h in hosts(count)],
+        "projects": [{"id": project, "name": "Testbed VNF"}],
+        "server_groups": [{"id": f"{project}-ha", "name": "app-ha", "project": project, "policy": "anti-affinity"}],
+        "instances": [],
+    }
+    if pair and count >= 2:
+        topo["instances"] = [
+            {
+                "id": f"{project}-{role.lower()}-1",
+                "name": f"app-{role.lower()}",
+                "project": project,
+                "group": f"{project}-ha",
+                "host": host,
+                "metadata": {"role": role},
+            }
+            for role, host in (("ACT", "compute-1"), ("STBY", "compute-2"))
+        ]
+    return topo

@@ -1,0 +1,287 @@
+"""The ACT/STBY app on a testbed, its faults measured end to end.
+
+:class:`AppOnTestbed` runs, around a testbed that is up:
+
+* the sample VNF manager (:mod:`vigil.consumer`) of the testbed's project,
+  in this process, its webhook on the root end of the controller's API
+  link (``198.18.1.1``), with ``on_switchover`` wired to the workload;
+* the workload (:class:`~vigil.testbed.workload.Fleet`): one instance
+  process per member of the VNF, in the namespace of the host Vigil placed
+  it on, the active one holding the service address;
+* the probe (:mod:`.probe`) in the gateway's namespace, sending requests
+  to the service address at a steady rate.
+
+:meth:`AppOnTestbed.inject` breaks the active instance's host (by default
+its data-plane link), waits for the VNF manager's switchover and for the
+probe's first answered request after the fault, and reads the fault's
+Doctor profile from Vigil: ``detection_ms`` is T01 - T00 (T00 from the
+injector, T01 the agent's event time), ``notification_ms`` T09 - T01, and
+``outage_ms`` the probe's outage. :meth:`AppOnTestbed.repair` waits for
+the VNF manager's recreation of what failed, moves the workload after it,
+repairs the host and waits until Vigil has it UP and the service answers
+steadily, so the next fault starts from the same kind of state.
+"""
+
+import asyncio
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vigil.consumer.manager import Role, Switchover, VnfManager, VnfSpec
+from vigil.consumer.webhook import running_consumer
+from vigil.testbed import plan
+from vigil.testbed.faults import Injector
+from vigil.testbed.netns import TestbedError
+from vigil.testbed.probe import Sample, outage
+from vigil.testbed.state import TestbedState, pid_of, start_process, terminate
+from vigil.testbed.workload import Fleet
+
+PROBE = "probe"
+
+
+@dataclass(slots=True)
+class Measured:
+    """One injected fault, measured."""
+
+    host: str
+    kind: str
+    t00: float
+    fault: str | None = None
+    detection_ms: float | None = None
+    notification_ms: float | None = None
+    outage_ms: float | None = None
+    switchover_ms: float | None = None  # T00 to the VNF manager's switchover
+    lost: int | None = None
+    served_by: str | None = None
+    checkpoints: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and None not in (self.detection_ms, self.notification_ms, self.outage_ms)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ProbeLog:
+    """The probe's output file, read as it grows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.samples: list[Sample] = []
+        self._offset = 0
+        self._partial = ""
+
+    def refresh(self) -> list[Sample]:
+        if not self.path.exists():
+            return self.samples
+        with self.path.open() as f:
+            f.seek(self._offset)
+            data = f.read()
+            self._offset = f.tell()
+        lines = (self._partial + data).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 5 and parts[0] == "ok":
+                self.samples.append(Sample(int(parts[1]), float(parts[2]), True, float(parts[3]), parts[4]))
+            elif len(parts) == 3 and parts[0] == "lost":
+                self.samples.append(Sample(int(parts[1]), float(parts[2]), False))
+        return self.samples
+
+    def steady(self, count: int) -> bool:
+        """The last ``count`` outcomes are all answers."""
+        recent = sorted(self.refresh()[-count * 2 :], key=lambda s: s.seq)[-count:]
+        return len(recent) == count and all(s.ok for s in recent)
+
+
+class AppOnTestbed:
+    def __init__(
+        self,
+        state: TestbedState,
+        *,
+        rate: float = 500.0,
+        payload_format: str = "aodh",
+        timeout_s: float = 10.0,
+    ) -> None:
+        if rate < 200:
+            raise ValueError("the probe sends at least 200 requests/s")
+        self.state = state
+        self.rate = rate
+        self.payload_format = payload_format
+        self.timeout_s = timeout_s
+        self.injector = Injector(state)
+        self.fleet = Fleet(state.dir, python=state.python)
+        self.probe = ProbeLog(state.dir / "probe.out")
+        self.vnfm: VnfManager | None = None
+        self.log: list[str] = []
+        self._stack = contextlib.AsyncExitStack()
+        self._admin = httpx.AsyncClient(
+            base_url=plan.api_url(), headers={"X-Auth-Token": state.tokens["admin"]}, timeout=timeout_s
+        )
+
+    # -- start and stop -------------------------------------------------------------
+
+    async def __aenter__(self) -> "AppOnTestbed":
+        try:
+            self.vnfm, _ = await self._stack.enter_async_context(
+                running_consumer(
+                    plan.api_url(),
+                    self.state.tokens["member"],
+                    host=plan.API_ROOT_IP,
+                    project=self.state.project,
+                    payload_format=self.payload_format,
+                    spec=VnfSpec(name="app", workers=0),
+                    on_event=self.log.append,
+                    on_switchover=self._switched,
+                    unsubscribe_at_exit=True,
+                )
+            )
+            await self._sync_fleet()
+            self.probe.path.unlink(missing_ok=True)
+            start_process(
+                self.state.dir,
+                PROBE,
+                plan.GW_NS,
+                [
+                    self.state.python,
+                    "-m",
+                    "vigil.testbed.probe",
+                    "--target",
+                    f"{plan.SERVICE_IP}:{plan.SERVICE_PORT}",
+                    "--rate",
+                    str(self.rate),
+                    "--out",
+                    str(self.probe.path),
+                ],
+            )
+            await self._until(lambda: self.probe.steady(int(self.rate / 10)), "the service answers steadily")
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        pid = pid_of(self.state.dir, PROBE)
+        if pid is not None:
+            await asyncio.to_thread(terminate, [pid])
+        self.probe.refresh()
+        try:
+            await self._stack.aclose()
+        finally:
+            await asyncio.to_thread(self.fleet.close)
+            self.injector.close()
+            await self._admin.aclose()
+
+    # -- the workload follows the VNF manager ------------------------------------------
+
+    def _switched(self, switchover: Switchover) -> None:
+        """In the webhook request, right after the role flip: the new active takes the address."""
+        self.fleet.order(switchover.new_act, "claim")
+        self.fleet.order(switchover.failed, "release")
+
+    async def _sync_fleet(self) -> None:
+        """One instance process per healthy member, on the member's host; the ACT holds the VIP."""
+        assert self.vnfm is not None
+        response = await self._admin.get("/v1/instances", params={"project": self.state.project})
+        response.raise_for_status()
+        where = {i["id"]: i for i in response.json()["instances"]}
+        wanted: dict[str, tuple[plan.HostPlan, bool]] = {}
+        for member in self.vnfm.members.values():
+            inst = where.get(member.id)
+            if inst is None or inst["state"] != "ACTIVE" or not inst.get("host"):
+                continue
+            host = plan.host_by_name(self.state.hosts, inst["host"])
+            wanted[member.id] = (host, member.role is Role.ACT)
+        await asyncio.to_thread(self.fleet.sync, wanted)
+
+    def act_host(self) -> plan.HostPlan:
+        assert self.vnfm is not None
+        act = self.vnfm.act
+        if act is None or act.id not in self.fleet.hosts:
+            raise TestbedError("the VNF has no active instance running")
+        return self.fleet.hosts[act.id]
+
+    # -- one fault ------------------------------------------------------------------
+
+    async def _until(self, predicate: Any, what: str, timeout_s: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting until {what}")
+            await asyncio.sleep(0.01)
+
+    async def inject(self, kind: str = "link-down") -> Measured:
+        """Break the active instance's host and measure detection, notification and outage."""
+        assert self.vnfm is not None
+        host = self.act_host()
+        switchovers = len(self.vnfm.switchovers)
+        injected = self.injector.inject(host, kind)
+        result = Measured(host.name, kind, injected.t00)
+        try:
+            vnfm = self.vnfm
+            await self._until(lambda: len(vnfm.switchovers) > switchovers, "the VNF manager switches over")
+            result.switchover_ms = round((vnfm.switchovers[-1].at - injected.t00) * 1000, 3)
+            await self._until(
+                lambda: outage(self.probe.refresh(), injected.t00, injected.broken) is not None,
+                "the service answers again",
+            )
+            measured = outage(self.probe.samples, injected.t00, injected.broken)
+            assert measured is not None
+            result.outage_ms = round(measured.ms, 3)
+            result.lost = measured.lost
+            result.served_by = measured.served_by
+            await self._profile(result, host, injected.t00)
+        except (TimeoutError, TestbedError, httpx.HTTPError) as exc:
+            result.error = str(exc)
+        return result
+
+    async def _profile(self, result: Measured, host: plan.HostPlan, t00: float) -> None:
+        response = await self._admin.get("/v1/faults", params={"state": "ACTIVE"})
+        response.raise_for_status()
+        faults = [f for f in response.json()["faults"] if (f["resource_type"], f["resource_id"]) == ("host", host.name)]
+        if not faults:
+            raise TestbedError(f"Vigil has no active fault of {host.name}")
+        result.fault = faults[-1]["id"]
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            response = await self._admin.get(f"/v1/faults/{result.fault}/profile")
+            response.raise_for_status()
+            profile = response.json()
+            checkpoints: dict[str, float] = profile["checkpoints"]
+            if "T09" in checkpoints or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        result.checkpoints = {k: round((v - t00) * 1000, 3) for k, v in checkpoints.items()}
+        if "T01" in checkpoints:
+            result.detection_ms = round((checkpoints["T01"] - t00) * 1000, 3)
+        result.notification_ms = profile.get("notification_ms")
+        if result.notification_ms is None:
+            raise TestbedError(f"fault {result.fault} has no T09: the VNF manager's receipt was not recorded")
+
+    async def repair(self, host_name: str) -> None:
+        """Let the VNF manager finish its recreation, move the workload, repair the host, settle."""
+        assert self.vnfm is not None
+        host = plan.host_by_name(self.state.hosts, host_name)
+        await self.vnfm.settle(self.timeout_s * 3)
+        await self._sync_fleet()  # the failed instance's process goes, before its host comes back
+        self.injector.clear(host)
+
+        async def host_up() -> bool:
+            response = await self._admin.get(f"/v1/hosts/{host.name}")
+            return response.status_code == 200 and response.json()["host"]["status"] == "UP"
+
+        deadline = time.monotonic() + self.timeout_s * 3
+        while not await host_up():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{host.name} is not UP in Vigil after its repair")
+            await asyncio.sleep(0.05)
+        await self._until(lambda: self.probe.steady(int(self.rate / 10)), "the service answers steadily")

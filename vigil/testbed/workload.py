@@ -1,0 +1,282 @@
+"""The VNF's instances as real processes, and the fleet that runs them.
+
+An instance process (``python -m vigil.testbed.workload``) runs inside its
+host's namespace and answers UDP requests on the data-plane network: on
+its host's data-plane address, and on the VNF's service address (VIP)
+while it holds it. Its socket on the VIP is bound with ``IP_FREEBIND``
+beforehand, so claiming the service is only adding the address. The
+process takes orders on a UNIX datagram socket (paths are not confined to
+a network namespace): ``claim`` adds the VIP to its data-plane interface
+(one rtnetlink message) and announces it with gratuitous ARP (repeated
+after 20 and 200 ms, as VRRP routers do); ``release`` removes it. Each
+order and its timing is logged as a JSON line on stdout.
+
+:class:`Fleet` (the orchestrator's side) starts one process per Vigil
+instance in the namespace of the host the instance runs on, gives the
+orders, keeps the processes in step with the VNF manager's members
+(:meth:`Fleet.sync`), and stops them, taking the VIP off their host even if
+the process cannot answer. Its processes' pid files are in the testbed's
+state directory, so ``vigil testbed down`` stops them too.
+
+The stdlib only: an instance starts in tens of milliseconds.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vigil.testbed import plan
+from vigil.testbed.rtnl import Announcer, Rtnl
+
+IP_FREEBIND = 15
+GARP_REPEATS_S = (0.02, 0.2)
+
+
+# -- the instance process -----------------------------------------------------
+
+
+class Instance:
+    def __init__(self, name: str, address: str, vip: str, port: int, dev: str, control: Path) -> None:
+        self.name = name
+        self.address = address
+        self.vip = vip
+        self.port = port
+        self.dev = dev
+        self.control = control
+        self.rtnl = Rtnl()
+        self.announcer = Announcer(dev, vip)
+        self.active = False
+        self.answered = 0
+        self._tag = b" " + name.encode()
+        self._stop = asyncio.Event()
+
+    def _log(self, event: str, **fields: object) -> None:
+        print(json.dumps({"event": event, "instance": self.name, "at": time.time(), **fields}), flush=True)
+
+    def _udp(self, address: str, freebind: bool) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if freebind:
+            sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        sock.bind((address, self.port))
+        sock.setblocking(False)
+        return sock
+
+    def _serve(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data, peer = sock.recvfrom(2048)
+            except BlockingIOError:
+                return
+            with contextlib.suppress(OSError):
+                sock.sendto(data + self._tag, peer)
+            self.answered += 1
+
+    def claim(self) -> None:
+        start = time.time()
+        self.rtnl.add_address(self.dev, self.vip)
+        added = time.time()
+        self.announcer.announce()
+        self.active = True
+        self._log("claimed", started=start, added_ms=(added - start) * 1000, took_ms=(time.time() - start) * 1000)
+        loop = asyncio.get_running_loop()
+        for delay in GARP_REPEATS_S:
+            loop.call_later(delay, self._announce)
+
+    def _announce(self) -> None:
+        if self.active:
+            with contextlib.suppress(OSError):
+                self.announcer.announce()
+
+    def release(self) -> None:
+        start = time.time()
+        removed = self.rtnl.delete_address(self.dev, self.vip)
+        self.active = False
+        self._log("released", removed=removed, took_ms=(time.time() - start) * 1000)
+
+    def _order(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data = sock.recv(256)
+            except BlockingIOError:
+                return
+            order = data.decode(errors="replace").strip()
+            try:
+                if order == "claim":
+                    self.claim()
+                elif order == "release":
+                    self.release()
+                elif order == "quit":
+                    self._stop.set()
+                else:
+                    self._log("unknown_order", order=order)
+            except OSError as exc:
+                self._log("order_failed", order=order, error=str(exc))
+
+    async def run(self, active: bool) -> None:
+        loop = asyncio.get_running_loop()
+        data = [self._udp(self.address, False), self._udp(self.vip, True)]
+        with contextlib.suppress(FileNotFoundError):
+            self.control.unlink()
+        orders = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        orders.bind(str(self.control))
+        orders.setblocking(False)
+        for sock in data:
+            loop.add_reader(sock.fileno(), self._serve, sock)
+        loop.add_reader(orders.fileno(), self._order, orders)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        if active:
+            self.claim()
+        self._log("serving", address=self.address, vip=self.vip, port=self.port, active=self.active)
+        try:
+            await self._stop.wait()
+        finally:
+            if self.active:
+                with contextlib.suppress(OSError):
+                    self.release()
+            for sock in [*data, orders]:
+                loop.remove_reader(sock.fileno())
+                sock.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.control.unlink()
+            self.rtnl.close()
+            self.announcer.close()
+            self._log("stopped", answered=self.answered)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A VNF instance: a UDP request/response server (testbed workload).")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--address", required=True, help="this host's data-plane address")
+    parser.add_argument("--vip", default=plan.SERVICE_IP)
+    parser.add_argument("--port", type=int, default=plan.SERVICE_PORT)
+    parser.add_argument("--dev", default=plan.NS_DC_IF)
+    parser.add_argument("--control", required=True, type=Path, help="UNIX datagram socket for orders")
+    parser.add_argument("--active", action="store_true", help="claim the service address at start")
+    args = parser.parse_args(argv)
+    instance = Instance(args.name, args.address, args.vip, args.port, args.dev, args.control)
+    asyncio.run(instance.run(args.active))
+    return 0
+
+
+# -- the orchestrator's side ----------------------------------------------------
+
+
+class FleetError(Exception):
+    pass
+
+
+class Fleet:
+    """One instance process per Vigil instance, in its host's namespace."""
+
+    def __init__(self, state_dir: Path, *, python: str = sys.executable) -> None:
+        self.state_dir = state_dir
+        self.python = python
+        self.run_dir = state_dir / "instances"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.hosts: dict[str, plan.HostPlan] = {}  # instance id -> host
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._orders = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._orders.setblocking(False)
+
+    def _control(self, instance: str) -> Path:
+        return self.run_dir / f"{instance}.sock"
+
+    def _pid_file(self, instance: str) -> Path:
+        return self.state_dir / "pids" / f"instance-{instance}.pid"
+
+    def start(self, instance: str, host: plan.HostPlan, *, active: bool, timeout_s: float = 10.0) -> None:
+        if instance in self._procs:
+            raise FleetError(f"instance {instance} runs already")
+        control = self._control(instance)
+        with contextlib.suppress(FileNotFoundError):
+            control.unlink()
+        argv = [
+            self.python,
+            "-m",
+            "vigil.testbed.workload",
+            "--name",
+            instance,
+            "--address",
+            host.dc_ip,
+            "--control",
+            str(control),
+        ]
+        if active:
+            argv.append("--active")
+        log = (self.state_dir / "logs" / f"instance-{instance}.log").open("ab")
+        with log:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", host.netns, *argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self._pid_file(instance).parent.mkdir(parents=True, exist_ok=True)
+        self._pid_file(instance).write_text(f"{proc.pid}\n")
+        self._procs[instance] = proc
+        self.hosts[instance] = host
+        deadline = time.monotonic() + timeout_s
+        while not control.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.stop(instance)
+                raise FleetError(f"instance {instance} on {host.name} did not start (see its log)")
+            time.sleep(0.005)
+
+    def order(self, instance: str, what: str) -> bool:
+        """Send ``claim``, ``release`` or ``quit``; False if the process is not listening."""
+        try:
+            self._orders.sendto(what.encode(), str(self._control(instance)))
+        except OSError:
+            return False
+        return True
+
+    def stop(self, instance: str, timeout_s: float = 3.0) -> None:
+        proc = self._procs.pop(instance, None)
+        host = self.hosts.pop(instance, None)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if host is not None:  # a frozen or killed process cannot give the address back itself
+            subprocess.run(
+                ["ip", "-n", host.netns, "addr", "del", f"{plan.SERVICE_IP}/32", "dev", plan.NS_DC_IF],
+                capture_output=True,
+                check=False,
+            )
+        self._pid_file(instance).unlink(missing_ok=True)
+        self._control(instance).unlink(missing_ok=True)
+
+    def running(self) -> dict[str, plan.HostPlan]:
+        return {i: h for i, h in self.hosts.items() if self._procs[i].poll() is None}
+
+    def sync(self, wanted: dict[str, tuple[plan.HostPlan, bool]]) -> None:
+        """Processes for exactly ``wanted`` (instance -> (host, active)): stop the rest, start the missing."""
+        for instance in [i for i in self._procs if i not in wanted or wanted[i][0] != self.hosts.get(i)]:
+            self.stop(instance)
+        for instance, (host, active) in wanted.items():
+            if instance not in self._procs:
+                self.start(instance, host, active=active)
+
+    def close(self) -> None:
+        for instance in list(self._procs):
+            self.stop(instance)
+        self._orders.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
