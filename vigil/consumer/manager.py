@@ -11,7 +11,9 @@ Doctor's consumer, steps 0, 9 and 10:
 9. :meth:`VnfManager.receive` runs inside the webhook request, before the
    answer: a notification it has not seen (deduplicated by notification
    id) that names its active instance switches the standby to active at
-   once. Switching is the manager's own role flip, recorded with its time.
+   once. Switching is the manager's own role flip, recorded with its time;
+   an ``on_switchover`` hook then tells the application (the testbed's
+   workload moves its service address to the new active).
 10. Then, in a task of its own, it recreates each failed instance: delete
     it, boot a new one in the same group (the failed active comes back as
     the new standby), wait until it is ACTIVE, and move the subscription
@@ -105,6 +107,7 @@ class VnfManager:
         spec: VnfSpec | None = None,
         clock: Callable[[], float] = time.time,
         on_event: Callable[[str], None] | None = None,
+        on_switchover: Callable[[Switchover], None] | None = None,
         boot_timeout_s: float = 30.0,
     ) -> None:
         self.client = client
@@ -113,6 +116,7 @@ class VnfManager:
         self.spec = spec or VnfSpec()
         self._clock = clock
         self._on_event = on_event
+        self._on_switchover = on_switchover
         self._boot_timeout_s = boot_timeout_s
         self.members: dict[str, Member] = {}
         self.notifications: list[Notification] = []
@@ -244,7 +248,13 @@ class VnfManager:
             return
         standby.role, act.role = Role.ACT, Role.STBY
         at = self._clock()
-        self.switchovers.append(Switchover(at, note.received_at, note.id, act.id, standby.id))
+        switchover = Switchover(at, note.received_at, note.id, act.id, standby.id)
+        self.switchovers.append(switchover)
+        if self._on_switchover is not None:  # e.g. move the service address to the new active
+            try:
+                self._on_switchover(switchover)
+            except Exception:
+                log.exception("the switchover hook failed")
         self._say(
             f"switched over: {standby.name} is ACT ({(at - note.received_at) * 1000:.3f} ms after receipt), "
             f"{act.name} failed"

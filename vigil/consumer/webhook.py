@@ -26,7 +26,7 @@ from typing import Any
 import uvicorn
 
 from vigil.consumer.client import VigilClient
-from vigil.consumer.manager import VnfManager, VnfSpec
+from vigil.consumer.manager import Switchover, VnfManager, VnfSpec
 from vigil.consumer.notifications import BadNotification, parse_notification
 
 Scope = MutableMapping[str, Any]
@@ -133,11 +133,19 @@ async def running_consumer(
     payload_format: str = "aodh",
     spec: VnfSpec | None = None,
     on_event: Callable[[str], None] | None = None,
+    on_switchover: Callable[[Switchover], None] | None = None,
     unsubscribe_at_exit: bool = False,
 ) -> AsyncIterator[tuple[VnfManager, WebhookServer]]:
     """A sample VNF manager of ``project`` against the Vigil at ``url``, listening on host:port."""
     client = VigilClient(url, token)
-    manager = VnfManager(client, project=project, payload_format=payload_format, spec=spec, on_event=on_event)
+    manager = VnfManager(
+        client,
+        project=project,
+        payload_format=payload_format,
+        spec=spec,
+        on_event=on_event,
+        on_switchover=on_switchover,
+    )
     server = WebhookServer(WebhookApp(manager), host, port)
     try:
         await server.start()
