@@ -5,7 +5,9 @@ embedded defaults; ``vigil cloud show`` prints the hosts of a cloud (a
 running server's, the local store's, or one built from a topology on the
 spot); ``vigil token create`` adds an API token; ``vigil consumer`` runs
 the sample VNF manager against a running server; ``vigil demo fault``
-runs Doctor's fault management test case in one process. Configuration
+runs Doctor's fault management test case in one process (``--testbed``: on
+network namespaces); ``vigil testbed`` builds and breaks those namespaces
+(:mod:`vigil.testbed.cli`). Configuration
 errors end with a one-line message and exit status 2, never a traceback.
 """
 
@@ -32,10 +34,11 @@ from vigil.api.schemas import HostOut, InstanceOut
 from vigil.api.views import host_view, instance_view
 from vigil.consumer.client import ApiError
 from vigil.consumer.webhook import running_consumer
-from vigil.demo import checkpoint_table, run_fault_demo
+from vigil.demo import checkpoint_table, run_fault_demo, run_testbed_demo, table_of_testbed_demo
 from vigil.domain.errors import DomainError
 from vigil.domain.subscriptions import PayloadFormat
 from vigil.settings import Settings, SettingsError, load_settings
+from vigil.testbed.cli import testbed_app
 from vigil.wiring import create_server_app, running
 
 app = typer.Typer(
@@ -49,6 +52,7 @@ demo_app = typer.Typer(help="Demonstrations on an embedded cloud, in one process
 app.add_typer(cloud_app, name="cloud")
 app.add_typer(token_app, name="token")
 app.add_typer(demo_app, name="demo")
+app.add_typer(testbed_app, name="testbed")
 
 console = Console()
 err = Console(stderr=True)
@@ -302,6 +306,8 @@ def demo_fault(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
     payload_format: FormatOpt = PayloadFormat.AODH,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each step.")] = 10.0,
+    testbed: Annotated[bool, typer.Option("--testbed", help="On real namespaces (root): see below.")] = False,
+    hosts: Annotated[int, typer.Option("--hosts", min=2, max=200, help="With --testbed: hosts.")] = 3,
 ) -> None:
     """Doctor's fault management test: fail a host under a VNF and profile the notification.
 
@@ -309,7 +315,13 @@ def demo_fault(
     manager, injects the failure of the host running the VNF's active instance and N
     instances in all, and prints the checkpoints T00..T09 in ms after detection (T01).
     Exits 0 only if the VNF manager got the notification.
+
+    With --testbed: on a testbed of network namespaces (brought up and down again), the ACT
+    host's data-plane link goes down; prints detection (T01 - T00), notification (T09 - T01)
+    and the service outage a probe client saw; exits 0 only if all three were measured.
     """
+    if testbed:
+        _demo_testbed(hosts, payload_format, timeout, as_json)
     with _friendly_errors():
         result = asyncio.run(run_fault_demo(instances, payload_format, timeout_s=timeout))
     if as_json:
@@ -326,6 +338,18 @@ def demo_fault(
         if result.error:
             err.print(f"[bold red]error:[/] {result.error}")
     raise typer.Exit(0 if result.notified else 1)
+
+
+def _demo_testbed(hosts: int, payload_format: PayloadFormat, timeout: float, as_json: bool) -> None:
+    with _friendly_errors():
+        result = asyncio.run(run_testbed_demo(hosts, payload_format, timeout_s=timeout))
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+    else:
+        console.print(table_of_testbed_demo(result))
+    if result.error:
+        err.print(f"[bold red]error:[/] {result.error}")
+    raise typer.Exit(0 if result.ok else 1)
 
 
 @app.command()

@@ -19,6 +19,12 @@ real cloud, in one process and a scratch data directory:
 
 :func:`checkpoint_table` renders the profile for people and
 :meth:`FaultDemoResult.as_json` for programs (``--json``).
+
+:func:`run_testbed_demo` (``vigil demo fault --testbed``, root needed) runs
+the same test on real network namespaces (:mod:`vigil.testbed`): the VNF's
+instances are processes serving a probe client, the fault is the active
+host's data-plane link going down, and it reports detection (T01 - T00),
+notification (T09 - T01) and the service outage the probe saw.
 """
 
 import asyncio
@@ -37,6 +43,9 @@ from rich.table import Table
 from vigil.api.auth import Principal, Role, TokenRegistry, new_token
 from vigil.consumer.webhook import running_consumer
 from vigil.settings import load_settings
+from vigil.testbed import bed
+from vigil.testbed.netns import TestbedError
+from vigil.testbed.scenario import AppOnTestbed, Measured
 from vigil.wiring import BackgroundServer, create_server_app
 
 DEMO_PROJECT = "vnf-demo"
@@ -242,3 +251,78 @@ def checkpoint_table(result: FaultDemoResult) -> Table:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+# -- vigil demo fault --testbed: the same test on real namespaces ----------------------
+
+
+@dataclass(slots=True)
+class TestbedDemoResult:
+    """Doctor's fault test on the testbed: the three figures, and what they came from."""
+
+    __test__ = False  # not a pytest test class
+
+    hosts: int
+    measured: Measured | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.measured is not None and self.measured.complete
+
+    def as_json(self) -> dict[str, float | None]:
+        m = self.measured
+        return {
+            "detection_ms": m.detection_ms if m else None,
+            "notification_ms": m.notification_ms if m else None,
+            "outage_ms": m.outage_ms if m else None,
+        }
+
+
+async def run_testbed_demo(
+    hosts: int = 3,
+    payload_format: str = "aodh",
+    *,
+    timeout_s: float = 10.0,
+    rate: float = 500.0,
+    state_dir: Path | None = None,
+) -> TestbedDemoResult:
+    """Bring a testbed up, run the ACT/STBY app on it, take the ACT host's data-plane
+    link down, measure, and take the testbed down again (see :mod:`vigil.testbed.scenario`)."""
+    result = TestbedDemoResult(hosts)
+    try:
+        state = await asyncio.to_thread(bed.up, hosts, state_dir, timeout_s=max(timeout_s, 30.0))
+    except (TestbedError, OSError, ValueError) as exc:
+        result.error = f"cannot bring the testbed up: {exc}"
+        return result
+    try:
+        async with AppOnTestbed(state, rate=rate, payload_format=payload_format, timeout_s=timeout_s) as app:
+            result.measured = await app.inject("link-down")
+            result.error = result.measured.error
+    except (TestbedError, TimeoutError, OSError, httpx.HTTPError) as exc:
+        result.error = str(exc)
+    finally:
+        await asyncio.to_thread(bed.down, state_dir)
+    if result.error is None and not result.ok:
+        result.error = "a figure is missing"
+    return result
+
+
+def table_of_testbed_demo(result: TestbedDemoResult) -> Table:
+    m = result.measured
+    title = f"Data-plane link of {m.host if m else 'the active host'} down, on a testbed of {result.hosts} hosts"
+    table = Table(title=title)
+    table.add_column("checkpoint")
+    table.add_column("meaning")
+    table.add_column("ms after T00", justify="right")
+    table.add_row("T00", "link set down (ioctl in the host's namespace)", "0.000")
+    for name, meaning in CHECKPOINTS.items():
+        if name != "T00":
+            table.add_row(name, meaning, _ms(m.checkpoints.get(name) if m else None))
+    table.add_section()
+    table.add_row("step 9", "VNF manager switched its STBY to ACT", _ms(m.switchover_ms if m else None))
+    table.add_section()
+    table.add_row("detection", "T01 - T00", _ms(m.detection_ms if m else None))
+    table.add_row("notification", "T09 - T01", _ms(m.notification_ms if m else None))
+    table.add_row("service outage", "probe: last answer before to first after", _ms(m.outage_ms if m else None))
+    return table
