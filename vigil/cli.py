@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 import vigil
+from vigil.agent.command import agent_command
 from vigil.api.auth import Role, TokenFileError, TokenRegistry, add_token, ensure_admin_token
 from vigil.api.schemas import HostOut, InstanceOut
 from vigil.api.views import host_view, instance_view
@@ -53,6 +54,7 @@ app.add_typer(cloud_app, name="cloud")
 app.add_typer(token_app, name="token")
 app.add_typer(demo_app, name="demo")
 app.add_typer(testbed_app, name="testbed")
+app.command("agent")(agent_command)  # the host agent: vigil/agent/
 
 console = Console()
 err = Console(stderr=True)

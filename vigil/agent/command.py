@@ -1,0 +1,93 @@
+"""The ``vigil agent`` command line (registered in :mod:`vigil.cli`)."""
+
+import asyncio
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from vigil.agent.agent import AgentConfig, run_agent
+
+
+def _address(value: str, option: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise typer.BadParameter(f"takes HOST:PORT, not {value!r}", param_hint=option)
+    return host, int(port)
+
+
+async def _run(config: AgentConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_agent(config, stop)
+
+
+def agent_command(
+    host: Annotated[str, typer.Option("--host", help="The compute host this agent represents (its name in Vigil).")],
+    vigil: Annotated[
+        str, typer.Option("--vigil", help="Vigil's API base URL, for events.", envvar="VIGIL_URL")
+    ] = "http://127.0.0.1:8770",
+    token: Annotated[str, typer.Option("--token", help="A monitor token for the events.", envvar="VIGIL_TOKEN")] = "",
+    heartbeat: Annotated[
+        str, typer.Option("--heartbeat", help="HOST:PORT of Vigil's heartbeat monitor (UDP), or 'off'.")
+    ] = "127.0.0.1:8771",
+    interval_ms: Annotated[float, typer.Option("--interval-ms", min=1, help="Heartbeat interval.")] = 20.0,
+    detect_mult: Annotated[
+        int, typer.Option("--detect-mult", min=1, max=255, help="Missed intervals before the host counts as lost.")
+    ] = 3,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Shared key to authenticate heartbeats (HMAC).", envvar="VIGIL_HEARTBEAT_KEY"),
+    ] = None,
+    nic: Annotated[
+        list[str] | None, typer.Option("--nic", help="A data-plane NIC whose carrier to watch (repeatable).")
+    ] = None,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="The data-plane gateway IP to probe.")] = None,
+    probe_interval_ms: Annotated[
+        float, typer.Option("--probe-interval-ms", min=1, help="Gateway probe interval.")
+    ] = 100.0,
+    probe_mult: Annotated[
+        int, typer.Option("--probe-mult", min=1, help="Missed probe replies before the gateway counts as lost.")
+    ] = 3,
+    process: Annotated[
+        list[str] | None,
+        typer.Option("--process", help="A process that must be alive: a name, or pidfile:PATH (repeatable)."),
+    ] = None,
+    check_interval_s: Annotated[
+        float, typer.Option("--check-interval-s", min=0.01, help="Process check interval.")
+    ] = 1.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+) -> None:
+    """Run the host agent: heartbeats to Vigil's monitor, NIC carrier (netlink), gateway
+    probes and process checks reported as southbound events. Stop it with Ctrl-C or SIGTERM.
+    """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    target = None if heartbeat.strip().lower() == "off" else _address(heartbeat, "--heartbeat")
+    nics = tuple(nic or ())
+    processes = tuple(process or ())
+    if (nics or gateway or processes) and not token:
+        raise typer.BadParameter("needs a monitor token to report events", param_hint="--token")
+    config = AgentConfig(
+        host=host,
+        vigil_url=vigil,
+        token=token,
+        heartbeat=target,
+        interval_ms=interval_ms,
+        detect_mult=detect_mult,
+        key=key.encode() if key else None,
+        nics=nics,
+        gateway=gateway,
+        probe_interval_s=probe_interval_ms / 1000,
+        probe_mult=probe_mult,
+        processes=processes,
+        check_interval_s=check_interval_s,
+    )
+    try:
+        asyncio.run(_run(config))
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,179 @@
+"""Southbound events from the agent to Vigil, over the management network.
+
+:meth:`EventReporter.report` queues a Doctor event (``{"time", "type",
+"details": {"hostname", "status", "monitor", "monitor_event_id",
+"related_to", "cause"}}``) and returns at once; one task sends the queue
+with ``PUT /events`` (everything waiting goes in one request) over one
+aiohttp session whose connection is kept alive and opened ahead of the
+first event. If Vigil is unreachable or answers 5xx, 408 or 429, the same
+events are sent again with exponential backoff, in order, under the same
+``monitor_event_id``: Vigil drops a repeat it already took, so a retried
+request whose first answer was lost does not count twice. Another 4xx
+(a bad token, an unknown host) is logged and its events dropped. The queue
+is bounded: when it is full the oldest event is dropped (and counted).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+MONITOR = "vigil-agent"
+MAX_BATCH = 500
+RETRY_STATUSES = {408, 429}
+
+
+@dataclass(slots=True)
+class Counters:
+    queued: int = 0
+    sent: int = 0
+    retries: int = 0
+    dropped_full: int = 0
+    refused: int = 0
+
+
+class EventReporter:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        host: str,
+        *,
+        monitor: str = MONITOR,
+        max_queue: int = 10_000,
+        timeout_s: float = 2.0,
+        retry_initial_s: float = 0.05,
+        retry_max_s: float = 2.0,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self.host = host
+        self.monitor = monitor
+        self._queue: deque[dict[str, Any]] = deque()
+        self._max_queue = max_queue
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        boot = int(time.time() * 1000)
+        self._counter = 0
+        self._new_id = new_id or self._sequential_id(boot)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.counters = Counters()
+
+    def _sequential_id(self, boot: int) -> Callable[[], str]:
+        def new_id() -> str:
+            self._counter += 1
+            return f"{self.host}-{boot}-{self._counter}"
+
+        return new_id
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=60, force_close=False)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers={"X-Auth-Token": self._token},
+            skip_auto_headers=("Accept-Encoding",),
+        )
+        self._task = asyncio.create_task(self._sending(), name="vigil.agent.report")
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):  # warm the connection
+            async with self._session.get(f"{self.url}/healthz") as response:
+                await response.read()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def report(
+        self, event_type: str, at: float, *, related_to: str | None = None, cause: str | None = None
+    ) -> dict[str, Any]:
+        """Queue one event (``at`` is Unix time); the body it will be sent as."""
+        details: dict[str, Any] = {
+            "hostname": self.host,
+            "status": "up" if event_type.endswith(".up") else "down",
+            "monitor": self.monitor,
+            "monitor_event_id": self._new_id(),
+        }
+        if related_to is not None:
+            details["related_to"] = related_to
+        if cause is not None:
+            details["cause"] = cause[:1024]
+        event = {"time": datetime.fromtimestamp(at, UTC).isoformat(), "type": event_type, "details": details}
+        if len(self._queue) >= self._max_queue:
+            dropped = self._queue.popleft()
+            self.counters.dropped_full += 1
+            log.error("event queue full: dropped %s of %s", dropped["type"], dropped["time"])
+        self._queue.append(event)
+        self.counters.queued += 1
+        self._idle.clear()
+        self._wake.set()
+        return event
+
+    async def flushed(self) -> None:
+        """Wait until every queued event was sent (or dropped)."""
+        await self._idle.wait()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def _sending(self) -> None:
+        delay = self._retry_initial_s
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = [self._queue[i] for i in range(min(len(self._queue), MAX_BATCH))]
+            outcome = await self._send(batch)
+            if outcome == "retry":
+                self.counters.retries += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+                continue
+            delay = self._retry_initial_s
+            for _ in batch:  # the queue may have lost its oldest meanwhile; drop what was sent
+                if self._queue and self._queue[0] is _:
+                    self._queue.popleft()
+            if outcome == "sent":
+                self.counters.sent += len(batch)
+            else:
+                self.counters.refused += len(batch)
+
+    async def _send(self, batch: list[dict[str, Any]]) -> str:
+        assert self._session is not None
+        try:
+            async with self._session.put(f"{self.url}/events", json=batch) as response:
+                text = await response.text()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("cannot reach Vigil at %s (%s); %d events wait", self.url, exc, len(self._queue))
+            return "retry"
+        if 200 <= status < 300:
+            return "sent"
+        if status >= 500 or status in RETRY_STATUSES:
+            log.warning("Vigil answered %d; retrying %d events", status, len(batch))
+            return "retry"
+        log.error("Vigil refused %d events with %d: %s", len(batch), status, text[:500])
+        return "refused"
