@@ -216,6 +216,7 @@ async def run_case(case: Case, runs: int, warmup: int, payload_format: str) -> N
             store={"url": f"sqlite+aiosqlite:///{data_dir / 'vigil.db'}"},
             auth={"tokens_file": data_dir / "tokens.yaml"},
             cloud={"hosts": case.hosts, "instances_per_host": case.per_host, "projects": case.projects},
+            monitor={"listen": "off"},
         )
         projects = [f"project-{p + 1:03d}" for p in range(case.projects)]
         tokens = {ADMIN: Principal("admin", Role.ADMIN), MONITOR: Principal("monitoring", Role.MONITOR)}

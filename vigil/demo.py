@@ -157,6 +157,7 @@ async def run_fault_demo(
             store={"url": f"sqlite+aiosqlite:///{data_dir / 'vigil.db'}"},
             auth={"tokens_file": data_dir / "tokens.yaml"},
             cloud={"topology": topology},
+            monitor={"listen": "off"},  # the demo reports its fault itself; never take UDP 8771 from a Vigil here
         )
         admin, monitor, member = new_token(), new_token(), new_token()
         tokens = TokenRegistry(
