@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.resource_map", "bench.notify", "bench.http_fanout"]
+BENCHMARKS = ["bench.resource_map", "bench.notify", "bench.http_fanout", "bench.detect_heartbeat"]
 
 
 def main() -> int:
