@@ -40,6 +40,9 @@ def cmd_up(
     hosts: Annotated[int, typer.Option("--hosts", "-n", min=1, max=plan.MAX_HOSTS, help="Compute hosts.")] = 3,
     state_dir: StateDirOpt = None,
     interval_ms: Annotated[float | None, typer.Option(help="The heartbeat monitor's default interval (ms).")] = None,
+    agent_priority: Annotated[
+        int, typer.Option(min=0, max=99, help="SCHED_RR priority of the agents (0: the normal policy).")
+    ] = bed.AGENT_PRIORITY,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for Vigil and the agents.")] = 60.0,
 ) -> None:
     """Build N host namespaces on a management and a data-centre bridge, start Vigil and the agents.
@@ -47,7 +50,7 @@ def cmd_up(
     The agent command is 'python -m vigil agent', or VIGIL_TESTBED_AGENT (split like a shell).
     """
     try:
-        state = bed.up(hosts, state_dir, interval_ms=interval_ms, timeout_s=timeout)
+        state = bed.up(hosts, state_dir, interval_ms=interval_ms, agent_priority=agent_priority, timeout_s=timeout)
     except (TestbedError, OSError, ValueError) as exc:
         raise _fail(exc) from None
     console.print(f"[bold]testbed up[/]: {hosts} hosts (compute-1 .. compute-{hosts}), state in {state.dir}")

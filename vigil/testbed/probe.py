@@ -141,7 +141,7 @@ class Sample:
 class Outage:
     last_ok_before: float  # send time of the last request answered, sent before T00
     first_ok_after: float  # send time of the first request answered, sent after T00
-    lost: int  # requests lost between the two
+    lost: int  # requests sent between the two and not answered
     served_by: str | None  # the instance that answered first after the fault
 
     @property
@@ -170,7 +170,8 @@ def outage(samples: list[Sample], t00: float, broken: float | None = None) -> Ou
     if not before or not after:
         return None
     last, first = before[-1], after[0]
-    lost = sum(1 for s in samples if last.seq < s.seq < first.seq and not s.ok)
+    answered = sum(1 for s in samples if last.seq < s.seq < first.seq and s.ok)
+    lost = first.seq - last.seq - 1 - answered  # unanswered, whether or not their timeout has passed yet
     return Outage(last.sent, first.sent, lost, first.server)
 
 

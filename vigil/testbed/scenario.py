@@ -274,14 +274,28 @@ class AppOnTestbed:
         await self.vnfm.settle(self.timeout_s * 3)
         await self._sync_fleet()  # the failed instance's process goes, before its host comes back
         self.injector.clear(host)
+        await self.until_stable_up(host.name)
+        await self._until(lambda: self.probe.steady(int(self.rate / 10)), "the service answers steadily")
 
-        async def host_up() -> bool:
-            response = await self._admin.get(f"/v1/hosts/{host.name}")
-            return response.status_code == 200 and response.json()["host"]["status"] == "UP"
+    async def until_stable_up(self, host: str, hold_s: float = 0.4) -> None:
+        """Until Vigil has ``host`` UP with no active fault, and still so ``hold_s`` later
+        (late reports of the fault, such as the agent's gateway probe's, have come in)."""
+
+        async def healthy() -> bool:
+            response = await self._admin.get(f"/v1/hosts/{host}")
+            response.raise_for_status()
+            if response.json()["host"]["status"] != "UP":
+                return False
+            response = await self._admin.get("/v1/faults", params={"state": "ACTIVE"})
+            response.raise_for_status()
+            return not any(f["resource_id"] == host for f in response.json()["faults"])
 
         deadline = time.monotonic() + self.timeout_s * 3
-        while not await host_up():
+        while True:
+            if await healthy():
+                await asyncio.sleep(hold_s)
+                if await healthy():
+                    return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{host.name} is not UP in Vigil after its repair")
+                raise TimeoutError(f"{host} is not steadily UP in Vigil after its repair")
             await asyncio.sleep(0.05)
-        await self._until(lambda: self.probe.steady(int(self.rate / 10)), "the service answers steadily")

@@ -54,6 +54,7 @@ class TestbedState:
     python: str
     agent: list[str]  # the agent command before its per-host options
     tokens: dict[str, str]
+    agent_priority: int = 0  # SCHED_RR priority of the agents (0: the normal policy)
     created_at: float = field(default_factory=time.time)
     ready: bool = False
     faults: list[InjectedFault] = field(default_factory=list)
@@ -111,9 +112,19 @@ def _proc_state(pid: int) -> str | None:
 
 
 def start_process(
-    directory: Path, name: str, ns: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    directory: Path,
+    name: str,
+    ns: str,
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    rt_priority: int = 0,
 ) -> int:
-    """Start ``argv`` inside namespace ``ns`` in a session of its own; record its pid."""
+    """Start ``argv`` inside namespace ``ns`` in a session of its own; record its pid.
+
+    ``rt_priority`` > 0 runs it under the real-time round-robin policy at that
+    priority (its threads inherit it), so a CPU burst elsewhere on the machine
+    cannot delay it."""
     log = (directory / "logs" / f"{name}.log").open("ab")
     with log:
         proc = subprocess.Popen(
@@ -131,6 +142,12 @@ def start_process(
         if started is not None:
             break
         time.sleep(0.001)
+    if rt_priority > 0:
+        try:
+            os.sched_setscheduler(proc.pid, os.SCHED_RR, os.sched_param(rt_priority))
+        except OSError as exc:
+            terminate([proc.pid])
+            raise OSError(exc.errno, f"cannot give {name} real-time priority {rt_priority}: {exc.strerror}") from exc
     (directory / "pids" / f"{name}.pid").write_text(f"{proc.pid} {started}\n")
     return proc.pid
 
