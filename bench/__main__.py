@@ -3,7 +3,14 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.resource_map", "bench.notify", "bench.http_fanout", "bench.detect_heartbeat"]
+BENCHMARKS = [
+    "bench.resource_map",
+    "bench.notify",
+    "bench.http_fanout",
+    "bench.detect_heartbeat",
+    "bench.detect_link",
+    "bench.outage",
+]
 
 
 def main() -> int:
