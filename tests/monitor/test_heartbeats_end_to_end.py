@@ -138,3 +138,45 @@ async def _listing(admin: httpx.AsyncClient, hosts: int) -> dict[str, Any] | Non
 
 def _unix(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
+
+
+async def test_a_host_the_monitor_took_down_before_a_restart_comes_back_through_the_hold_down(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        None, data_dir=tmp_path, cloud={"topology": EXAMPLE}, monitor={"listen": "127.0.0.1:0", "hold_down_s": 0.2}
+    )
+
+    async def serving() -> tuple[BackgroundServer, httpx.AsyncClient, tuple[str, int]]:
+        server = BackgroundServer(create_server_app(settings, TokenRegistry(TOKENS)))
+        await server.start()
+        admin = httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": "admin-token"}, timeout=10)
+        listen = (await admin.get("/v1/monitor/hosts")).json()["monitor"]["listen"]
+        return server, admin, parse_host_port(listen)
+
+    server, admin, target = await serving()
+    sender = HeartbeatSender("compute-4", target)
+    try:
+        await sender.start()
+        await until(lambda: _state(admin, "compute-4", "UP"), "compute-4 up")
+        await sender.stop()
+        await until(lambda: _state(admin, "compute-4", "DOWN"), "compute-4 down")
+    finally:
+        await sender.aclose()
+        await admin.aclose()
+        await server.stop()
+
+    server, admin, target = await serving()
+    sender = HeartbeatSender("compute-4", target)
+    try:
+        assumed = await monitored(admin, "compute-4")
+        assert (assumed["state"], assumed["received"]) == ("DOWN", 0)
+        await sender.start()
+        back = await until(lambda: _state(admin, "compute-4", "UP"), "compute-4 back after the hold-down")
+        assert "hold-down" in back["last_transition"]["reason"]
+        host = (await admin.get("/v1/hosts/compute-4")).json()["host"]
+        assert host["status"] == "UP"
+    finally:
+        await sender.aclose()
+        await admin.aclose()
+        await server.stop()
