@@ -118,6 +118,8 @@ def serve(
     console.print(f"  API reference: http://{server.host}:{server.port}/docs")
     console.print(f"  database: {settings.store_url}")
     console.print(f"  tokens: {settings.tokens_file} ({len(tokens)} configured)")
+    if settings.monitor.listen is not None:
+        console.print(f"  heartbeat monitor: udp://{settings.monitor.listen}")
     admin_file = settings.tokens_file.parent / "admin-token"
     if created is not None:
         console.print(f"  created an admin token in {admin_file}")
