@@ -11,16 +11,13 @@ event loop, for ``vigil serve``'s tests, the demos and the benchmarks.
 """
 
 import asyncio
-import contextlib
 import gc
 import logging
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-import uvicorn
 from fastapi import FastAPI
 
 from vigil.api.app import create_app
@@ -48,6 +45,7 @@ from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.retry import RetryPolicy
 from vigil.notifier.service import Notifier
 from vigil.notifier.subscriptions import SubscriptionRegistry
+from vigil.serving import BackgroundServer
 from vigil.settings import CloudSettings, InspectorSettings, MonitorSettings, NotifierSettings, Settings
 from vigil.store.sql import SqlStore
 from vigil.topology.yaml_file import load_topology
@@ -229,45 +227,4 @@ def create_server_app(settings: Settings, tokens: TokenRegistry) -> FastAPI:
     return create_app(start, max_body_bytes=settings.server.max_body_bytes)
 
 
-class BackgroundServer:
-    """A uvicorn server for ``app`` on a socket bound before start, so the
-    port is known (and free) even when 0 was asked for."""
-
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self.host, self.port = self._sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="vigil.api.server")
-        while not self._server.started:
-            if self._task.done():
-                self._sock.close()
-                with contextlib.suppress(SystemExit):  # uvicorn exits when the lifespan start-up fails
-                    await self._task
-                self._task = None
-                raise RuntimeError("the API server failed to start; its log says why")
-            await asyncio.sleep(0.01)
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._server.should_exit = True
-        await self._task
-        self._task = None
-        self._sock.close()
-
-    async def __aenter__(self) -> "BackgroundServer":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+__all__ = ["BackgroundServer", "Runtime", "create_server_app", "running"]

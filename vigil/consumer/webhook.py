@@ -15,19 +15,16 @@ before start, inside the current event loop; :func:`running_consumer`
 starts server, client and manager together and stops them in order.
 """
 
-import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
-import uvicorn
-
 from vigil.consumer.client import VigilClient
 from vigil.consumer.manager import Switchover, VnfManager, VnfSpec
 from vigil.consumer.notifications import BadNotification, parse_notification
+from vigil.serving import BackgroundServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -81,45 +78,11 @@ async def _answer(send: Send, status: int, payload: Any) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-class WebhookServer:
-    """uvicorn serving ``app`` on a socket bound at construction (port 0 picks a free one)."""
+class WebhookServer(BackgroundServer):
+    """uvicorn serving the webhook app on a socket bound at construction (port 0 picks a free one)."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self.host, self.port = self._sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="vigil.consumer.webhook")
-        while not self._server.started:
-            if self._task.done():
-                self._sock.close()
-                with contextlib.suppress(SystemExit):
-                    await self._task
-                self._task = None
-                raise RuntimeError(f"the webhook server could not listen on {self.url}")
-            await asyncio.sleep(0.005)
-
-    async def wait(self) -> None:
-        """Until the server stops (Ctrl-C or SIGTERM when run from the command line)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._server.should_exit = True
-        await self._task
-        self._task = None
-        self._sock.close()
+        super().__init__(app, host, port, lifespan="off", name="vigil.consumer.webhook")
 
 
 @contextlib.asynccontextmanager
