@@ -23,6 +23,7 @@ accepted event is durable; the notifications went out before the commit.
 """
 
 import asyncio
+import gc
 import hashlib
 import logging
 import time
@@ -132,14 +133,23 @@ class Inspector:
             raise UnknownResource(
                 f"unknown host or switch: {names}; no event of this request was applied (recorded as {ids})"
             )
-        for event in events:
-            self._handle(event, uow)
-            uow.record(event)
-        # One turn of the loop before the commit: the deliveries just started put
-        # their requests on the wire first. The commit's own work (rows for every
-        # instance changed) would otherwise run ahead of them and hold every
-        # notification back for as long as it takes (tens of ms in a rack failure).
-        await asyncio.sleep(0)
+        # No garbage collection from here until the requests are on the wire: a
+        # rack failure allocates thousands of snapshots, and a full collection
+        # landing in the middle (tens of ms) would hold every notification back.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for event in events:
+                self._handle(event, uow)
+                uow.record(event)
+            # One turn of the loop before the commit: the deliveries just started put
+            # their requests on the wire first. The commit's own work (rows for every
+            # instance changed) would otherwise run ahead of them and hold every
+            # notification back for as long as it takes (tens of ms in a rack failure).
+            await asyncio.sleep(0)
+        finally:
+            if collecting:
+                gc.enable()
         await self._controller.commit(uow)
         return list(events)
 
