@@ -180,6 +180,7 @@ def wait_api(state: TestbedState, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
+        require_api_link()
         try:
             response = httpx.get(f"{plan.api_url()}/healthz", timeout=1.0)
             if response.status_code == 200:
@@ -198,7 +199,15 @@ def start_agent(state: TestbedState, host: plan.HostPlan) -> int:
     return start_process(state.dir, agent_name(host), host.netns, argv, rt_priority=state.agent_priority)
 
 
+def require_api_link() -> None:
+    """Refuse to talk to the controller's address unless the testbed's link to it exists:
+    without it, the address would be routed off this machine (it is not ours then)."""
+    if not (Path("/sys/class/net") / plan.API_ROOT_IF).exists():
+        raise TestbedError(f"the testbed's link {plan.API_ROOT_IF} is missing: the testbed is not (fully) up")
+
+
 def admin_client(state: TestbedState, timeout_s: float = 10.0) -> httpx.Client:
+    require_api_link()
     return httpx.Client(base_url=plan.api_url(), headers={"X-Auth-Token": state.tokens["admin"]}, timeout=timeout_s)
 
 
@@ -377,7 +386,7 @@ def status(state_dir: Path | None = None) -> dict[str, Any]:
     )
     vigil_hosts: dict[str, str] = {}
     monitor: dict[str, str] | None = None
-    with contextlib.suppress(httpx.HTTPError, ValueError):
+    with contextlib.suppress(httpx.HTTPError, ValueError, TestbedError):
         with admin_client(state, timeout_s=2.0) as client:
             response = client.get("/v1/hosts", params={"limit": 1000})
             if response.status_code == 200:

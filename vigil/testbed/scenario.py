@@ -33,7 +33,7 @@ import httpx
 
 from vigil.consumer.manager import Role, Switchover, VnfManager, VnfSpec
 from vigil.consumer.webhook import running_consumer
-from vigil.testbed import plan
+from vigil.testbed import bed, plan
 from vigil.testbed.faults import Injector
 from vigil.testbed.netns import TestbedError
 from vigil.testbed.probe import Sample, outage
@@ -121,6 +121,7 @@ class AppOnTestbed:
         self.vnfm: VnfManager | None = None
         self.log: list[str] = []
         self._stack = contextlib.AsyncExitStack()
+        bed.require_api_link()
         self._admin = httpx.AsyncClient(
             base_url=plan.api_url(), headers={"X-Auth-Token": state.tokens["admin"]}, timeout=timeout_s
         )

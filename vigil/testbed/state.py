@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -122,34 +121,38 @@ def start_process(
 ) -> int:
     """Start ``argv`` inside namespace ``ns`` in a session of its own; record its pid.
 
-    ``rt_priority`` > 0 runs it under the real-time round-robin policy at that
-    priority (its threads inherit it), so a CPU burst elsewhere on the machine
-    cannot delay it."""
-    log = (directory / "logs" / f"{name}.log").open("ab")
-    with log:
-        proc = subprocess.Popen(
-            in_netns(ns, argv),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
-    # The child execs 'ip netns exec', which execs argv: the pid stays. Wait for its start time.
+    It is spawned (``posix_spawn``), not a :class:`subprocess.Popen`: it outlives
+    whoever started it, and ``down`` stops it. Its environment is this one's
+    without ``VIGIL_*`` variables (a testbed process is configured by its
+    options and files alone), plus ``env``. ``rt_priority`` > 0 runs it under
+    the real-time round-robin policy at that priority (its threads inherit
+    it), so a CPU burst elsewhere on the machine cannot delay it."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    environment.update(env or {})
+    command = in_netns(ns, argv)
+    log = os.open(directory / "logs" / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, log, 1), (os.POSIX_SPAWN_DUP2, log, 2)]
+        pid = os.posix_spawnp(command[0], command, environment, file_actions=actions, setsid=True)
+    finally:
+        os.close(log)
+        os.close(devnull)
+    # 'ip netns exec' execs argv: the pid stays. Its start time tells it from a later process of the same pid.
     started = None
     for _ in range(100):
-        started = _start_time(proc.pid)
+        started = _start_time(pid)
         if started is not None:
             break
         time.sleep(0.001)
     if rt_priority > 0:
         try:
-            os.sched_setscheduler(proc.pid, os.SCHED_RR, os.sched_param(rt_priority))
+            os.sched_setscheduler(pid, os.SCHED_RR, os.sched_param(rt_priority))
         except OSError as exc:
-            terminate([proc.pid])
+            terminate([pid])
             raise OSError(exc.errno, f"cannot give {name} real-time priority {rt_priority}: {exc.strerror}") from exc
-    (directory / "pids" / f"{name}.pid").write_text(f"{proc.pid} {started}\n")
-    return proc.pid
+    (directory / "pids" / f"{name}.pid").write_text(f"{pid} {started}\n")
+    return pid
 
 
 def recorded_pids(directory: Path) -> dict[str, int]:
@@ -163,7 +166,7 @@ def recorded_pids(directory: Path) -> dict[str, int]:
             parts = pid_file.read_text().split()
             pid = int(parts[0])
             started = _start_time(pid)
-            if started is not None and (len(parts) < 2 or parts[1] in ("None", started)):
+            if started is not None and (len(parts) < 2 or parts[1] in ("None", started)) and is_alive(pid):
                 found[pid_file.stem] = pid
     return found
 
@@ -177,6 +180,8 @@ def is_frozen(pid: int) -> bool:
 
 
 def is_alive(pid: int) -> bool:
+    """Running or stopped; a zombie is dead (and reaped here if it is our child)."""
+    _reap([pid])
     state = _proc_state(pid)
     return state is not None and state not in ("Z", "X")
 

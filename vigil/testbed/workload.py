@@ -24,6 +24,7 @@ The stdlib only: an instance starts in tens of milliseconds.
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -188,7 +189,8 @@ class Fleet:
         self._orders.setblocking(False)
 
     def _control(self, instance: str) -> Path:
-        return self.run_dir / f"{instance}.sock"
+        # A UNIX socket path has at most 107 bytes: name it by a short digest of the id.
+        return self.run_dir / f"{hashlib.sha256(instance.encode()).hexdigest()[:16]}.sock"
 
     def _pid_file(self, instance: str) -> Path:
         return self.state_dir / "pids" / f"instance-{instance}.pid"
