@@ -1,0 +1,88 @@
+"""The testbed's names, addresses and topology, and the probe's outage arithmetic (no root needed)."""
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vigil.testbed import plan
+from vigil.testbed.probe import Sample, outage, read_samples
+from vigil.testbed.scenario import ProbeLog
+from vigil.topology.yaml_file import load_topology
+
+BENCHMARKING = [ipaddress.ip_network("198.18.0.0/15")]  # RFC 2544
+
+
+def test_every_address_is_in_the_benchmarking_range() -> None:
+    addresses = [plan.CTL_MGMT_IP, plan.API_ROOT_IP, plan.API_CTL_IP, plan.GW_IP, plan.SERVICE_IP]
+    for host in plan.hosts(plan.MAX_HOSTS):
+        addresses += [host.mgmt_ip, host.dc_ip]
+    assert len(set(addresses)) == len(addresses)
+    for address in addresses:
+        assert any(ipaddress.ip_address(address) in net for net in BENCHMARKING), address
+
+
+def test_every_name_has_the_prefix_and_fits_an_interface_name() -> None:
+    names = [plan.MGMT_BRIDGE, plan.DC_BRIDGE, plan.CTL_NS, plan.GW_NS, plan.API_ROOT_IF, plan.API_CTL_IF]
+    names += [plan.NS_MGMT_IF, plan.NS_DC_IF, plan.NFT_TABLE]
+    for host in plan.hosts(plan.MAX_HOSTS):
+        names += [host.netns, host.mgmt_peer, host.dc_peer]
+    for name in names:
+        assert name.startswith(plan.PREFIX), name
+        assert len(name) <= 15, name
+
+
+def test_hosts_are_found_by_compute_name_namespace_or_index() -> None:
+    assert plan.host_by_name(3, "compute-2") == plan.host_by_name(3, "vgt-h2") == plan.host_by_name(3, "2")
+    with pytest.raises(ValueError, match="no host"):
+        plan.host_by_name(3, "compute-4")
+    with pytest.raises(ValueError, match="1 to 200 hosts"):
+        plan.hosts(0)
+
+
+def test_the_generated_topology_is_valid_with_the_pair_on_two_hosts(tmp_path: Path) -> None:
+    path = tmp_path / "topology.yaml"
+    path.write_text(yaml.safe_dump(plan.vigil_topology(3, "vnf-x")))
+    topology = load_topology(path)
+    assert [h.name for h in topology.hosts] == ["compute-1", "compute-2", "compute-3"]
+    roles = {i.metadata["role"]: i.host for i in topology.instances}
+    assert roles == {"ACT": "compute-1", "STBY": "compute-2"}
+
+
+def _samples(outcomes: str, start: float = 100.0, step: float = 0.002) -> list[Sample]:
+    """'o' answered, 'x' lost, one request every ``step`` s."""
+    return [
+        Sample(n, start + n * step, c == "o", start + n * step + 0.0005 if c == "o" else None, "a" if n < 5 else "b")
+        for n, c in enumerate(outcomes)
+    ]
+
+
+def test_the_outage_runs_from_the_last_answer_before_the_fault_to_the_first_after() -> None:
+    samples = _samples("oooooxxxxooo")
+    t00 = samples[5].sent - 0.001
+    measured = outage(samples, t00)
+    assert measured is not None
+    assert measured.last_ok_before == samples[4].sent
+    assert measured.first_ok_after == samples[9].sent
+    assert measured.ms == pytest.approx(10.0)
+    assert measured.lost == 4
+    assert measured.served_by == "b"
+
+
+def test_no_outage_is_measured_until_a_request_after_the_fault_is_answered() -> None:
+    samples = _samples("oooooxxxx")
+    assert outage(samples, samples[5].sent) is None
+
+
+def test_the_probe_log_is_read_as_it_grows(tmp_path: Path) -> None:
+    path = tmp_path / "probe.out"
+    log = ProbeLog(path)
+    assert log.refresh() == []
+    path.write_text("ok 1 100.000000 100.000500 a\nlost 2 100.002000\nok 3 100.0")
+    assert [s.seq for s in log.refresh()] == [1, 2]
+    with path.open("a") as f:
+        f.write("04000 100.004500 b\n")
+    samples = log.refresh()
+    assert [(s.seq, s.ok, s.server) for s in samples] == [(1, True, "a"), (2, False, None), (3, True, "b")]
+    assert read_samples(path) == samples
