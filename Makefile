@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo cloud test lint bench serve clean
+.PHONY: demo cloud test lint bench serve clean sysdeps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,14 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint
+# The testbed's tools (ip, nft), installed when missing and running as root; quiet otherwise
+# (the tests that need them skip without root).
+sysdeps:
+	@if [ "$$(id -u)" = 0 ] && ! { command -v nft && command -v ip; } >/dev/null 2>&1; then \
+		apt-get update && apt-get install -y nftables iproute2; \
+	fi
+
+test: lint sysdeps
 	$(BIN)/pytest
 
 bench: $(VENV)/.dev-installed
