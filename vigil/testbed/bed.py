@@ -356,9 +356,13 @@ def down(state_dir: Path | None = None) -> Removed:
     if directory.exists():
         shutil.rmtree(directory, ignore_errors=True)
         removed.state_dir = str(directory)
-    still = {k: v for k, v in leftovers().items() if v}
-    if still:
-        raise TestbedError(f"could not remove: {still}")
+    deadline = time.monotonic() + 3.0  # the kernel tears namespaces down in the background
+    while still := {k: v for k, v in leftovers().items() if v}:
+        if time.monotonic() > deadline:
+            raise TestbedError(f"could not remove: {still}")
+        for name in still.get("links", []):
+            ip("link", "del", name, check=False)
+        time.sleep(0.05)
     return removed
 
 
