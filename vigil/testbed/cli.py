@@ -95,7 +95,8 @@ def cmd_status(
         )
     console.print(table)
     for fault in report["faults"]:
-        console.print(f"  fault: {fault['host']} {fault['kind']} since T00 {_when(fault['t00'])}")
+        detail = ", ".join(f"{k} {v}" for k, v in fault.items() if k not in ("host", "kind", "t00"))
+        console.print(f"  fault: {fault['host']} {fault['kind']} ({detail}) since T00 {_when(fault['t00'])}")
 
 
 @testbed_app.command("fault")
