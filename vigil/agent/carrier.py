@@ -117,7 +117,10 @@ class CarrierWatcher:
                 log.error("netlink socket failed: %s", exc)
                 return
             at = self._clock()
-            self._parse(data, at)
+            try:
+                self._parse(data, at)
+            except Exception:  # one undecodable message must not stop the watching
+                log.exception("cannot decode a netlink message")
 
     def _parse(self, data: bytes, at: float) -> None:
         for msg in self._marshal.parse(data):

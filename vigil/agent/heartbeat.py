@@ -16,6 +16,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from vigil.domain.heartbeats import Heartbeat, encode
 
@@ -47,7 +48,9 @@ class HeartbeatSender:
         self.sent = 0
         self.errors = 0
         self.skipped = 0
+        self.max_behind_s = 0.0  # the most it was ever late on its schedule
         self._sock: socket.socket | None = None
+        self._address: Any = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -63,8 +66,9 @@ class HeartbeatSender:
             family, kind, proto, _, address = infos[0]
             sock = socket.socket(family, kind, proto)
             sock.setblocking(False)
-            sock.connect(address)
-            self._sock = sock
+            # Not connected: a connected socket would fail the send after an ICMP port
+            # unreachable (Vigil restarting), losing a heartbeat for nothing.
+            self._sock, self._address = sock, address
         self._task = asyncio.create_task(self._run(), name=f"vigil.agent.heartbeat.{self.host}")
 
     async def stop(self) -> None:
@@ -86,9 +90,9 @@ class HeartbeatSender:
         self.seq += 1
         beat = Heartbeat(self.host, self.seq, self.interval_ms, self.mult, self._clock(), self.epoch)
         try:
-            self._sock.send(encode(beat, self._key))
+            self._sock.sendto(encode(beat, self._key), self._address)
             self.sent += 1
-        except OSError as exc:  # e.g. ECONNREFUSED from an earlier datagram, or no route yet
+        except OSError as exc:  # e.g. no route to the monitor yet
             self.errors += 1
             log.debug("heartbeat %d not sent: %s", self.seq, exc)
 
@@ -100,6 +104,7 @@ class HeartbeatSender:
             self.send_one()
             due += interval
             now = loop.time()
+            self.max_behind_s = max(self.max_behind_s, now - due + interval)
             if now > due + interval:  # fell behind: rejoin the grid, do not burst
                 missed = int((now - due) / interval)
                 due += missed * interval

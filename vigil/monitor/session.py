@@ -13,6 +13,12 @@ States (:class:`HostState`):
   no deadline missed in between (a miss starts the hold-down again), so a
   flapping host does not flap its alarms.
 
+The monitor's own stalls: if the check of a deadline runs more than a
+detection time late, the monitor itself was not running (its process or its
+machine stalled) and cannot tell a silent host from its own absence; it
+gives the host one more detection time from that moment (``stalls`` counts
+these), so a pause of Vigil does not take every host down.
+
 Sequence numbers: a heartbeat whose ``seq`` is not above the last accepted
 one is *late* (a duplicate, or overtaken by a later one) and ignored; a gap
 counts the missing ones as *lost*. A new ``epoch`` (the agent restarted)
@@ -71,6 +77,7 @@ class Transition:
 class Session:
     __slots__ = (
         "epoch",
+        "grace_until",
         "hold_down_s",
         "host",
         "interval_ms",
@@ -79,10 +86,12 @@ class Session:
         "last_transition",
         "late",
         "lost",
+        "max_gap_s",
         "mult",
         "received",
         "recovering_count",
         "recovering_since",
+        "stalls",
         "state",
         "transitions",
     )
@@ -99,6 +108,9 @@ class Session:
         self.received = 0
         self.lost = 0
         self.late = 0
+        self.max_gap_s = 0.0
+        self.stalls = 0
+        self.grace_until: float | None = None
         self.transitions = 0
         self.recovering_since: float | None = None
         self.recovering_count = 0
@@ -114,7 +126,10 @@ class Session:
         (DOWN, recovering); None when nothing is expected."""
         if self.last_seen is None:
             return None
-        if self.state is HostState.UP or (self.state is HostState.DOWN and self.recovering_since is not None):
+        if self.state is HostState.UP:
+            deadline = self.last_seen + self.detect_s
+            return deadline if self.grace_until is None else max(deadline, self.grace_until)
+        if self.state is HostState.DOWN and self.recovering_since is not None:
             return self.last_seen + self.detect_s
         return None
 
@@ -143,7 +158,10 @@ class Session:
         if beat.mult is not None:
             self.mult = beat.mult
         missed = self.deadline is not None and now > self.deadline + EPSILON_S
+        if self.last_seen is not None and self.state is not HostState.INIT:
+            self.max_gap_s = max(self.max_gap_s, now - self.last_seen)
         self.last_seen = now
+        self.grace_until = None
         if self.state is HostState.INIT:
             return self._move(HostState.UP, now, now, "first heartbeat")
         if self.state is HostState.DOWN:
@@ -163,6 +181,10 @@ class Session:
             return None
         if self.state is HostState.DOWN:  # silence during the hold-down: start it again
             self.recovering_since, self.recovering_count = None, 0
+            return None
+        if now - deadline > self.detect_s:  # the monitor itself was not running: one more detection time
+            self.stalls += 1
+            self.grace_until = now + self.detect_s
             return None
         silent_ms = (deadline - (self.last_seen or deadline)) * 1000
         reason = f"no heartbeat for {silent_ms:.0f} ms ({self.mult} x {self.interval_ms:g} ms)"

@@ -41,7 +41,9 @@ class MonitoredHostOut(BaseModel):
     received: int
     lost: int
     late: int
+    max_gap_ms: float = Field(description="The longest time between two heartbeats taken, as Vigil saw them.")
     transitions: int
+    stalls: int = Field(description="Deadlines checked over a detection time late (Vigil itself stalled): grace given.")
     recovering_since: datetime | None = Field(description="Start of the hold-down of a DOWN host heard again.")
     last_transition: TransitionOut | None
 
@@ -93,7 +95,9 @@ def _host(monitor: HeartbeatMonitor, session: Session) -> MonitoredHostOut:
         received=session.received,
         lost=session.lost,
         late=session.late,
+        max_gap_ms=round(session.max_gap_s * 1000, 3),
         transitions=session.transitions,
+        stalls=session.stalls,
         recovering_since=_when(monitor, session.recovering_since),
         last_transition=transition,
     )
