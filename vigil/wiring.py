@@ -13,6 +13,7 @@ event loop, for ``vigil serve``'s tests, the demos and the benchmarks.
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -121,6 +122,7 @@ def _start_monitor(
     monitor = HeartbeatMonitor(
         inspector.receive,
         timers=asyncio.get_running_loop(),
+        clock=time.monotonic,
         known=known,
         timing=Timing(settings.interval_ms, settings.detect_mult, settings.hold_down_s),
         key=settings.key.encode() if settings.key else None,

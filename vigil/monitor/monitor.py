@@ -81,6 +81,7 @@ class HeartbeatMonitor:
         timing: Timing = DEFAULT_TIMING,
         key: bytes | None = None,
         wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._report = report
@@ -89,6 +90,9 @@ class HeartbeatMonitor:
         self.timing = timing
         self._key = key
         self._wall = wall
+        # The stamps' clock: the loop's own by default; the wiring gives time.monotonic,
+        # as uvloop's loop.time() counts whole milliseconds (its timers still do the arming).
+        self._clock = clock or timers.time
         self._new_id = new_id
         self.sessions: dict[str, Session] = {}
         self.listening: str | None = None  # where the adapter listens, for display
@@ -145,7 +149,7 @@ class HeartbeatMonitor:
                 log.debug("dropped a heartbeat from unknown host %r", beat.host)
                 return
             session = self.sessions[beat.host] = Session(beat.host, self.timing)
-        transition = session.heartbeat(beat, self._timers.time())
+        transition = session.heartbeat(beat, self._clock())
         if transition is not None:
             self._transition(transition)
         if beat.host not in self._armed:
@@ -164,7 +168,7 @@ class HeartbeatMonitor:
             self._drain()
             if session.host in self._armed:  # a drained heartbeat armed it again
                 return
-        transition = session.expire(self._timers.time())
+        transition = session.expire(self._clock())
         if transition is not None:
             self._transition(transition)
         self._arm(session)
@@ -179,7 +183,7 @@ class HeartbeatMonitor:
         down = transition.new is HostState.DOWN
         self._events += 1
         wall_now = self._wall()
-        at = wall_now - (self._timers.time() - transition.at)
+        at = wall_now - (self._clock() - transition.at)
         event = FaultEvent(
             id=EventId(self._new_id()),
             time=datetime.fromtimestamp(at, UTC),
@@ -219,4 +223,4 @@ class HeartbeatMonitor:
         """A monotonic instant of this monitor as Unix time."""
         if monotonic is None:
             return None
-        return self._wall() - (self._timers.time() - monotonic)
+        return self._wall() - (self._clock() - monotonic)
