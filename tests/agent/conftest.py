@@ -26,6 +26,7 @@ def netns() -> Iterator[Callable[[], str]]:
     """``netns()`` makes a new network namespace (loopback up) and returns its name."""
     if os.geteuid() != 0:
         pytest.skip("needs root: it creates network namespaces and veth pairs (CI runs as root)")
+    _sweep_stale()
     made: list[str] = []
 
     def make() -> str:
@@ -38,6 +39,26 @@ def netns() -> Iterator[Callable[[], str]]:
     yield make
     for name in made:
         subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
+
+
+def _sweep_stale() -> None:
+    """Remove namespaces an earlier test run left behind (it crashed): ``vgtest-<pid>-<n>`` of a dead pid."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    for line in listing.splitlines():
+        name = line.split()[0] if line.split() else ""
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "vgtest" and parts[1].isdigit() and not _alive(int(parts[1])):
+            subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture
