@@ -22,7 +22,6 @@ The whole unit of work is committed before ``receive`` returns, so an
 accepted event is durable; the notifications went out before the commit.
 """
 
-import asyncio
 import gc
 import hashlib
 import logging
@@ -34,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from vigil.domain.alarms import AlarmChange, AlarmKind
+from vigil.domain.deliveries import Delivery
 from vigil.domain.errors import DomainError, NotFound
 from vigil.domain.events import EventAction, ResourceEvent
 from vigil.domain.faults import (
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 TENANT_DESCRIPTION = "host failure affecting your instances"
 DEDUP_MEMORY = 100_000
+# How long a fault's commit waits for its notifications' first attempts.
+SETTLE_S = 0.25
 
 
 class UnknownResource(DomainError):
@@ -93,6 +95,7 @@ class Inspector:
         self._faults: dict[FaultId, Fault] = {}
         self._open: dict[tuple[str, str], Fault] = {}  # (resource type, id) → active fault
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._started: list[Delivery] = []  # deliveries started by the events being handled
 
     # -- state -------------------------------------------------------------
 
@@ -138,18 +141,29 @@ class Inspector:
         # landing in the middle (tens of ms) would hold every notification back.
         collecting = gc.isenabled()
         gc.disable()
+        self._started = []
         try:
             for event in events:
                 self._handle(event, uow)
                 uow.record(event)
-            # One turn of the loop before the commit: the deliveries just started put
-            # their requests on the wire first. The commit's own work (rows for every
-            # instance changed) would otherwise run ahead of them and hold every
-            # notification back for as long as it takes (tens of ms in a rack failure).
-            await asyncio.sleep(0)
+            # The notifications go first: the commit waits until their first
+            # attempts have ended (bounded). The commit's own work (rows for every
+            # instance changed) would otherwise run ahead of them on the event
+            # loop and hold them back (tens of ms in a rack failure).
+            started, self._started = self._started, []
+            await self._publisher.settle(started, SETTLE_S)
         finally:
             if collecting:
                 gc.enable()
+        # Outcomes saved while we waited are older in the commit order than this
+        # unit of work: record the deliveries and faults again as they are now,
+        # so the commit does not put back the PENDING rows recorded at publish.
+        for delivery in started:
+            uow.record(delivery)
+        for ident in {d.fault for d in started if d.fault is not None}:
+            fault = self._faults.get(ident)
+            if fault is not None:
+                uow.record(fault)
         await self._controller.commit(uow)
         return list(events)
 
@@ -196,6 +210,9 @@ class Inspector:
             self._host_down(event, host, uow)
         else:
             self._aggregate(event, family, policy, host, uow)
+
+    def _publish(self, changes: Sequence[AlarmChange], fault: Fault | None, uow: Any) -> None:
+        self._started.extend(self._publisher.publish(changes, fault, uow))
 
     # -- failures ------------------------------------------------------------
 
@@ -324,7 +341,7 @@ class Inspector:
                 changes.append(change)
         for change in changes:
             uow.record(change.alarm)
-        self._publisher.publish(changes, fault, uow)
+        self._publish(changes, fault, uow)
         uow.record(fault)
 
     def _evaluate_group(self, group_id: str, fault: FaultId, now: datetime) -> AlarmChange | None:
@@ -392,7 +409,7 @@ class Inspector:
             change = self._alarms.update(active, now, resource_ids=failures)
         if change is not None:
             uow.record(change.alarm)
-            self._publisher.publish([change], None, uow)
+            self._publish([change], None, uow)
         event.outcome = "aggregated"
 
     # -- recoveries ----------------------------------------------------------
@@ -419,7 +436,7 @@ class Inspector:
         if active is not None:
             change = self._alarms.clear(active, self._clock())
             uow.record(change.alarm)
-            self._publisher.publish([change], None, uow)
+            self._publish([change], None, uow)
 
     def _clear(self, event: FaultEvent, resource_type: ResourceType, uow: Any) -> None:
         fault = self._open.pop((resource_type, event.hostname), None)
@@ -443,7 +460,7 @@ class Inspector:
         ]
         for change in changes:
             uow.record(change.alarm)
-        self._publisher.publish(changes, None, uow)
+        self._publish(changes, None, uow)
         uow.record(fault)
         event.outcome = "fault_cleared"
 

@@ -79,6 +79,7 @@ class Notifier:
         self._tasks: dict[DeliveryId, asyncio.Task[None]] = {}
         self._warming: set[asyncio.Task[None]] = set()
         self._in_flight: dict[str, int] = {}  # fault id → deliveries of it not yet ended
+        self._first_tried: dict[DeliveryId, asyncio.Event] = {}
 
     # -- the hot path --------------------------------------------------------
 
@@ -115,6 +116,17 @@ class Notifier:
         for delivery in deliveries:
             self._start(delivery, fault)
         return deliveries
+
+    async def settle(self, deliveries: Sequence[Delivery], timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until each delivery's first attempt has ended.
+
+        The inspector commits a fault's unit of work after this, so the
+        commit's work (thousands of rows in a rack failure) does not compete
+        with the notifications for the event loop while they are in flight.
+        """
+        waits = [e.wait() for d in deliveries if (e := self._first_tried.get(d.id)) is not None]
+        if waits:
+            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=timeout_s)
 
     async def resume(self, pending: Sequence[Delivery], faults: dict[str, Fault] | None = None) -> None:
         """Deliver what a restart left PENDING (each keeps its id and body)."""
@@ -165,9 +177,16 @@ class Notifier:
     def _start(self, delivery: Delivery, fault: Fault | None) -> None:
         if fault is not None:
             self._in_flight[fault.id] = self._in_flight.get(fault.id, 0) + 1
+        self._first_tried[delivery.id] = asyncio.Event()
         task = asyncio.create_task(self._deliver(delivery, fault), name=f"vigil.notifier.deliver.{delivery.id}")
         self._tasks[delivery.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(delivery.id, None))
+        task.add_done_callback(lambda _: self._ended(delivery.id))
+
+    def _ended(self, ident: DeliveryId) -> None:
+        self._tasks.pop(ident, None)
+        tried = self._first_tried.pop(ident, None)
+        if tried is not None:
+            tried.set()
 
     async def _deliver(self, delivery: Delivery, fault: Fault | None) -> None:
         body = delivery.body.encode()
@@ -177,7 +196,12 @@ class Notifier:
             if fault is not None:
                 fault.mark(Checkpoint.T07, self._wall())
             try:
-                result = await self._sender.send(delivery.url, body, headers=headers, timeout_s=self._timeout_s)
+                try:
+                    result = await self._sender.send(delivery.url, body, headers=headers, timeout_s=self._timeout_s)
+                finally:
+                    tried = self._first_tried.get(delivery.id)
+                    if tried is not None:
+                        tried.set()
             except TemporaryError as exc:
                 delivery.last_error = str(exc)
                 delivery.last_status = getattr(exc, "status", None)
