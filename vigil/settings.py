@@ -87,13 +87,18 @@ class MonitorSettings(_Group):
     """The heartbeat monitor: the UDP address the hosts' agents send heartbeats to
     (``off`` disables it), the defaults for agents that do not advertise their
     interval and multiplier, the hold-down before a lost host counts as up again,
-    and an optional shared key for authenticated (HMAC-SHA256) heartbeats."""
+    an optional shared key for authenticated (HMAC-SHA256) heartbeats, and the
+    mass-silence guard: when more than ``mass_silence_fraction`` of at least
+    ``mass_silence_min_hosts`` hosts fall silent at once, the monitoring side is
+    suspected and no host is declared lost (1.0 turns the guard off)."""
 
     listen: str | None = "127.0.0.1:8771"
     interval_ms: float = Field(20.0, ge=1, le=60_000)
     detect_mult: int = Field(3, ge=1, le=255)
     hold_down_s: float = Field(1.0, ge=0)
     key: str | None = Field(None, description="Shared HMAC key; heartbeats without a valid MAC are dropped.")
+    mass_silence_fraction: float = Field(0.5, gt=0, le=1, description="More hosts silent at once: none declared lost.")
+    mass_silence_min_hosts: int = Field(10, ge=1, description="Hosts UP below which the mass-silence guard is off.")
 
     @field_validator("listen")
     @classmethod

@@ -126,6 +126,8 @@ def _start_monitor(
         known=known,
         timing=Timing(settings.interval_ms, settings.detect_mult, settings.hold_down_s),
         key=settings.key.encode() if settings.key else None,
+        mass_fraction=settings.mass_silence_fraction,
+        mass_min_hosts=settings.mass_silence_min_hosts,
     )
     # Hosts this monitor had declared down before a restart come back after a hold-down.
     monitor.assume_down(

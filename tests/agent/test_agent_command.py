@@ -3,6 +3,7 @@ frozen with SIGSTOP its host goes down, thawed it comes back after the hold-down
 SIGTERM stops it cleanly."""
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -52,10 +53,12 @@ async def test_a_frozen_agent_takes_its_host_down_and_a_thawed_one_brings_it_bac
     listen = (await admin.get("/v1/monitor/hosts")).json()["monitor"]["listen"]
     agent = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vigil", "agent", "--host", "compute-3", "--heartbeat", listen, "--interval-ms", "20",
-        stderr=asyncio.subprocess.PIPE,
+        "--realtime", stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         await until(lambda: _is(admin, "compute-3", "UP"), "the agent's heartbeats")
+        if os.geteuid() == 0:
+            assert os.sched_getscheduler(agent.pid) == os.SCHED_FIFO
         agent.send_signal(signal.SIGSTOP)
         await until(lambda: _is(admin, "compute-3", "DOWN"), "compute-3 down")
         host = (await admin.get("/v1/hosts/compute-3")).json()["host"]

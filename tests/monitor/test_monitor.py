@@ -177,13 +177,37 @@ async def test_bad_datagrams_and_unknown_hosts_are_counted_and_dropped() -> None
 
 
 async def test_hosts_that_fall_silent_together_reach_the_inspector_in_one_batch() -> None:
+    """A rack of 40 of 100 hosts loses its management switch."""
     timers, inspector = FakeTimers(), Inspector()
     monitor = make(timers, inspector)
-    for i in range(1, 41):
-        monitor.receive(datagram(f"compute-{i}", 1))
-    timers.advance(0.1)
+    for seq in range(1, 11):
+        timers.advance(seq * 0.02)
+        for i in range(1, 101):
+            if i > 40 or seq == 1:
+                monitor.receive(datagram(f"compute-{i}", seq))
     await settle()
     assert [len(b) for b in inspector.batches] == [40]
+    assert monitor.counters.mass_silences == 0
+    await monitor.aclose()
+
+
+async def test_when_most_hosts_fall_silent_at_once_none_is_declared_lost_until_others_speak_again() -> None:
+    """Vigil's side is suspected (its machine, its management network): Kubernetes' full-disruption rule."""
+    timers, inspector = FakeTimers(), Inspector()
+    monitor = make(timers, inspector)
+    for i in range(1, 21):
+        monitor.receive(datagram(f"compute-{i}", 1))
+    timers.advance(1.0)  # a second of silence from all 20
+    await settle()
+    assert inspector.events == []
+    assert monitor.counters.mass_silences > 0
+    assert all(s.state is HostState.UP for s in monitor.sessions.values())
+    for seq in range(2, 6):  # 19 come back; compute-20 stays silent
+        timers.advance(1.0 + seq * 0.02)
+        for i in range(1, 20):
+            monitor.receive(datagram(f"compute-{i}", seq))
+    await settle()
+    assert [(e.hostname, e.type) for e in inspector.events] == [("compute-20", "compute.host.down")]
     await monitor.aclose()
 
 

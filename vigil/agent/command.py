@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vigil.agent.agent import AgentConfig, run_agent
+from vigil.agent.realtime import make_realtime
 
 
 def _address(value: str, option: str) -> tuple[str, int]:
@@ -60,6 +61,13 @@ def agent_command(
     check_interval_s: Annotated[
         float, typer.Option("--check-interval-s", min=0.01, help="Process check interval.")
     ] = 1.0,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime/--no-realtime",
+            help="Run at real-time priority (SCHED_FIFO) with memory locked, so heartbeats stay on time (root).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
 ) -> None:
     """Run the host agent: heartbeats to Vigil's monitor, NIC carrier (netlink), gateway
@@ -86,6 +94,9 @@ def agent_command(
         processes=processes,
         check_interval_s=check_interval_s,
     )
+    if realtime:
+        for problem in make_realtime():
+            logging.getLogger(__name__).warning("--realtime: %s", problem)
     try:
         asyncio.run(_run(config))
     except OSError as exc:

@@ -16,6 +16,17 @@ firing timer declares a host lost, the monitor *drains* the listener
 (``drain`` port): a heartbeat waiting in the socket buffer while Vigil's
 loop was busy must not turn into a false alarm.
 
+Mass silence: when more than ``mass_fraction`` of the hosts that are UP
+(at least ``mass_min_hosts`` of them) are past their deadlines at once, the
+fault is far likelier on the monitoring side (Vigil's machine stalled, its
+management network or switch failed) than in that many hosts together, so
+no host is declared lost: each gets one more detection time, again and
+again while the silence lasts (Kubernetes' node controller stops evicting
+in a fully disrupted zone for the same reason). When heartbeats come back,
+the hosts still silent are declared lost as usual. ``counters.mass_silences``
+counts the deferrals; a real loss of the whole management network is
+therefore not reported as host failures.
+
 On DOWN the monitor reports a southbound ``compute.host.down`` event whose
 ``time`` is the deadline that passed (Doctor's T01, the detection time),
 from monitor ``vigil-heartbeat`` with a unique ``monitor_event_id``; on UP
@@ -67,6 +78,7 @@ class Counters:
     unknown_host: int = 0
     reported: int = 0
     report_failures: int = 0
+    mass_silences: int = 0
     last_bad: str | None = None
     unknown_hosts: set[str] = field(default_factory=set)
 
@@ -80,6 +92,8 @@ class HeartbeatMonitor:
         known: Callable[[str], bool],
         timing: Timing = DEFAULT_TIMING,
         key: bytes | None = None,
+        mass_fraction: float = 0.5,
+        mass_min_hosts: int = 10,
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
@@ -89,6 +103,8 @@ class HeartbeatMonitor:
         self._known = known
         self.timing = timing
         self._key = key
+        self.mass_fraction = mass_fraction
+        self.mass_min_hosts = mass_min_hosts
         self._wall = wall
         # The stamps' clock: the loop's own by default; the wiring gives time.monotonic,
         # as uvloop's loop.time() counts whole milliseconds (its timers still do the arming).
@@ -168,10 +184,24 @@ class HeartbeatMonitor:
             self._drain()
             if session.host in self._armed:  # a drained heartbeat armed it again
                 return
-        transition = session.expire(self._clock())
-        if transition is not None:
-            self._transition(transition)
+        now = self._clock()
+        if session.due(now) and self._mass_silence(now):
+            session.defer(now)
+            self.counters.mass_silences += 1
+            if self.counters.mass_silences % 100 == 1:
+                log.warning("most hosts fell silent at once: suspecting the monitoring side, declaring none lost")
+        else:
+            transition = session.expire(now)
+            if transition is not None:
+                self._transition(transition)
         self._arm(session)
+
+    def _mass_silence(self, now: float) -> bool:
+        up = [s for s in self.sessions.values() if s.state is HostState.UP]
+        if len(up) < self.mass_min_hosts:
+            return False
+        silent = sum(1 for s in up if s.silent(now))
+        return silent > self.mass_fraction * len(up)
 
     # -- output ------------------------------------------------------------
 

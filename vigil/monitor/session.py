@@ -174,6 +174,20 @@ class Session:
                 return self._move(HostState.UP, now, now, reason)
         return None
 
+    def due(self, now: float) -> bool:
+        """Whether an UP host's deadline has passed at ``now``."""
+        deadline = self.deadline
+        return self.state is HostState.UP and deadline is not None and now + EPSILON_S >= deadline
+
+    def silent(self, now: float) -> bool:
+        """Whether an UP host has sent nothing for a detection time (deferred or not)."""
+        last = self.last_seen
+        return self.state is HostState.UP and last is not None and now + EPSILON_S >= last + self.detect_s
+
+    def defer(self, now: float) -> None:
+        """Not now: give the host one more detection time from ``now`` (the monitor cannot judge)."""
+        self.grace_until = now + self.detect_s
+
     def expire(self, now: float) -> Transition | None:
         """The deadline's timer fired at ``now``: declare the host lost if it passed."""
         deadline = self.deadline
@@ -184,9 +198,9 @@ class Session:
             return None
         if now - deadline > self.detect_s:  # the monitor itself was not running: one more detection time
             self.stalls += 1
-            self.grace_until = now + self.detect_s
+            self.defer(now)
             return None
-        silent_ms = (deadline - (self.last_seen or deadline)) * 1000
+        silent_ms = (deadline - (deadline if self.last_seen is None else self.last_seen)) * 1000
         reason = f"no heartbeat for {silent_ms:.0f} ms ({self.mult} x {self.interval_ms:g} ms)"
         return self._move(HostState.DOWN, deadline, now, reason)
 

@@ -59,6 +59,7 @@ class MonitorOut(BaseModel):
     unknown_hosts: list[str]
     reported: int
     report_failures: int
+    mass_silences: int = Field(description="Deadlines deferred because most hosts fell silent at once.")
 
 
 class MonitorHostsOut(BaseModel):
@@ -116,6 +117,7 @@ def _summary(monitor: HeartbeatMonitor | None) -> MonitorOut:
             unknown_hosts=[],
             reported=0,
             report_failures=0,
+            mass_silences=0,
         )
     c = monitor.counters
     return MonitorOut(
@@ -129,6 +131,7 @@ def _summary(monitor: HeartbeatMonitor | None) -> MonitorOut:
         unknown_hosts=sorted(c.unknown_hosts),
         reported=c.reported,
         report_failures=c.report_failures,
+        mass_silences=c.mass_silences,
     )
 
 
