@@ -235,25 +235,26 @@ class Inspector:
         event.fault = fault.id
         return fault
 
+    def _correlated(self, event: FaultEvent, resource_type: ResourceType, resource_id: str, uow: Any) -> bool:
+        """Attach a repeated failure report to the fault already open on the resource."""
+        existing = self._open.get((resource_type, resource_id))
+        if existing is None:
+            return False
+        existing.events.append(event.id)
+        event.fault = existing.id
+        event.outcome = "correlated"
+        uow.record(existing)
+        return True
+
     def _host_down(self, event: FaultEvent, host: Host, uow: Any) -> None:
-        existing = self._open.get((ResourceType.HOST, host.name))
-        if existing is not None:
-            existing.events.append(event.id)
-            event.fault = existing.id
-            event.outcome = "correlated"
-            uow.record(existing)
+        if self._correlated(event, ResourceType.HOST, host.name, uow):
             return
         fault = self._new_fault(event, ResourceType.HOST, host.name)
         self._fail(fault, event, [host], uow, forced_down=True)
         event.outcome = "fault_opened"
 
     def _switch_down(self, event: FaultEvent, uow: Any) -> None:
-        existing = self._open.get((ResourceType.SWITCH, event.hostname))
-        if existing is not None:
-            existing.events.append(event.id)
-            event.fault = existing.id
-            event.outcome = "correlated"
-            uow.record(existing)
+        if self._correlated(event, ResourceType.SWITCH, event.hostname, uow):
             return
         hosts = [
             h
