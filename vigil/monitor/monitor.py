@@ -23,7 +23,8 @@ management network or switch failed) than in that many hosts together, so
 no host is declared lost: each gets one more detection time, again and
 again while the silence lasts (Kubernetes' node controller stops evicting
 in a fully disrupted zone for the same reason). When heartbeats come back,
-the hosts still silent are declared lost as usual. ``counters.mass_silences``
+the hosts still silent a hold-down after the silence ended (senders catch
+up unevenly after a stall) are declared lost as usual. ``counters.mass_silences``
 counts the deferrals; a real loss of the whole management network is
 therefore not reported as host failures.
 
@@ -119,6 +120,7 @@ class HeartbeatMonitor:
         self._reporter: asyncio.Task[None] | None = None
         self._run = uuid.uuid4().hex[:8]  # monitor_event_ids stay unique across restarts
         self._events = 0
+        self._disrupted_at = float("-inf")
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -185,7 +187,7 @@ class HeartbeatMonitor:
             if session.host in self._armed:  # a drained heartbeat armed it again
                 return
         now = self._clock()
-        if session.due(now) and self._mass_silence(now):
+        if session.due(now) and self._disrupted(now):
             session.defer(now)
             self.counters.mass_silences += 1
             if self.counters.mass_silences % 100 == 1:
@@ -195,6 +197,13 @@ class HeartbeatMonitor:
             if transition is not None:
                 self._transition(transition)
         self._arm(session)
+
+    def _disrupted(self, now: float) -> bool:
+        """A mass silence now, or one that ended less than a hold-down ago (senders catching up)."""
+        if self._mass_silence(now):
+            self._disrupted_at = now
+            return True
+        return now - self._disrupted_at < self.timing.hold_down_s
 
     def _mass_silence(self, now: float) -> bool:
         up = [s for s in self.sessions.values() if s.state is HostState.UP]
