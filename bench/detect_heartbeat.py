@@ -18,7 +18,9 @@ port; the agents are other processes. Three parts:
   wall second, less its idle rate measured first, per 100 hosts.
 * ``soak`` (``--soak-s``): the same load for longer, counting false
   positives (hosts declared down while their agents ran), which must be 0,
-  and the heartbeats lost and late.
+  and the heartbeats lost and late. ``--stall-every-s 30 --stall-ms 1000``
+  also stops Vigil and the agents together now and then (SIGSTOP), as a
+  stalled machine would, to show the monitor's guards at work.
 
     python -m bench.detect_heartbeat [--injections 30] [--cpu-s 10] [--hosts 100] [--soak-s 0] [--realtime]
 
@@ -196,7 +198,9 @@ def senders_main(udp: int, hosts: int, seconds: float, realtime: bool) -> None:
         asyncio.run(run())
 
 
-def load(hosts: int, seconds: float, *, soak: bool, realtime: bool) -> None:
+def load(
+    hosts: int, seconds: float, *, soak: bool, realtime: bool, stall_every_s: float = 0, stall_ms: float = 0
+) -> None:
     with (
         vigil_server(hosts=max(hosts, 1), hold_down_s=1.0) as (url, udp, vigil),
         httpx.Client(base_url=url, headers={"X-Auth-Token": ADMIN}, timeout=10) as api,
@@ -218,8 +222,19 @@ def load(hosts: int, seconds: float, *, soak: bool, realtime: bool) -> None:
             down_at_once: list[int] = []
             start, cpu = time.monotonic(), _cpu(vigil)
             last_t, last_cpu = start, cpu
+            stalls, next_stall = 0, start + stall_every_s
             while time.monotonic() - start < seconds:
                 time.sleep(1.0)
+                if stall_every_s and time.monotonic() >= next_stall:
+                    # The machine stalls: both processes stop, then resume in either order.
+                    stalls += 1
+                    next_stall += stall_every_s
+                    order = [vigil.pid, sender.pid] if stalls % 2 else [sender.pid, vigil.pid]
+                    for pid in order:
+                        os.kill(pid, signal.SIGSTOP)
+                    time.sleep(stall_ms / 1000)
+                    for pid in order:
+                        os.kill(pid, signal.SIGCONT)
                 now, used = time.monotonic(), _cpu(vigil)
                 per_second.append((used - last_cpu) / (now - last_t))
                 last_t, last_cpu = now, used
@@ -244,10 +259,14 @@ def load(hosts: int, seconds: float, *, soak: bool, realtime: bool) -> None:
         "late": sum(h["late"] for h in hosts_out),
         "bad": listing["monitor"]["bad"],
         "max_gap_ms": max(h["max_gap_ms"] for h in hosts_out),
+        "mass_silences": listing["monitor"]["mass_silences"],
+        "stall_graces": sum(h["stalls"] for h in hosts_out),
         "sender_max_behind_ms": sent.get("max_behind_ms"),
         "sender_skipped": sent.get("skipped"),
     }
     params = {"hosts": hosts, "interval_ms": INTERVAL_MS, "mult": MULT, "seconds": seconds, "realtime": realtime}
+    if stall_every_s:
+        params.update(stalls_injected=stalls, stall_ms=stall_ms)
     if soak:
         extra.update(
             false_positives=false_positives,
@@ -282,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         default=False,
         help="Agents at real-time priority with locked memory, as vigil agent --realtime.",
     )
+    parser.add_argument("--stall-every-s", type=float, default=0, help="Soak: stop Vigil and the agents this often...")
+    parser.add_argument("--stall-ms", type=float, default=1000, help="...for this long (a stalled machine).")
     parser.add_argument("--senders", type=int, help=argparse.SUPPRESS)  # child mode: the UDP port
     parser.add_argument("--seconds", type=float, default=10.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -293,7 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_s > 0:
         load(args.hosts, args.cpu_s, soak=False, realtime=args.realtime)
     if args.soak_s > 0:
-        load(args.hosts, args.soak_s, soak=True, realtime=args.realtime)
+        load(
+            args.hosts,
+            args.soak_s,
+            soak=True,
+            realtime=args.realtime,
+            stall_every_s=args.stall_every_s,
+            stall_ms=args.stall_ms,
+        )
     return 0
 
 
