@@ -82,10 +82,13 @@ class ProjectState(StrEnum):
 
 
 class HostMessage(StrEnum):
-    """The messages admin subscribers receive about one host."""
+    """The messages admin subscribers receive: about one host (``host`` in the
+    payload), or that a session failed and was rolled back (``hosts`` and
+    ``reason``)."""
 
     IN_MAINTENANCE = "IN_MAINTENANCE"
     MAINTENANCE_COMPLETE = "MAINTENANCE_COMPLETE"
+    MAINTENANCE_FAILED = "MAINTENANCE_FAILED"
 
 
 class HostMaintenanceState(StrEnum):
