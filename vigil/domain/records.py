@@ -11,6 +11,7 @@ from enum import StrEnum
 from vigil.domain.alarms import Alarm
 from vigil.domain.deliveries import Delivery
 from vigil.domain.faults import Fault, FaultEvent
+from vigil.domain.maintenance import GroupConstraints, InstanceConstraints, MaintenanceSession
 from vigil.domain.subscriptions import Subscription
 
 
@@ -20,9 +21,14 @@ class RecordKind(StrEnum):
     ALARM = "alarm"
     SUBSCRIPTION = "subscription"
     DELIVERY = "delivery"
+    MAINTENANCE_SESSION = "maintenance_session"
+    INSTANCE_CONSTRAINTS = "instance_constraints"
+    GROUP_CONSTRAINTS = "group_constraints"
 
 
-Record = FaultEvent | Fault | Alarm | Subscription | Delivery
+Record = (
+    FaultEvent | Fault | Alarm | Subscription | Delivery | MaintenanceSession | InstanceConstraints | GroupConstraints
+)
 
 RECORD_KINDS: dict[type, RecordKind] = {
     FaultEvent: RecordKind.FAULT_EVENT,
@@ -30,6 +36,9 @@ RECORD_KINDS: dict[type, RecordKind] = {
     Alarm: RecordKind.ALARM,
     Subscription: RecordKind.SUBSCRIPTION,
     Delivery: RecordKind.DELIVERY,
+    MaintenanceSession: RecordKind.MAINTENANCE_SESSION,
+    InstanceConstraints: RecordKind.INSTANCE_CONSTRAINTS,
+    GroupConstraints: RecordKind.GROUP_CONSTRAINTS,
 }
 
 

@@ -1,15 +1,18 @@
 """The store's tables, and the one mapping between their rows and the domain.
 
 One table per resource type and per record kind (faults, alarms,
-subscriptions, deliveries: :class:`vigil.domain.records.RecordKind`), whose
+subscriptions, deliveries, maintenance sessions and constraints:
+:class:`vigil.domain.records.RecordKind`), whose
 columns are the dataclass's fields with the same names and in the same order.
 A :class:`TableSpec` per kind says which table holds it, its key column, which
 columns hold str enums to coerce back on load, and which need a
 :class:`Codec` (a nested dataclass kept as one JSON object, such as a
-subscription's filter with its lists of enums); from that it converts any
-object to a row and back generically. :data:`TABLES` is the registry by kind.
-Lists and dicts of plain values are JSON columns that need no codec, times are
-:class:`UtcDateTime`. ``resource_events`` is the event log, keyed by the
+subscription's filter with its lists of enums, or a maintenance session's
+per-host and per-project progress, a JSON object of such objects by name);
+from that it converts any object to a row and back generically.
+:data:`TABLES` is the registry by kind. Lists and dicts of plain values are
+JSON columns that need no codec, times are :class:`UtcDateTime` (and, inside
+JSON, ISO 8601 strings in UTC). ``resource_events`` is the event log, keyed by the
 controller's ``seq``.
 
 There are no foreign keys. The resource map already refuses dangling
@@ -54,6 +57,17 @@ from sqlalchemy import (
 from vigil.domain.alarms import AckState, Alarm, AlarmKind, AlarmState, Lifecycle
 from vigil.domain.deliveries import Delivery, DeliveryState
 from vigil.domain.faults import EventStatus, Fault, FaultEvent, FaultState, Severity
+from vigil.domain.maintenance import (
+    GroupConstraints,
+    HostMaintenanceState,
+    HostProgress,
+    InstanceAction,
+    InstanceConstraints,
+    MaintenanceSession,
+    ProjectProgress,
+    ProjectState,
+    SessionState,
+)
 from vigil.domain.model import (
     Host,
     Instance,
@@ -280,6 +294,55 @@ deliveries = Table(
     Index("ix_deliveries_created_at", "created_at", "id"),
 )
 
+# A session's hosts, metadata and actions are lists and dicts of plain values;
+# its per-host and per-project progress are JSON objects keyed by host name and
+# by project (see _HOST_PROGRESS and _PROJECT_PROGRESS).
+maintenance_sessions = Table(
+    "maintenance_sessions",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("hosts", JSON, nullable=False),
+    Column("state", String, nullable=False),
+    Column("maintenance_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("workflow", String, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("actions", JSON, nullable=False),
+    Column("reason", String, nullable=True),
+    Column("migrations", Integer, nullable=False),
+    Column("host_progress", JSON, nullable=False),
+    Column("projects", JSON, nullable=False),
+    Index("ix_maintenance_sessions_state", "state"),
+    Index("ix_maintenance_sessions_created_at", "created_at", "id"),
+)
+
+instance_constraints = Table(
+    "instance_constraints",
+    metadata,
+    Column("instance_id", String, primary_key=True),
+    Column("project", String, nullable=False),
+    Column("group_id", String, nullable=True),
+    Column("max_interruption_time", Double, nullable=False),
+    Column("migration_type", String, nullable=False),
+    Column("resource_mitigation", Boolean, nullable=False),
+    Column("lead_time", Double, nullable=False),
+    Index("ix_instance_constraints_project", "project"),
+    Index("ix_instance_constraints_group_id", "group_id"),
+)
+
+group_constraints = Table(
+    "group_constraints",
+    metadata,
+    Column("group_id", String, primary_key=True),
+    Column("project", String, nullable=False),
+    Column("anti_affinity_group", Boolean, nullable=False),
+    Column("max_instances_per_host", Integer, nullable=False),
+    Column("max_impacted_members", Integer, nullable=False),
+    Column("recovery_time", Double, nullable=False),
+    Index("ix_group_constraints_project", "project"),
+)
+
 
 # -- the mapping ------------------------------------------------------------
 
@@ -300,24 +363,73 @@ class Codec:
     decode: Callable[[Any], Any]
 
 
-def json_dataclass(cls: type[Any], enum_lists: Mapping[str, type[StrEnum]] | None = None) -> Codec:
-    """A dataclass kept as one JSON object of its fields; ``enum_lists`` names fields that are lists of str enums.
+def _encode_time(value: datetime) -> str:
+    """An aware datetime as ISO 8601 in UTC (naive ones are refused, as by :class:`UtcDateTime`)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: the store keeps aware times only")
+    return value.astimezone(UTC).isoformat()
 
+
+def _decode_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def json_dataclass(
+    cls: type[Any],
+    enum_lists: Mapping[str, type[StrEnum]] | None = None,
+    *,
+    enums: Mapping[str, type[StrEnum]] | None = None,
+    times: Sequence[str] = (),
+) -> Codec:
+    """A dataclass kept as one JSON object of its fields.
+
+    ``enum_lists`` names fields that are lists of str enums, ``enums`` fields
+    that are one str enum, and ``times`` fields that are aware datetimes (kept
+    as ISO 8601 strings in UTC); a None in an enum or time field stays None.
     On load, keys the dataclass no longer has are dropped and missing ones take
     their defaults, so a field added later reads old rows.
     """
     names = tuple(f.name for f in fields(cls))
-    enums = dict(enum_lists or {})
+    unknown = (set(enum_lists or ()) | set(enums or ()) | set(times)) - set(names)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
+    encoders: dict[str, Callable[[Any], Any]] = dict.fromkeys(enums or (), str)
+    encoders.update(dict.fromkeys(times, _encode_time))
+    decoders: dict[str, Callable[[Any], Any]] = dict(enums or {})
+    decoders.update(dict.fromkeys(times, _decode_time))
+    lists = dict(enum_lists or {})
 
     def encode(value: Any) -> dict[str, Any]:
-        return {n: [str(v) for v in getattr(value, n)] if n in enums else getattr(value, n) for n in names}
+        data = {n: getattr(value, n) for n in names}
+        for n in lists:
+            data[n] = [str(v) for v in data[n]]
+        for n, convert in encoders.items():
+            if data[n] is not None:
+                data[n] = convert(data[n])
+        return data
 
     def decode(data: Mapping[str, Any]) -> Any:
         values = {n: data[n] for n in names if n in data}
-        for n, enum in enums.items():
+        for n, enum in lists.items():
             if n in values:
                 values[n] = [enum(v) for v in values[n]]
+        for n, convert in decoders.items():
+            if values.get(n) is not None:
+                values[n] = convert(values[n])
         return cls(**values)
+
+    return Codec(encode, decode)
+
+
+def json_dict_of(codec: Codec) -> Codec:
+    """A dict whose values ``codec`` converts (such as progress by host name), kept as one JSON object."""
+
+    def encode(value: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: codec.encode(item) for key, item in value.items()}
+
+    def decode(data: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: codec.decode(item) for key, item in data.items()}
 
     return Codec(encode, decode)
 
@@ -396,6 +508,10 @@ RESOURCE_TABLES: dict[str, TableSpec[Resource]] = {
 }
 
 _SUBSCRIPTION_FILTER = json_dataclass(SubscriptionFilter, {"severities": Severity, "lifecycles": Lifecycle})
+_HOST_PROGRESS = json_dict_of(
+    json_dataclass(HostProgress, enums={"state": HostMaintenanceState}, times=("started_at", "ended_at"))
+)
+_PROJECT_PROGRESS = json_dict_of(json_dataclass(ProjectProgress, enums={"state": ProjectState}, times=("replied_at",)))
 
 RECORD_TABLES: dict[str, TableSpec[Record]] = {
     t.kind: t
@@ -431,6 +547,23 @@ RECORD_TABLES: dict[str, TableSpec[Record]] = {
             {"lifecycle": Lifecycle, "state": DeliveryState},
             order=("created_at",),
         ),
+        TableSpec[Record](
+            RecordKind.MAINTENANCE_SESSION,
+            maintenance_sessions,
+            MaintenanceSession,
+            "id",
+            {"state": SessionState},
+            {"host_progress": _HOST_PROGRESS, "projects": _PROJECT_PROGRESS},
+            order=("created_at",),
+        ),
+        TableSpec[Record](
+            RecordKind.INSTANCE_CONSTRAINTS,
+            instance_constraints,
+            InstanceConstraints,
+            "instance_id",
+            {"migration_type": InstanceAction},
+        ),
+        TableSpec[Record](RecordKind.GROUP_CONSTRAINTS, group_constraints, GroupConstraints, "group_id"),
     )
 }
 

@@ -14,10 +14,11 @@ of at most 32,767 bind parameters' worth of rows (asyncpg's limit for one
 statement, should a driver fold the rows into a multi-row INSERT; it also
 bounds what one call holds when a bootstrap writes 200,000 rows). A batch
 holds resources and records (fault events, faults, alarms, subscriptions,
-deliveries) alike, keyed by ``(kind, ident)``; every kind goes through the
-same :class:`~vigil.store.schema.TableSpec` machinery, so a fault, the
-resource changes it caused, its alarms and the deliveries that announce them
-become durable together. Upserts go parent-first and deletes child-first,
+deliveries, maintenance sessions and constraints) alike, keyed by
+``(kind, ident)``; every kind goes through the same
+:class:`~vigil.store.schema.TableSpec` machinery, so a fault, the resource
+changes it caused, its alarms and the deliveries that announce them become
+durable together. Upserts go parent-first and deletes child-first,
 and there are no foreign keys to check (see :mod:`vigil.store.schema`).
 
 Reading: :meth:`SqlStore.load` gives the resource map's snapshot,
@@ -27,6 +28,8 @@ inspector, alarm book, subscriptions and notifier after a restart), and
 :meth:`SqlStore.fault_events` are the paged, filtered queries of the admin
 API (the event log, the delivery log, the raw fault events) and the
 notifier's outbox on restart (``deliveries(state="PENDING")``).
+:meth:`SqlStore.maintenance_sessions`, :meth:`SqlStore.instance_constraints`
+and :meth:`SqlStore.group_constraints` restore the maintenance engine.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: readers (the admin API
 paging the event log) never block the writer, and a commit appends to the
@@ -64,6 +67,7 @@ from vigil.domain.deliveries import Delivery
 from vigil.domain.events import EventAction, ResourceEvent
 from vigil.domain.faults import FaultEvent
 from vigil.domain.ids import ProjectId
+from vigil.domain.maintenance import GroupConstraints, InstanceConstraints, MaintenanceSession
 from vigil.domain.model import Resource, ResourceType
 from vigil.domain.records import Record, RecordKind
 from vigil.store.schema import RECORD_TABLES, RESOURCE_TABLES, TABLES, Stored, TableSpec, resource_events
@@ -215,9 +219,10 @@ class SqlStore:
     async def save(self, batch: ChangeBatch) -> None:
         """Write a batch in one transaction: upserts parent-first, deletes child-first, then events.
 
-        Records (faults, alarms, subscriptions, deliveries) are upserted after
-        the resources and deleted before them; every key's kind must be a
-        :class:`~vigil.domain.model.ResourceType` or a :class:`~vigil.domain.records.RecordKind`.
+        Records (faults, alarms, subscriptions, deliveries, maintenance sessions
+        and constraints) are upserted after the resources and deleted before
+        them; every key's kind must be a :class:`~vigil.domain.model.ResourceType`
+        or a :class:`~vigil.domain.records.RecordKind`.
         """
         if not batch:
             return
@@ -254,7 +259,7 @@ class SqlStore:
     # -- reading records ----------------------------------------------------
 
     async def load_records(self, kind: RecordKind) -> list[Record]:
-        """Every stored record of a kind, oldest first (by its time field, then id)."""
+        """Every stored record of a kind, oldest first (by its time field, if it has one, then its key)."""
         spec = RECORD_TABLES[kind]
         c = spec.table.c
         query = select(spec.table).order_by(*(c[name] for name in spec.order), c[spec.key])
@@ -296,6 +301,18 @@ class SqlStore:
         if outcome is not None:
             query = query.where(c.outcome == outcome)
         return cast(list[FaultEvent], await self._select(spec, query))
+
+    async def maintenance_sessions(self) -> list[MaintenanceSession]:
+        """Every stored maintenance session, oldest first (by ``created_at``, then id), finished ones too."""
+        return cast(list[MaintenanceSession], await self.load_records(RecordKind.MAINTENANCE_SESSION))
+
+    async def instance_constraints(self) -> list[InstanceConstraints]:
+        """Every stored instance's FEAT03 constraints, by instance id."""
+        return cast(list[InstanceConstraints], await self.load_records(RecordKind.INSTANCE_CONSTRAINTS))
+
+    async def group_constraints(self) -> list[GroupConstraints]:
+        """Every stored instance group's FEAT03 constraints, by group id."""
+        return cast(list[GroupConstraints], await self.load_records(RecordKind.GROUP_CONSTRAINTS))
 
     async def _select(self, spec: TableSpec[Record], query: Select[Any]) -> list[Record]:
         async with self.engine.connect() as conn:
