@@ -137,6 +137,17 @@ class InspectorSettings(_Group):
         return value
 
 
+class MaintenanceSettings(_Group):
+    """Maintenance sessions: how long a project's app manager has to answer a
+    message (its ``reply_at``), how long a migration may run before the
+    session fails, and the API root put in each message's ``reply_url``
+    (empty: ``http://<server.host>:<server.port>``)."""
+
+    reply_window_s: float = Field(30.0, gt=0)
+    migration_timeout_s: float = Field(600.0, gt=0)
+    public_url: str | None = None
+
+
 class AuthSettings(_Group):
     """Empty ``tokens_file`` means ``<data_dir>/tokens.yaml``."""
 
@@ -155,6 +166,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     monitor: MonitorSettings = MonitorSettings()
     inspector: InspectorSettings = InspectorSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
 
     @property
     def store_url(self) -> str:

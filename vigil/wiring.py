@@ -40,6 +40,8 @@ from vigil.domain.topology import Topology
 from vigil.heartbeat.udp import HeartbeatListener
 from vigil.inspector.inspector import DEDUP_MEMORY, Inspector
 from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy
+from vigil.maintenance.service import MaintenanceService
+from vigil.maintenance.workflow import WorkflowConfig
 from vigil.monitor.monitor import MONITOR_NAME, HeartbeatMonitor
 from vigil.monitor.session import Timing
 from vigil.notifier.alarms import AlarmBook
@@ -67,6 +69,7 @@ class Runtime:
     cloud: EmbeddedCloud
     faults: FaultServices
     monitor: HeartbeatMonitor | None = None
+    maintenance: MaintenanceService | None = None
 
 
 def initial_topology(cloud: CloudSettings) -> Topology:
@@ -167,6 +170,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     )
     inspector = Inspector(cloud, alarms, notifier, clock=utcnow, policies=fault_policies(settings.inspector))
     watcher: asyncio.Task[None] | None = None
+    maintenance: MaintenanceService | None = None
     heartbeats: tuple[HeartbeatMonitor, HeartbeatListener] | None = None
     try:
         if await store.is_empty():
@@ -187,8 +191,11 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         heartbeats = _start_monitor(settings.monitor, cloud, inspector, alarms)
         monitor = heartbeats[0] if heartbeats is not None else None
         services = FaultServices(inspector, alarms, subscriptions, notifier, store, monitor)
-        yield Runtime(settings, store, bus, committer, cloud, services, monitor)
+        maintenance = await _start_maintenance(settings, store, cloud, notifier)
+        yield Runtime(settings, store, bus, committer, cloud, services, monitor, maintenance)
     finally:
+        if maintenance is not None:
+            await maintenance.aclose()
         if heartbeats is not None:
             heartbeats[1].close()
             await heartbeats[0].aclose()
@@ -201,6 +208,27 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         await cloud.aclose()
         await committer.stop()
         await store.close()
+
+
+async def _start_maintenance(
+    settings: Settings, store: SqlStore, cloud: EmbeddedCloud, notifier: Notifier
+) -> MaintenanceService:
+    """The maintenance service with the sessions and constraints the store holds;
+    sessions a restart cut off are ended and their hosts rolled back."""
+    server = settings.server
+    config = WorkflowConfig(
+        reply_window_s=settings.maintenance.reply_window_s,
+        migration_timeout_s=settings.maintenance.migration_timeout_s,
+        reply_url_root=settings.maintenance.public_url or f"http://{server.host}:{server.port}",
+    )
+    service = MaintenanceService(cloud=cloud, messenger=notifier, clock=utcnow, config=config)
+    service.load(
+        await store.maintenance_sessions(), await store.instance_constraints(), await store.group_constraints()
+    )
+    interrupted = await service.resume()
+    if interrupted:
+        log.warning("ended %d maintenance session(s) a restart cut off; hosts rolled back", len(interrupted))
+    return service
 
 
 async def _restore_faults(
@@ -226,7 +254,13 @@ def create_server_app(settings: Settings, tokens: TokenRegistry) -> FastAPI:
     @asynccontextmanager
     async def start() -> AsyncIterator[ApiContext]:
         async with running(settings) as runtime:
-            yield ApiContext(cloud=runtime.cloud, events=runtime.store, tokens=tokens, faults=runtime.faults)
+            yield ApiContext(
+                cloud=runtime.cloud,
+                events=runtime.store,
+                tokens=tokens,
+                faults=runtime.faults,
+                maintenance=runtime.maintenance,
+            )
 
     return create_app(start, max_body_bytes=settings.server.max_body_bytes)
 

@@ -22,6 +22,7 @@ from vigil.api.routes import (
     groups,
     hosts,
     instances,
+    maintenance,
     monitor,
     network,
     southbound,
@@ -46,7 +47,7 @@ def create_app(start: ContextFactory, *, max_body_bytes: int = 1_048_576) -> Fas
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    for module in (hosts, instances, network, groups, events, monitor):
+    for module in (hosts, instances, network, groups, events, monitor, maintenance):
         app.include_router(module.router, prefix="/v1")
     for module in (southbound, faults, alarms, subscriptions):
         app.include_router(module.router)

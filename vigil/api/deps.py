@@ -18,6 +18,7 @@ from vigil.domain.deliveries import Delivery
 from vigil.domain.events import ResourceEvent
 from vigil.domain.faults import FaultEvent
 from vigil.inspector.inspector import Inspector
+from vigil.maintenance.service import MaintenanceService
 from vigil.monitor.monitor import HeartbeatMonitor
 from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.service import Notifier
@@ -69,6 +70,7 @@ class ApiContext:
     events: EventLog
     tokens: TokenRegistry
     faults: FaultServices
+    maintenance: MaintenanceService | None = None
 
 
 def context(request: Request) -> ApiContext:

@@ -119,3 +119,16 @@ class VigilClient:
 
     async def unsubscribe(self, ident: str) -> None:
         await self._call("DELETE", f"/v1/subscriptions/{ident}", ok=(404,))
+
+    # -- maintenance (Fenix's project endpoints) -------------------------------
+
+    async def maintenance_reply(
+        self, session_id: str, project: str, state: str, instance_actions: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Answer a maintenance message: ``ACK_<STATE>`` or ``NACK_<STATE>``."""
+        body = {"state": state, "instance_actions": instance_actions or {}}
+        return await self._call("PUT", f"/v1/maintenance/{session_id}/{project}", json=body)  # type: ignore[no-any-return]
+
+    async def maintenance_instances(self, session_id: str, project: str) -> list[str]:
+        answer = await self._call("GET", f"/v1/maintenance/{session_id}/{project}")
+        return list(answer["instance_ids"])

@@ -98,6 +98,9 @@ class VnfSpec:
 
 
 class VnfManager:
+    # The alarm kinds (and, for the app manager, message types) it subscribes to.
+    event_types: tuple[str, ...] = ("instance.down",)
+
     def __init__(
         self,
         client: VigilClient,
@@ -205,7 +208,7 @@ class VnfManager:
                 self.callback,
                 name=f"sample VNFM of {self.project}",
                 resource_ids=sorted(self.members),
-                event_types=["instance.down"],
+                event_types=list(self.event_types),
                 payload_format=self.payload_format,
             )
             if old is not None:
@@ -242,23 +245,31 @@ class VnfManager:
         return True
 
     def _switch_over(self, note: Notification, act: Member) -> None:
-        standby = next((m for m in self.members.values() if m.role is Role.STBY and m.health is Health.OK), None)
+        standby = self._healthy_standby()
         if standby is None:
             self._say(f"active {act.name} is down and no standby is healthy: waiting for the recreation")
             return
+        switchover = self._flip(act, standby, note.received_at, note.id)
+        self._say(
+            f"switched over: {standby.name} is ACT ({(switchover.at - note.received_at) * 1000:.3f} ms after receipt), "
+            f"{act.name} failed"
+        )
+
+    def _healthy_standby(self) -> Member | None:
+        return next((m for m in self.members.values() if m.role is Role.STBY and m.health is Health.OK), None)
+
+    def _flip(self, act: Member, standby: Member, received_at: float, cause: str) -> Switchover:
+        """Make ``standby`` the active one and tell the application (the hook)."""
         standby.role, act.role = Role.ACT, Role.STBY
         at = self._clock()
-        switchover = Switchover(at, note.received_at, note.id, act.id, standby.id)
+        switchover = Switchover(at, received_at, cause, act.id, standby.id)
         self.switchovers.append(switchover)
         if self._on_switchover is not None:  # e.g. move the service address to the new active
             try:
                 self._on_switchover(switchover)
             except Exception:
                 log.exception("the switchover hook failed")
-        self._say(
-            f"switched over: {standby.name} is ACT ({(at - note.received_at) * 1000:.3f} ms after receipt), "
-            f"{act.name} failed"
-        )
+        return switchover
 
     # -- step 10: in a task --------------------------------------------------
 

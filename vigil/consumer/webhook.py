@@ -5,7 +5,9 @@ stamped with ``time.time()`` the moment uvicorn hands it over):
 
 * ``POST`` on any path: a notification; the manager acts on it before the
   answer, ``200 {"received_at": <unix s>}`` (Vigil keeps that as the
-  fault's T09), or 400 for a body that is not a notification;
+  fault's T09), or 400 for a body that is not a notification; a
+  maintenance message goes to an :class:`AppManager` (another manager
+  acknowledges it and does nothing);
 * ``GET /state``: the manager's state as JSON;
 * any other ``GET``: 204, as SOL 003 tests a callback URI;
 * anything else: 405.
@@ -21,9 +23,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+from vigil.consumer.app_manager import AppManager
 from vigil.consumer.client import VigilClient
 from vigil.consumer.manager import Switchover, VnfManager, VnfSpec
-from vigil.consumer.notifications import BadNotification, parse_notification
+from vigil.consumer.notifications import BadNotification, parse_maintenance, parse_notification
 from vigil.serving import BackgroundServer
 
 Scope = MutableMapping[str, Any]
@@ -47,7 +50,14 @@ class WebhookApp:
             body = await _read_body(receive)
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             try:
-                note = parse_notification(json.loads(body), headers, received_at=received_at, path=path)
+                document = json.loads(body)
+                notice = parse_maintenance(document, headers)
+                if notice is not None:
+                    if isinstance(self.manager, AppManager):
+                        self.manager.receive_maintenance(notice)
+                    await _answer(send, 200, {"received_at": received_at})
+                    return
+                note = parse_notification(document, headers, received_at=received_at, path=path)
             except (ValueError, KeyError, BadNotification) as exc:
                 await _answer(send, 400, {"error": f"not a notification: {exc}"})
                 return
@@ -98,10 +108,13 @@ async def running_consumer(
     on_event: Callable[[str], None] | None = None,
     on_switchover: Callable[[Switchover], None] | None = None,
     unsubscribe_at_exit: bool = False,
+    maintenance: bool = False,
 ) -> AsyncIterator[tuple[VnfManager, WebhookServer]]:
-    """A sample VNF manager of ``project`` against the Vigil at ``url``, listening on host:port."""
+    """A sample VNF manager of ``project`` against the Vigil at ``url``, listening on host:port;
+    with ``maintenance`` the app manager, which also takes part in maintenance sessions."""
     client = VigilClient(url, token)
-    manager = VnfManager(
+    kind = AppManager if maintenance else VnfManager
+    manager = kind(
         client,
         project=project,
         payload_format=payload_format,
