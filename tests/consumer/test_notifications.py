@@ -2,7 +2,7 @@
 
 import pytest
 
-from vigil.consumer.notifications import BadNotification, parse_notification
+from vigil.consumer.notifications import BadNotification, parse_maintenance, parse_notification
 
 AODH = {
     "alarm_name": "instance.down vnf-a",
@@ -77,3 +77,72 @@ def test_a_sol003_cleared_notification_names_only_the_alarm() -> None:
 def test_anything_else_is_refused(body: object) -> None:
     with pytest.raises(BadNotification):
         parse_notification(body, {}, received_at=0)
+
+
+# -- maintenance messages (Aodh event alarms on maintenance.scheduled / maintenance.host) --
+
+MAINTENANCE = {
+    "alarm_name": "maintenance",
+    "alarm_id": "s1",
+    "severity": "low",
+    "previous": "ok",
+    "current": "alarm",
+    "reason": "maintenance.scheduled: MAINTENANCE of maintenance session sess-1",
+    "reason_data": {
+        "type": "event",
+        "event": {
+            "message_id": "nid-7",
+            "event_type": "maintenance.scheduled",
+            "traits": [
+                ["session_id", 1, "sess-1"],
+                ["instance_ids", 1, '["vm-1", "vm-2"]'],
+                ["allowed_actions", 1, "MIGRATE,OWN_ACTION"],
+                ["state", 1, "MAINTENANCE"],
+                ["actions_at", 4, "2026-03-01T13:00:00.000000Z"],
+                ["metadata", 1, '{"reason": "upgrade"}'],
+                ["project_id", 1, "vnf-a"],
+                ["tenant_id", 1, "vnf-a"],
+                ["vigil_notification_id", 1, "nid-7"],
+            ],
+        },
+    },
+}
+
+
+def test_a_maintenance_body_gives_back_the_payload_with_every_field() -> None:
+    notice = parse_maintenance(MAINTENANCE)
+    assert notice is not None
+    assert (notice.id, notice.event_type, notice.session_id, notice.state, notice.is_host) == (
+        "nid-7",
+        "maintenance.scheduled",
+        "sess-1",
+        "MAINTENANCE",
+        False,
+    )
+    assert notice.payload == {
+        "session_id": "sess-1",
+        "project_id": "vnf-a",
+        "instance_ids": ["vm-1", "vm-2"],
+        "allowed_actions": ["MIGRATE", "OWN_ACTION"],  # a comma-separated string is read as well
+        "state": "MAINTENANCE",
+        "actions_at": "2026-03-01T13:00:00.000000Z",
+        "reply_at": None,
+        "reply_url": None,
+        "metadata": {"reason": "upgrade"},
+    }
+    from_header = parse_maintenance(MAINTENANCE, {"X-Vigil-Notification-Id": "from-header"})
+    assert from_header is not None
+    assert from_header.id == "from-header"
+
+
+def test_a_host_message_has_the_host_fields() -> None:
+    event = {"event_type": "maintenance.host", "traits": [["host", 1, "compute-1"], ["state", 1, "IN_MAINTENANCE"]]}
+    notice = parse_maintenance({**MAINTENANCE, "reason_data": {"type": "event", "event": event}})
+    assert notice is not None
+    assert notice.is_host
+    assert notice.payload == {"session_id": None, "host": "compute-1", "state": "IN_MAINTENANCE"}
+
+
+@pytest.mark.parametrize("body", [AODH, SOL003_RAISED, SOL003_CLEARED, {}, [], "text", {"reason_data": "x"}])
+def test_anything_else_is_no_maintenance_message(body: object) -> None:
+    assert parse_maintenance(body) is None

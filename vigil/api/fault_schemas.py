@@ -9,6 +9,7 @@ broke something (the profiler's T00). A ``time`` without a zone is UTC.
 """
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
@@ -16,6 +17,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from vigil.domain.alarms import AckState, AlarmKind, AlarmState, Lifecycle
 from vigil.domain.deliveries import DeliveryState
 from vigil.domain.faults import EventStatus, FaultState, Severity
+from vigil.domain.maintenance import HOST_EVENT_TYPE, PROJECT_EVENT_TYPE
 from vigil.domain.subscriptions import PayloadFormat
 
 
@@ -117,10 +119,24 @@ class AlarmPatch(_In):
     ackState: Literal["ACKNOWLEDGED"]
 
 
+class MaintenanceEventType(StrEnum):
+    """The event types of maintenance messages: a subscription names them to receive the messages."""
+
+    SCHEDULED = PROJECT_EVENT_TYPE
+    HOST = HOST_EVENT_TYPE
+
+
 class FilterIn(_In):
     resource_ids: list[Name] = Field(default_factory=list, max_length=10_000)
     resource_types: list[Name] = Field(default_factory=list, max_length=16)
-    event_types: list[AlarmKind] = Field(default_factory=list)
+    event_types: list[AlarmKind | MaintenanceEventType] = Field(
+        default_factory=list,
+        description=(
+            "Alarm kinds, and the maintenance event types: maintenance.scheduled (a project's maintenance "
+            "messages, Aodh format only) and maintenance.host (admins only). Maintenance messages reach "
+            "only subscriptions that name their event type."
+        ),
+    )
     severities: list[Severity] = Field(default_factory=list)
     lifecycles: list[Lifecycle] = Field(default_factory=list)
 

@@ -11,6 +11,13 @@ or ``AlarmClearedNotification`` (``alarmId`` only). :func:`parse_notification`
 turns both into one :class:`Notification`: its stable id (the
 ``X-Vigil-Notification-Id`` header), whether the alarm is raised or
 cleared, and the instances it names. Pure: no I/O.
+
+Maintenance messages come as Aodh event alarms too, as OpenStack Fenix
+sends them: event type ``maintenance.scheduled`` (to a project's app
+manager) or ``maintenance.host`` (to admins), with the payload as traits
+and its lists and dicts as JSON text. :func:`parse_maintenance` gives the
+payload back as a plain dict, or None for a body that is no maintenance
+message.
 """
 
 import json
@@ -22,6 +29,27 @@ NOTIFICATION_HEADER = "x-vigil-notification-id"
 
 # Aodh event traits that carry the affected instances (a list, a JSON list or a comma-separated string).
 _ID_TRAITS = ("instance_ids", "instance_id", "resource_ids")
+
+
+PROJECT_EVENT_TYPE = "maintenance.scheduled"
+HOST_EVENT_TYPE = "maintenance.host"
+MAINTENANCE_EVENT_TYPES = frozenset({PROJECT_EVENT_TYPE, HOST_EVENT_TYPE})
+
+# The payload's fields (Fenix's), with what stands in for one the body leaves out.
+_PROJECT_FIELDS: dict[str, Any] = {
+    "session_id": None,
+    "project_id": None,
+    "instance_ids": list,
+    "allowed_actions": list,
+    "state": None,
+    "actions_at": None,
+    "reply_at": None,
+    "reply_url": None,
+    "metadata": dict,
+}
+_HOST_FIELDS: dict[str, Any] = {"session_id": None, "host": None, "state": None}
+# Traits the notifier adds that are not part of the payload.
+_ENVELOPE_TRAITS = frozenset({"tenant_id", "vigil_notification_id"})
 
 
 class BadNotification(ValueError):
@@ -75,14 +103,26 @@ def _unique(ids: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
 
 
-def _aodh(body: Mapping[str, Any], nid: str, received_at: float, path: str) -> Notification:
-    event = (body.get("reason_data") or {}).get("event") or {}
+def _event(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    reason_data = body.get("reason_data")
+    event = reason_data.get("event") if isinstance(reason_data, Mapping) else None
+    return event if isinstance(event, Mapping) else {}
+
+
+def _traits(event: Mapping[str, Any]) -> dict[str, Any]:
     traits: dict[str, Any] = {}
-    for trait in event.get("traits") or []:
+    listed = event.get("traits")
+    for trait in listed if isinstance(listed, list) else []:
         if isinstance(trait, list | tuple) and len(trait) >= 3:
             traits[str(trait[0])] = trait[2]
         elif isinstance(trait, Mapping) and "name" in trait:
             traits[str(trait["name"])] = trait.get("value")
+    return traits
+
+
+def _aodh(body: Mapping[str, Any], nid: str, received_at: float, path: str) -> Notification:
+    event = _event(body)
+    traits = _traits(event)
     ids = [i for name in _ID_TRAITS for i in _ids(traits.get(name))]
     return Notification(
         id=nid or str(traits.get("vigil_notification_id") or body.get("alarm_id", "")),
@@ -130,3 +170,72 @@ def parse_notification(
     if "alarm_id" in body or "reason_data" in body:
         return _aodh(body, nid, received_at, path)
     raise BadNotification("neither an Aodh alarm body nor a SOL 003 notification")
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceNotice:
+    """A maintenance message as an app manager (or an admin) receives it.
+
+    ``payload`` is Fenix's: ``{session_id, project_id, instance_ids,
+    allowed_actions, state, actions_at, reply_at, reply_url, metadata}`` for
+    a project's message, ``{session_id, host, state}`` for a host's; a field
+    the body leaves out is None (an empty list or dict for the lists and
+    ``metadata``). ``id`` is the stable notification id, the same on every
+    retry.
+    """
+
+    id: str
+    event_type: str
+    payload: dict[str, Any]
+
+    @property
+    def is_host(self) -> bool:
+        return self.event_type == HOST_EVENT_TYPE
+
+    @property
+    def session_id(self) -> str | None:
+        value = self.payload.get("session_id")
+        return None if value is None else str(value)
+
+    @property
+    def state(self) -> str | None:
+        value = self.payload.get("state")
+        return None if value is None else str(value)
+
+
+def _structured(value: Any) -> Any:
+    """A trait's value, with JSON text of a list or a dict loaded back."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    value = _structured(value)
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def parse_maintenance(body: Any, headers: Mapping[str, str] | None = None) -> MaintenanceNotice | None:
+    """The maintenance message an Aodh event-alarm body carries, or None if it carries none."""
+    if not isinstance(body, Mapping):
+        return None
+    event = _event(body)
+    event_type = event.get("event_type")
+    if event_type not in MAINTENANCE_EVENT_TYPES:
+        return None
+    traits = _traits(event)
+    payload = {name: _structured(value) for name, value in traits.items() if name not in _ENVELOPE_TRAITS}
+    fields = _HOST_FIELDS if event_type == HOST_EVENT_TYPE else _PROJECT_FIELDS
+    for name, default in fields.items():
+        if default is list:
+            payload[name] = _ids(payload.get(name))
+        elif default is dict:
+            payload[name] = _as_dict(payload.get(name))
+        else:
+            payload.setdefault(name, default)
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    nid = lowered.get(NOTIFICATION_HEADER) or str(traits.get("vigil_notification_id") or event.get("message_id") or "")
+    return MaintenanceNotice(id=nid, event_type=str(event_type), payload=payload)

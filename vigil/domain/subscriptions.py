@@ -5,6 +5,11 @@ Doctor asks for a publish/subscribe model in which only a resource's owner
 member's subscription sees only its own project's alarms; an admin's sees
 every alarm, including the infrastructure ones. :func:`matches` is the whole
 rule, pure, so it is tested without a network.
+
+Maintenance messages (:class:`~vigil.domain.maintenance.MaintenanceMessage`)
+follow their own rule, :func:`matches_message`: a subscription hears of them
+only by naming their event type, so one made for faults never receives a
+maintenance payload.
 """
 
 from dataclasses import dataclass, field
@@ -14,6 +19,7 @@ from typing import NewType
 
 from vigil.domain.alarms import Alarm, Lifecycle
 from vigil.domain.faults import Severity
+from vigil.domain.maintenance import HOST_EVENT_TYPE, PROJECT_EVENT_TYPE, MaintenanceMessage
 
 SubscriptionId = NewType("SubscriptionId", str)
 
@@ -25,7 +31,11 @@ class PayloadFormat(StrEnum):
 
 @dataclass(slots=True)
 class SubscriptionFilter:
-    """Every non-empty list must match; empty means any."""
+    """Every non-empty list must match; empty means any.
+
+    ``event_types`` holds alarm kinds and the maintenance event types
+    (``MESSAGE_EVENT_TYPES``); the latter are never implied by an empty list.
+    """
 
     resource_ids: list[str] = field(default_factory=list)
     resource_types: list[str] = field(default_factory=list)
@@ -68,6 +78,28 @@ def matches(subscription: Subscription, alarm: Alarm, lifecycle: Lifecycle) -> b
         if alarm.resource_id not in wanted and wanted.isdisjoint(alarm.resource_ids):
             return False
     return True
+
+
+MESSAGE_EVENT_TYPES: frozenset[str] = frozenset({PROJECT_EVENT_TYPE, HOST_EVENT_TYPE})
+"""The event types of maintenance messages, which a filter must name to receive them."""
+
+
+def matches_message(subscription: Subscription, message: MaintenanceMessage) -> bool:
+    """Whether ``subscription`` is to receive the maintenance ``message``.
+
+    Only an Aodh-format subscription whose ``event_types`` names the
+    message's event type (an empty filter is not enough). A project's
+    message goes to that project's subscriptions and to admins'; a message
+    of no project (a host's) to admins' only. The other filter fields are
+    about alarms and do not apply.
+    """
+    if subscription.format is not PayloadFormat.AODH:
+        return False
+    if message.event_type not in subscription.filter.event_types:
+        return False
+    if subscription.admin:
+        return True
+    return message.project is not None and message.project == subscription.project
 
 
 def visible_resources(subscription: Subscription, alarm: Alarm) -> list[str]:

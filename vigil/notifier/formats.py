@@ -28,6 +28,12 @@ attempt. It dispatches on the subscription's format:
     (``managedObjectId``) is the project; its affected instances are
     ``vnfcInstanceIds``.
 
+Maintenance messages (:func:`render_message`) go to Aodh-format
+subscriptions only, as OpenStack Fenix reaches app managers: the body an
+Aodh event alarm on ``maintenance.scheduled`` posts, with Fenix's payload
+as the event's traits (lists and dicts as JSON text, which Fenix's sample
+VNF manager loads back).
+
 Tenant alarms (``alarm.project`` set) never show physical detail: no host
 or switch name, no monitor, no cause; only what Nova would show the
 owner (``host_status``, the instance state, opaque host ids) and the
@@ -46,9 +52,10 @@ from typing import Any
 from vigil.domain.alarms import Alarm, AlarmChange, AlarmKind, Lifecycle
 from vigil.domain.deliveries import NotificationId
 from vigil.domain.faults import Severity
+from vigil.domain.maintenance import MaintenanceMessage
 from vigil.domain.subscriptions import PayloadFormat, Subscription
 
-__all__ = ["TENANT_DETAILS", "VIM_CONNECTION_ID", "render", "render_aodh", "render_sol003"]
+__all__ = ["TENANT_DETAILS", "VIM_CONNECTION_ID", "render", "render_aodh", "render_message", "render_sol003"]
 
 # The details of a tenant alarm a tenant may see (the inspector's tenant and server-group alarms).
 TENANT_DETAILS = frozenset({"description", "host_status", "host_ids", "instance_state", "threshold", "members"})
@@ -228,6 +235,68 @@ def _trait(name: str, value: Any) -> list[Any] | None:
     if isinstance(value, list | tuple | set | frozenset):
         return [name, _STRING, ",".join(str(v) for v in value)]
     return [name, _STRING, str(value)]
+
+
+def render_message(
+    subscription: Subscription, message: MaintenanceMessage, notification: NotificationId, now: datetime
+) -> bytes:
+    """The Aodh event-alarm webhook body announcing a maintenance message, as JSON bytes.
+
+    Shaped as :func:`render_aodh`'s for a raised alarm (``previous`` ok,
+    ``current`` alarm, severity low); ``reason_data.event`` has the
+    message's event type, the notification id as ``message_id``, the
+    message's creation time as ``generated``, and the payload's fields as
+    traits: strings as strings, datetimes as datetime traits (ISO text),
+    lists and dicts as JSON text; ``project_id``/``tenant_id`` (a project's
+    message) and ``vigil_notification_id`` are added. ``now`` is unused: the
+    body depends on the message only, so every attempt posts the same bytes.
+    Only the Aodh format carries messages (ValueError otherwise).
+    """
+    del now
+    if subscription.format is not PayloadFormat.AODH:
+        raise ValueError(f"maintenance messages go to Aodh-format subscriptions only, not {subscription.format!r}")
+    previous, current = _AODH_STATES[Lifecycle.RAISED]
+    state = message.payload.get("state")
+    event = {
+        "message_id": notification,
+        "event_type": message.event_type,
+        "generated": _timestamp(message.created_at),
+        "traits": _message_traits(message, notification),
+        "raw": {},
+    }
+    document = {
+        "alarm_name": subscription.name or subscription.id,
+        "alarm_id": subscription.id,
+        "severity": "low",
+        "previous": previous,
+        "current": current,
+        "reason": f"{message.event_type}: {state} of maintenance session {message.session_id}",
+        "reason_data": {"type": "event", "event": event},
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _message_traits(message: MaintenanceMessage, notification: NotificationId) -> list[list[Any]]:
+    traits: dict[str, list[Any]] = {}
+    for name, value in message.payload.items():
+        if isinstance(value, list | tuple | set | frozenset | dict):
+            structured = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+            traits[name] = [name, _STRING, json.dumps(structured, default=_json_default, ensure_ascii=False)]
+        elif (trait := _trait(name, value)) is not None:
+            traits[name] = trait
+    if message.project is not None:
+        traits["project_id"] = ["project_id", _STRING, message.project]
+        traits["tenant_id"] = ["tenant_id", _STRING, message.project]  # Aodh scopes event alarms by either trait
+    traits["vigil_notification_id"] = ["vigil_notification_id", _STRING, notification]
+    return list(traits.values())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
 
 
 def _event_id(alarm: Alarm) -> str:

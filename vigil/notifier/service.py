@@ -13,6 +13,11 @@ waits out the retry policy's backoff and tries again; a PermanentError
 recorded, with the fault's T07 (first send), T08 (last delivery) and T09
 (the last consumer's own receive time, when it reports one).
 :meth:`Notifier.resume` restarts deliveries a restart left PENDING.
+
+Maintenance messages take the same road (:meth:`Notifier.publish_message`,
+:meth:`Notifier.send_message`): matched by their own rule, rendered as an
+Aodh event alarm's body, recorded as PENDING deliveries and sent and retried
+by the same tasks; they have no fault, so no checkpoints.
 """
 
 import asyncio
@@ -23,13 +28,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from vigil.domain.alarms import AlarmChange
+from vigil.domain.alarms import AlarmChange, AlarmId, Lifecycle
 from vigil.domain.deliveries import Delivery, DeliveryId, DeliveryState, delivery_id, notification_id
 from vigil.domain.errors import DomainError
 from vigil.domain.faults import Checkpoint, Fault
+from vigil.domain.maintenance import MaintenanceMessage
 from vigil.domain.records import Record
 from vigil.domain.subscriptions import visible_resources
-from vigil.notifier.formats import render
+from vigil.notifier.formats import render, render_message
 from vigil.notifier.ports import Sender
 from vigil.notifier.retry import PermanentError, RetryPolicy, TemporaryError
 from vigil.notifier.subscriptions import SubscriptionRegistry
@@ -115,6 +121,67 @@ class Notifier:
             fault.mark(Checkpoint.T06, self._wall())
         for delivery in deliveries:
             self._start(delivery, fault)
+        return deliveries
+
+    # -- maintenance messages -----------------------------------------------
+
+    def publish_message(self, message: MaintenanceMessage, uow: Recorder) -> list[Delivery]:
+        """Match, render, record in ``uow`` and start delivering a maintenance message.
+
+        One PENDING delivery per callback URL of each subscription that is to
+        receive it (``SubscriptionRegistry.matching_message``). The deliveries
+        table has alarm columns, so a message's delivery is recorded as
+        ``alarm=message.id``, ``alarm_version=1``, ``lifecycle=RAISED``,
+        ``fault=None``, ``project=message.project``, with the notification id
+        ``notification_id(message.id, 1, subscription.id)``: stable, so a
+        repeat of the same message is recognisable to its receiver. A repeat
+        whose delivery to a URL is still under way is not started twice
+        (nor returned).
+        """
+        deliveries = self._message_deliveries(message)
+        for delivery in deliveries:
+            uow.record(delivery)
+        for delivery in deliveries:
+            self._start(delivery, None)
+        return deliveries
+
+    async def send_message(self, message: MaintenanceMessage) -> list[Delivery]:
+        """As :meth:`publish_message`, for a caller without a unit of work: the
+        PENDING deliveries are made durable in a transaction of their own (the
+        saver's) before the sends start."""
+        deliveries = self._message_deliveries(message)
+        if deliveries:
+            await self._saver.save_records(*deliveries)
+        for delivery in deliveries:
+            self._start(delivery, None)
+        return deliveries
+
+    def _message_deliveries(self, message: MaintenanceMessage) -> list[Delivery]:
+        now = self._clock()
+        deliveries: list[Delivery] = []
+        for subscription in self.subscriptions.matching_message(message):
+            nid = notification_id(message.id, 1, subscription.id)
+            body = render_message(subscription, message, nid, now).decode()
+            for url in subscription.callbacks:
+                ident = delivery_id(nid, url)
+                if ident in self._tasks:
+                    continue
+                deliveries.append(
+                    Delivery(
+                        id=ident,
+                        notification=nid,
+                        subscription=subscription.id,
+                        url=url,
+                        alarm=AlarmId(message.id),
+                        alarm_version=1,
+                        lifecycle=Lifecycle.RAISED,
+                        project=message.project,
+                        fault=None,
+                        body=body,
+                        state=DeliveryState.PENDING,
+                        created_at=now,
+                    )
+                )
         return deliveries
 
     async def settle(self, deliveries: Sequence[Delivery], timeout_s: float) -> None:

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 from vigil.domain.alarms import Alarm, Lifecycle
 from vigil.domain.errors import NotFound
-from vigil.domain.subscriptions import Subscription, SubscriptionId, matches
+from vigil.domain.maintenance import MaintenanceMessage
+from vigil.domain.subscriptions import Subscription, SubscriptionId, matches, matches_message
 
 
 class SubscriptionRegistry:
@@ -52,6 +53,13 @@ class SubscriptionRegistry:
         if alarm.project is not None:
             candidates.extend(self._by_project.get(alarm.project, {}).values())
         return [s for s in candidates if matches(s, alarm, lifecycle)]
+
+    def matching_message(self, message: MaintenanceMessage) -> list[Subscription]:
+        """The subscriptions to receive a maintenance message (``matches_message``)."""
+        candidates = list(self._admin.values())
+        if message.project is not None:
+            candidates.extend(self._by_project.get(message.project, {}).values())
+        return [s for s in candidates if matches_message(s, message)]
 
     def __len__(self) -> int:
         return len(self._all)

@@ -10,6 +10,12 @@ subscription opens connections to its callbacks, so the first notification
 does not pay for them; for the SOL 003 format that is also SOL 003's
 callback test: each callback must answer a GET with 204, or the
 subscription is refused with 422.
+
+Maintenance messages reach a subscription only if its ``event_types`` names
+``maintenance.scheduled`` (a project's messages: its own, or every
+project's for an admin) or ``maintenance.host`` (host messages, which only
+an admin may subscribe to: 403 otherwise). They are delivered as Aodh event
+alarms, so a SOL 003 subscription naming either is refused with 422.
 """
 
 import uuid
@@ -18,13 +24,20 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from vigil.api.auth import Principal
 from vigil.api.deps import Admin, Context, Reader
-from vigil.api.fault_schemas import DeliveryOut, FilterIn, SubscriptionIn, SubscriptionOut
+from vigil.api.fault_schemas import DeliveryOut, FilterIn, MaintenanceEventType, SubscriptionIn, SubscriptionOut
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.alarms import AlarmKind
 from vigil.domain.deliveries import DeliveryState
 from vigil.domain.errors import NotFound
+from vigil.domain.maintenance import HOST_EVENT_TYPE
 from vigil.domain.model import owner
-from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionFilter, SubscriptionId
+from vigil.domain.subscriptions import (
+    MESSAGE_EVENT_TYPES,
+    PayloadFormat,
+    Subscription,
+    SubscriptionFilter,
+    SubscriptionId,
+)
 
 router = APIRouter(tags=["subscriptions"])
 
@@ -55,6 +68,24 @@ def _authorize(rmap: ResourceMap, principal: Principal, wanted: FilterIn) -> Non
         raise HTTPException(422, f"unknown resources in filter: {', '.join(missing)}")
 
 
+def _check_event_types(principal: Principal, body: SubscriptionIn) -> None:
+    """Host messages are for admins (403); maintenance messages come in the Aodh format only (422)."""
+    wanted = {str(t) for t in body.filter.event_types}
+    if HOST_EVENT_TYPE in wanted and not principal.is_admin:
+        raise HTTPException(403, f"only an admin may subscribe to {HOST_EVENT_TYPE} messages")
+    maintenance = sorted(wanted & MESSAGE_EVENT_TYPES)
+    if maintenance and body.format is not PayloadFormat.AODH:
+        raise HTTPException(
+            422,
+            f"maintenance messages ({', '.join(maintenance)}) are delivered in the {PayloadFormat.AODH} format "
+            f"only; a {body.format} subscription may not name them in event_types",
+        )
+
+
+def _event_type(stored: str) -> AlarmKind | MaintenanceEventType:
+    return MaintenanceEventType(stored) if stored in MESSAGE_EVENT_TYPES else AlarmKind(stored)
+
+
 def subscription_view(s: Subscription) -> SubscriptionOut:
     return SubscriptionOut(
         id=s.id,
@@ -64,7 +95,7 @@ def subscription_view(s: Subscription) -> SubscriptionOut:
         filter=FilterIn(
             resource_ids=s.filter.resource_ids,
             resource_types=s.filter.resource_types,
-            event_types=[AlarmKind(t) for t in s.filter.event_types],
+            event_types=[_event_type(t) for t in s.filter.event_types],
             severities=s.filter.severities,
             lifecycles=s.filter.lifecycles,
         ),
@@ -84,6 +115,7 @@ def visible_subscription(ctx: Context, principal: Principal, ident: str) -> Subs
 @router.post("/v1/subscriptions", status_code=201, summary="Subscribe to alarms")
 async def create_subscription(ctx: Context, principal: Reader, body: SubscriptionIn) -> dict[str, SubscriptionOut]:
     _authorize(ctx.cloud.map, principal, body.filter)
+    _check_event_types(principal, body)
     callbacks = [str(url) for url in body.callbacks]
     if body.format is PayloadFormat.SOL003:
         await ctx.faults.notifier.test_callbacks(callbacks)
