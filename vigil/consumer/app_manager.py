@@ -31,9 +31,9 @@ from vigil.consumer.notifications import PROJECT_EVENT_TYPE, MaintenanceNotice
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MaintenanceStep:
-    """One message the app manager handled, and how it answered."""
+    """One message the app manager handled (in the order received), and how it answered."""
 
     session_id: str
     state: str
@@ -65,6 +65,8 @@ class AppManager(VnfManager):
         state = notice.state or ""
         session = notice.session_id or ""
         ids = tuple(str(i) for i in notice.payload.get("instance_ids") or [])
+        step = MaintenanceStep(session, state, received_at, ids)
+        self.maintenance.append(step)
         reply: str | None = None
         error: str | None = None
         actions: dict[str, str] = {}
@@ -88,7 +90,7 @@ class AppManager(VnfManager):
             except (ApiError, OSError) as exc:
                 error = f"{error + '; ' if error else ''}reply {reply} refused: {exc}"
                 self._say(error)
-        self.maintenance.append(MaintenanceStep(session, state, received_at, ids, reply, error))
+        step.reply, step.error = reply, error
         self._say(f"maintenance {state}: answered {reply}" if reply else f"maintenance {state}")
         self._changed.set()
 
