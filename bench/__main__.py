@@ -10,6 +10,7 @@ BENCHMARKS = [
     "bench.detect_heartbeat",
     "bench.detect_link",
     "bench.outage",
+    "bench.maintenance",
 ]
 
 

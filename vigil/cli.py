@@ -6,7 +6,9 @@ running server's, the local store's, or one built from a topology on the
 spot); ``vigil token create`` adds an API token; ``vigil consumer`` runs
 the sample VNF manager against a running server; ``vigil demo fault``
 runs Doctor's fault management test case in one process (``--testbed``: on
-network namespaces); ``vigil testbed`` builds and breaks those namespaces
+network namespaces), ``vigil demo maintenance`` its NFVI maintenance test
+case (a rolling maintenance under an app probed 200 times a second);
+``vigil testbed`` builds and breaks those namespaces
 (:mod:`vigil.testbed.cli`). Configuration
 errors end with a one-line message and exit status 2, never a traceback.
 """
@@ -36,6 +38,7 @@ from vigil.api.views import host_view, instance_view
 from vigil.consumer.client import ApiError
 from vigil.consumer.webhook import running_consumer
 from vigil.demo import checkpoint_table, run_fault_demo, run_testbed_demo, table_of_testbed_demo
+from vigil.demo_maintenance import MIN_HOSTS, DemoSetup, result_table, run_maintenance_demo
 from vigil.domain.errors import DomainError
 from vigil.domain.subscriptions import PayloadFormat
 from vigil.settings import Settings, SettingsError, load_settings
@@ -351,6 +354,46 @@ def _demo_testbed(hosts: int, payload_format: PayloadFormat, timeout: float, as_
         typer.echo(json.dumps(result.as_json()))
     else:
         console.print(table_of_testbed_demo(result))
+    if result.error:
+        err.print(f"[bold red]error:[/] {result.error}")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@demo_app.command("maintenance")
+def demo_maintenance(
+    hosts: Annotated[int, typer.Option("--hosts", "-n", min=MIN_HOSTS, max=500, help="Compute hosts to maintain.")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Use every vCPU, so the app must scale in before any host can be emptied.")
+    ] = False,
+    vcpus: Annotated[int, typer.Option("--vcpus", min=2, max=256, help="vCPUs per host.")] = 4,
+    migration_s: Annotated[float, typer.Option("--migration-s", min=0, help="Seconds a migration takes.")] = 0.2,
+    upgrade_s: Annotated[float, typer.Option("--upgrade-s", min=0, help="Seconds each host's upgrade takes.")] = 0.3,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for the session (default: from the timings).")
+    ] = None,
+) -> None:
+    """Doctor's NFVI maintenance test: upgrade every host under a VNF that must lose no request.
+
+    Builds an embedded cloud in a scratch directory: N hosts, the VNF's ACT/STBY pair in an
+    anti-affinity group plus non-redundant instances filling all but one host's worth of
+    vCPUs (--full: all of them), no host empty. Runs Vigil and the sample app manager,
+    probes the app 200 times a second, and has the admin maintain every host with an
+    upgrade action. Prints the session's end state, hosts maintained, migrations and the
+    failed requests; exits 0 only for MAINTENANCE_DONE with no failed request.
+    """
+    setup = DemoSetup(hosts=hosts, vcpus=vcpus, full=full, migration_s=migration_s, upgrade_s=upgrade_s)
+    with _friendly_errors():
+        result = asyncio.run(run_maintenance_demo(setup, timeout_s=timeout))
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+    else:
+        console.print(result_table(result, setup))
+        for line in result.app_log:
+            if not line.endswith("INSTANCE_ACTION_DONE"):  # one per migration: the table counts them
+                console.print(f"  [dim]app manager:[/] {line}", highlight=False)
+        if result.reason:
+            err.print(f"[bold red]session failed:[/] {result.reason}")
     if result.error:
         err.print(f"[bold red]error:[/] {result.error}")
     raise typer.Exit(0 if result.ok else 1)
