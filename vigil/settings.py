@@ -141,7 +141,7 @@ class MaintenanceSettings(_Group):
     """Maintenance sessions: how long a project's app manager has to answer a
     message (its ``reply_at``), how long a migration may run before the
     session fails, and the API root put in each message's ``reply_url``
-    (empty: ``http://<server.host>:<server.port>``)."""
+    (empty: the root the admin's request to open the session came to)."""
 
     reply_window_s: float = Field(30.0, gt=0)
     migration_timeout_s: float = Field(600.0, gt=0)

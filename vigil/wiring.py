@@ -215,11 +215,10 @@ async def _start_maintenance(
 ) -> MaintenanceService:
     """The maintenance service with the sessions and constraints the store holds;
     sessions a restart cut off are ended and their hosts rolled back."""
-    server = settings.server
     config = WorkflowConfig(
         reply_window_s=settings.maintenance.reply_window_s,
         migration_timeout_s=settings.maintenance.migration_timeout_s,
-        reply_url_root=settings.maintenance.public_url or f"http://{server.host}:{server.port}",
+        reply_url_root=settings.maintenance.public_url or "",
     )
     service = MaintenanceService(cloud=cloud, messenger=notifier, clock=utcnow, config=config)
     service.load(

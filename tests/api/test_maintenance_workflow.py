@@ -173,7 +173,7 @@ async def test_a_rolling_maintenance_of_every_enabled_host_ends_done_with_nothin
         assert states[-1] == "MAINTENANCE_COMPLETE", states
         assert "PLANNED_MAINTENANCE" in states or "PREPARE_MAINTENANCE" in states
     first = next(m for m in apps.messages if m.get("state") == "MAINTENANCE")
-    assert first["reply_url"].endswith(f"/v1/maintenance/{session}/{first['project_id']}")
+    assert first["reply_url"] == f"{apps.api_url}/v1/maintenance/{session}/{first['project_id']}"
     assert first["reply_at"]
     assert first["actions_at"]
     detail = (await admin.get(f"/v1/maintenance/{session}/detail")).json()
@@ -209,8 +209,16 @@ async def test_a_nack_fails_the_session_and_rolls_every_host_back(admin: httpx.A
     assert "vnf-a answered NACK_PLANNED_MAINTENANCE" in failed["reason"]
     await assert_rolled_back(admin, before, SESSION_HOSTS)
     assert ("MAINTENANCE_FAILED", "") in apps.host_messages()
-    failure = next(m for m in apps.messages if m["state"] == "MAINTENANCE_FAILED")
+    failure = next(m for m in apps.messages if m["state"] == "MAINTENANCE_FAILED" and m.get("host") is None)
     assert failure["reason"] == failed["reason"]
+    # The projects asked so far are told too (no answer expected), so an app can undo a scale-in.
+    await apps.receiver.wait_for(1, path="/vnf-b")
+    for project in ("vnf-a", "vnf-b"):
+        async with asyncio.timeout(5):
+            while "MAINTENANCE_FAILED" not in apps.project_states(project):
+                await apps.receiver.wait_for(len(apps.receiver.delivered()) + 1)
+    told = [m for m in apps.messages if m["state"] == "MAINTENANCE_FAILED" and m.get("project_id")]
+    assert {m["reason"] for m in told} == {failed["reason"]}
 
 
 async def test_a_missed_reply_window_fails_the_session(

@@ -34,6 +34,12 @@ def roomy() -> dict[str, Any]:
     return {**FULL, "hosts": [{"name": f"compute-{h}", "switch": "tor-1", "vcpus": 4} for h in range(1, 4)]}
 
 
+def too_small() -> dict[str, Any]:
+    """Two full hosts: even scaled in, the anti-affinity pair leaves no host to empty."""
+    instances = [i for i in FULL["instances"] if i["host"] in ("compute-1", "compute-2")]  # type: ignore[index]
+    return {**FULL, "hosts": FULL["hosts"][:2], "instances": instances}  # type: ignore[index]
+
+
 async def finished(vigil: Vigil, session: str) -> dict[str, Any]:
     async with asyncio.timeout(20):
         while True:
@@ -79,3 +85,21 @@ async def test_a_full_cloud_scales_in_then_back_out(serve: Serve) -> None:
         instances = (await vigil.admin.get("/v1/instances")).json()["instances"]
         assert len(instances) == members_before
         assert all(i["state"] == "ACTIVE" for i in instances)
+
+
+async def test_a_failed_session_after_a_scale_in_lets_the_app_scale_back_out(serve: Serve) -> None:
+    vigil = await serve(too_small())
+    async with running_consumer(vigil.url, "vnf-x-token", maintenance=True) as (manager, _):
+        members_before = len(manager.members)
+        created = await vigil.admin.post("/v1/maintenance", json={"hosts": []})
+        failed = await finished(vigil, created.json()["session_id"])
+        assert failed["state"] == "MAINTENANCE_FAILED"
+        assert "even after scaling in" in failed["reason"]
+        await manager.wait_for(lambda m: any(s.state == "MAINTENANCE_FAILED" for s in m.maintenance))
+        await manager.settle()
+        states = [s.state for s in manager.maintenance]
+        assert states[:2] == ["MAINTENANCE", "SCALE_IN"]
+        assert manager.scaled_in == []
+        assert len(manager.members) == members_before
+        instances = (await vigil.admin.get("/v1/instances")).json()["instances"]
+        assert sorted(i["id"] for i in instances if i["state"] == "ACTIVE") == sorted(manager.members)

@@ -14,6 +14,8 @@ reply endpoint (``PUT /v1/maintenance/{session}/{project}``):
   instances there.
 * INSTANCE_ACTION_DONE: noted.
 * MAINTENANCE_COMPLETE: it boots back what it scaled in, then ACKs.
+* MAINTENANCE_FAILED (the session was rolled back): it boots back what it
+  scaled in; no answer is expected.
 
 Anything it cannot do is a ``NACK_<STATE>``. The work runs in a task, so
 the webhook answers at once; messages are deduplicated by notification id.
@@ -76,9 +78,9 @@ class AppManager(VnfManager):
             elif state in ("PREPARE_MAINTENANCE", "PLANNED_MAINTENANCE"):
                 self._move_act_away(ids, received_at, notice.id)
                 actions = {i: "MIGRATE" for i in ids if i in self.members}
-            elif state == "MAINTENANCE_COMPLETE":
+            elif state in ("MAINTENANCE_COMPLETE", "MAINTENANCE_FAILED"):
                 await self._scale_out()
-            if state != "INSTANCE_ACTION_DONE":
+            if state not in ("INSTANCE_ACTION_DONE", "MAINTENANCE_FAILED"):
                 reply = f"ACK_{state}"
         except (ApiError, OSError, TimeoutError, RuntimeError) as exc:
             error = str(exc)

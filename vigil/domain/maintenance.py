@@ -74,11 +74,15 @@ class ProjectState(StrEnum):
     PLANNED_MAINTENANCE = "PLANNED_MAINTENANCE"
     MAINTENANCE_COMPLETE = "MAINTENANCE_COMPLETE"
     INSTANCE_ACTION_DONE = "INSTANCE_ACTION_DONE"
+    # Not among Fenix's messages: a session that failed tells the projects it
+    # had asked (with ``reason``), so an app that scaled in can scale back out.
+    MAINTENANCE_FAILED = "MAINTENANCE_FAILED"
 
     @property
     def needs_reply(self) -> bool:
-        """INSTANCE_ACTION_DONE is information; every other message waits for ACK or NACK."""
-        return self is not ProjectState.INSTANCE_ACTION_DONE
+        """INSTANCE_ACTION_DONE and MAINTENANCE_FAILED are information; every
+        other message waits for ACK or NACK."""
+        return self not in (ProjectState.INSTANCE_ACTION_DONE, ProjectState.MAINTENANCE_FAILED)
 
 
 class HostMessage(StrEnum):

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -100,8 +101,12 @@ class MaintenanceService:
         workflow: str = "default",
         metadata: Mapping[str, str] | None = None,
         actions: Sequence[Mapping[str, Any]] = (),
+        reply_url_root: str = "",
     ) -> MaintenanceSession:
-        """Open a session and start its workflow; empty ``hosts`` means every compute host."""
+        """Open a session and start its workflow; empty ``hosts`` means every compute host.
+
+        ``reply_url_root`` (the root the admin's request came to) goes into the
+        messages' ``reply_url`` unless the service is configured with one."""
         if workflow not in WORKFLOWS:
             raise InvalidAction(f"unknown workflow {workflow!r}; known: {', '.join(WORKFLOWS)}")
         build_actions(actions, self._plugins)
@@ -129,19 +134,22 @@ class MaintenanceService:
         )
         await self._cloud.save_records(session)
         self._sessions[session.id] = session
-        flow = self._workflow(session)
+        flow = self._workflow(session, reply_url_root)
         task = asyncio.create_task(flow.run(), name=f"vigil.maintenance.{session.id}")
         self._tasks[session.id] = task
         task.add_done_callback(lambda _: self._ended(session.id))
         return session
 
-    def _workflow(self, session: MaintenanceSession) -> Workflow:
+    def _workflow(self, session: MaintenanceSession, reply_url_root: str = "") -> Workflow:
+        config = self.config
+        if not config.reply_url_root and reply_url_root:
+            config = replace(config, reply_url_root=reply_url_root)
         flow = Workflow(
             session,
             cloud=self._cloud,
             messenger=self._messenger,
             clock=self._clock,
-            config=self.config,
+            config=config,
             actions=build_actions(session.actions, self._plugins),
             constraints=self.constraints,
         )

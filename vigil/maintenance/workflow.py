@@ -86,7 +86,8 @@ class SessionFailed(DomainError):
 class WorkflowConfig:
     """``reply_window_s``: how long a project has to answer (``reply_at``).
     ``migration_timeout_s``: a migration running longer fails the session.
-    ``reply_url_root``: the API's public root, for ``reply_url``."""
+    ``reply_url_root``: the API's public root, for ``reply_url`` (empty: the
+    root the session's creating request came to, given by the service)."""
 
     reply_window_s: float = 30.0
     migration_timeout_s: float = 600.0
@@ -339,6 +340,9 @@ class Workflow:
         self.session.reason = reason
         await self._enter(SessionState.MAINTENANCE_FAILED)
         await self._tell_admins(HostMessage.MAINTENANCE_FAILED, reason=reason)
+        for project, progress in list(self.session.projects.items()):
+            instance_ids = [i for i in progress.instance_ids if self._exists(i)]
+            await self._tell(project, ProjectState.MAINTENANCE_FAILED, instance_ids, allowed=(), reason=reason)
 
     # -- projects -----------------------------------------------------------------------
 
@@ -391,6 +395,7 @@ class Workflow:
         *,
         allowed: Iterable[InstanceAction],
         actions_at: datetime | None = None,
+        reason: str | None = None,
     ) -> None:
         now = self._clock()
         reply_at = now + timedelta(seconds=self._config.reply_window_s)
@@ -411,6 +416,8 @@ class Workflow:
             "reply_url": f"{root}/v1/maintenance/{self.session.id}/{project}",
             "metadata": dict(self.session.metadata),
         }
+        if reason is not None:
+            payload["reason"] = reason
         await self._send(PROJECT_EVENT_TYPE, project, payload, f"{state}/{'/'.join(instance_ids)}")
 
     async def _tell_admins(self, state: HostMessage, *, host: str | None = None, reason: str | None = None) -> None:

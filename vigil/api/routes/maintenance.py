@@ -7,7 +7,7 @@ group may be set by its project's members or an admin; other projects'
 resources look missing (404), as everywhere in the API.
 """
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from vigil.api.auth import Principal
 from vigil.api.deps import Admin, Context, Reader
@@ -64,8 +64,9 @@ def _own_project(principal: Principal, project: str) -> None:
 
 
 @router.post("/maintenance", summary="Start a maintenance session")
-async def create_session(ctx: Context, principal: Admin, body: SessionIn) -> SessionCreated:
+async def create_session(ctx: Context, principal: Admin, body: SessionIn, request: Request) -> SessionCreated:
     session = await _service(ctx).create(
+        reply_url_root=str(request.base_url).rstrip("/"),
         hosts=body.hosts,
         maintenance_at=body.maintenance_at,
         workflow=body.workflow,
