@@ -340,8 +340,8 @@ class Workflow:
         self.session.reason = reason
         await self._enter(SessionState.MAINTENANCE_FAILED)
         await self._tell_admins(HostMessage.MAINTENANCE_FAILED, reason=reason)
-        for project, progress in list(self.session.projects.items()):
-            instance_ids = [i for i in progress.instance_ids if self._exists(i)]
+        for project, asked in list(self.session.projects.items()):
+            instance_ids = [i for i in asked.instance_ids if self._exists(i)]
             await self._tell(project, ProjectState.MAINTENANCE_FAILED, instance_ids, allowed=(), reason=reason)
 
     # -- projects -----------------------------------------------------------------------
