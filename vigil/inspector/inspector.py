@@ -17,6 +17,8 @@ and handles them in one unit of work of the controller:
 5. A recovery clears the fault: the host comes back up and its alarms
    clear. Instances stay ERROR until their owner acts; a server group's
    alarm clears when its members recover (:meth:`Inspector.watch`).
+   An aggregated fault clears once its failures fall below the threshold;
+   those still down are warned of again until they recover too.
 
 The whole unit of work is committed before ``receive`` returns, so an
 accepted event is durable; the notifications went out before the commit.
@@ -388,6 +390,15 @@ class Inspector:
             self._fail(fault, event, [host], uow, forced_down=True)
             event.outcome = "fault_opened"
             return
+        self._warn_degraded(host, policy, count, event.monitor, uow)
+        event.outcome = "aggregated"
+
+    def _warn_degraded(self, host: Host, policy: FaultPolicy, count: int, monitor: str, uow: Any) -> None:
+        """Raise the host's one ``host.degraded`` warning, or bring it up to date, naming
+        every failure still down (also in ``resource_ids``, from the raise on, so an
+        update bumps the version only when that list really changes: a repeated
+        report notifies no one). Called on a failure below the threshold and on a
+        recovery that leaves failures behind, so admins never lose sight of them."""
         now = self._clock()
         failures = self._aggregator.keys(host.name)
         reason = f"host {host.name} degraded: {', '.join(failures)} ({count} of {policy.threshold} failures)"
@@ -403,15 +414,16 @@ class Inspector:
                 fault=pseudo,
                 reason=reason,
                 now=now,
-                details={"failures": failures, "threshold": policy.threshold, "monitor": event.monitor},
+                resource_ids=failures,
+                details={"failures": failures, "threshold": policy.threshold, "monitor": monitor},
             )
         else:
             active.reason = reason
+            active.details["failures"] = failures
             change = self._alarms.update(active, now, resource_ids=failures)
         if change is not None:
             uow.record(change.alarm)
             self._publish([change], None, uow)
-        event.outcome = "aggregated"
 
     # -- recoveries ----------------------------------------------------------
 
@@ -427,8 +439,14 @@ class Inspector:
         remaining = self._aggregator.count(host.name, event.time.timestamp(), float("inf"))
         if fault is not None and fault.type == "aggregated" and remaining < policy.threshold:
             self._clear(event, ResourceType.HOST, uow)
+            fault = None
         if remaining == 0:
             self._clear_degraded(host.name, uow)
+        elif fault is None:
+            # The host is up with failures left below the threshold: the fault
+            # just cleared had replaced their warning, so raise it again (or,
+            # with no fault, drop the recovered failure from the one raised).
+            self._warn_degraded(host, policy, remaining, event.monitor, uow)
         if event.outcome == "pending":
             event.outcome = "recovered"
 
