@@ -260,7 +260,13 @@ def _listen_address(listen: str) -> tuple[str, int]:
 
 
 async def _run_consumer(
-    url: str, token: str, host: str, port: int, project: str | None, payload_format: PayloadFormat
+    url: str,
+    token: str,
+    host: str,
+    port: int,
+    project: str | None,
+    payload_format: PayloadFormat,
+    maintenance: bool = False,
 ) -> None:
     async with running_consumer(
         url,
@@ -271,8 +277,11 @@ async def _run_consumer(
         payload_format=payload_format,
         on_event=lambda line: console.print(f"[dim]{datetime.now().time()}[/] {line}", highlight=False),
         unsubscribe_at_exit=True,
+        maintenance=maintenance,
     ) as (vnfm, server):
-        console.print(f"[bold]sample VNF manager[/] of {vnfm.project}: notifications to {vnfm.callback}")
+        console.print(
+            f"[bold]sample {'app' if maintenance else 'VNF'} manager[/] of {vnfm.project}: notifications to {vnfm.callback}"
+        )
         console.print(f"  subscription {vnfm.state()['subscription']} ({payload_format}); state at {server.url}/state")
         await server.wait()
 
@@ -284,17 +293,24 @@ def consumer(
     listen: Annotated[str, typer.Option(help="HOST:PORT for the webhook Vigil posts to.")] = "127.0.0.1:8771",
     project: Annotated[str | None, typer.Option(help="The project to manage (default: the token's).")] = None,
     payload_format: FormatOpt = PayloadFormat.AODH,
+    maintenance: Annotated[
+        bool, typer.Option("--maintenance", help="Also take part in maintenance sessions (Aodh format).")
+    ] = False,
 ) -> None:
     """Run the sample VNF manager: it owns an ACT/STBY pair and non-redundant instances,
     switches to the standby when notified of a failure, and recreates what failed.
 
     It adopts the project's instances (the pair by metadata role ACT and STBY), boots
-    what is missing, and subscribes to them. Stop it with Ctrl-C.
+    what is missing, and subscribes to them. With --maintenance it is the sample app
+    manager: it also answers maintenance messages (ACK, moves its active role off a host
+    before the host is emptied, MIGRATE, scales in and back out). Stop it with Ctrl-C.
     """
     with _friendly_errors():
         host, port = _listen_address(listen)
         try:
-            asyncio.run(_run_consumer(url, token, host, port, project, payload_format))
+            if maintenance and payload_format is not PayloadFormat.AODH:
+                raise SettingsError("--maintenance needs the aodh format: maintenance messages come as Aodh events")
+            asyncio.run(_run_consumer(url, token, host, port, project, payload_format, maintenance))
         except KeyboardInterrupt:
             pass
         except ApiError as exc:

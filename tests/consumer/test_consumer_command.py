@@ -108,3 +108,47 @@ def test_a_bad_listen_address_or_an_unreachable_server_is_one_line_and_status_2(
     gone = runner.invoke(app, ["consumer", "--url", "http://127.0.0.1:1", "--token", "t", "--listen", listen])
     assert gone.exit_code == 2
     assert "cannot reach" in gone.output
+
+
+def test_the_consumer_command_with_maintenance_answers_a_session(server: tuple[str, str]) -> None:
+    url, token = server
+    port = free_port()
+    args = ["consumer", "--url", url, "--token", token, "--project", "vnf-a", "--listen", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(
+        [*VIGIL, *args, "--maintenance"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    hooks = f"http://127.0.0.1:{port}"
+    admin = httpx.Client(base_url=url, headers={"X-Auth-Token": token}, timeout=10)
+    try:
+        until(lambda: httpx.get(f"{hooks}/state", timeout=1).json()["subscription"], "start-up")
+        instances = admin.get("/v1/instances").json()["instances"]
+        foreign = {i["host"] for i in instances if i["project"] != "vnf-a"}
+        hosts = [h["name"] for h in admin.get("/v1/hosts").json()["hosts"] if h["status"] == "UP"]
+        ours = [h for h in hosts if h not in foreign]  # no other project's app manager runs here
+        assert any(i["host"] in ours for i in instances), "the session must move some of vnf-a's instances"
+        session = admin.post("/v1/maintenance", json={"hosts": ours}).json()["session_id"]
+        done = until(
+            lambda: (
+                (s := admin.get(f"/v1/maintenance/{session}").json())["state"]
+                in ("MAINTENANCE_DONE", "MAINTENANCE_FAILED")
+                and s
+            ),
+            "the session",
+        )
+        assert done["state"] == "MAINTENANCE_DONE", done
+        state = httpx.get(f"{hooks}/state").json()
+        assert state["maintenance"][0]["state"] == "MAINTENANCE"
+        assert all(s["error"] is None for s in state["maintenance"])
+    finally:
+        output = stop(proc)
+        admin.close()
+    assert proc.returncode == 0, output
+    assert "sample app manager" in output
+
+
+def test_maintenance_needs_the_aodh_format() -> None:
+    runner = CliRunner()
+    args = ["consumer", "--url", "http://127.0.0.1:1", "--token", "t", "--maintenance", "--format", "sol003"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2
+    assert "aodh" in refused.output
