@@ -279,9 +279,8 @@ async def _run_consumer(
         unsubscribe_at_exit=True,
         maintenance=maintenance,
     ) as (vnfm, server):
-        console.print(
-            f"[bold]sample {'app' if maintenance else 'VNF'} manager[/] of {vnfm.project}: notifications to {vnfm.callback}"
-        )
+        kind = "app" if maintenance else "VNF"
+        console.print(f"[bold]sample {kind} manager[/] of {vnfm.project}: notifications to {vnfm.callback}")
         console.print(f"  subscription {vnfm.state()['subscription']} ({payload_format}); state at {server.url}/state")
         await server.wait()
 
