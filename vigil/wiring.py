@@ -71,6 +71,12 @@ class Runtime:
     monitor: HeartbeatMonitor | None = None
     maintenance: MaintenanceService | None = None
 
+    def api_context(self, tokens: TokenRegistry) -> ApiContext:
+        """What the API's routes need of this runtime."""
+        return ApiContext(
+            cloud=self.cloud, events=self.store, tokens=tokens, faults=self.faults, maintenance=self.maintenance
+        )
+
 
 def initial_topology(cloud: CloudSettings) -> Topology:
     if cloud.topology is not None:
@@ -253,13 +259,7 @@ def create_server_app(settings: Settings, tokens: TokenRegistry) -> FastAPI:
     @asynccontextmanager
     async def start() -> AsyncIterator[ApiContext]:
         async with running(settings) as runtime:
-            yield ApiContext(
-                cloud=runtime.cloud,
-                events=runtime.store,
-                tokens=tokens,
-                faults=runtime.faults,
-                maintenance=runtime.maintenance,
-            )
+            yield runtime.api_context(tokens)
 
     return create_app(start, max_body_bytes=settings.server.max_body_bytes)
 

@@ -76,6 +76,17 @@ class Apps:
         return [(m["state"], m.get("host") or "") for m in self.messages if m["event_type"] == "maintenance.host"]
 
 
+async def app_managers(api: Api, receiver: Receiver) -> Apps:
+    """Both projects' app managers on a server the test started itself."""
+    apps = Apps(receiver, {"vnf-a": "vnf-a-token", "vnf-b": "vnf-b-token"}, api.url)
+    receiver.on_receive = apps.on_receive
+    for token, path in (("vnf-a-token", "/vnf-a"), ("vnf-b-token", "/vnf-b")):
+        async with api.client(token) as client:
+            body = {"callbacks": [f"{receiver.url}{path}"], "filter": {"event_types": ["maintenance.scheduled"]}}
+            assert (await client.post("/v1/subscriptions", json=body)).status_code == 201
+    return apps
+
+
 @pytest.fixture
 async def apps(
     api: Api, admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, vnf_b: httpx.AsyncClient, receiver: Receiver
@@ -251,12 +262,7 @@ async def test_a_migration_that_fails_rolls_back_and_loses_nothing(
 ) -> None:
     slow = settings.model_copy(update={"cloud": settings.cloud.model_copy(update={"cold_migration_s": 0.5})})
     async with restart(slow) as api, api.client("admin-token") as admin:
-        apps = Apps(receiver, {"vnf-a": "vnf-a-token", "vnf-b": "vnf-b-token"}, api.url)
-        receiver.on_receive = apps.on_receive
-        for token, path in (("vnf-a-token", "/vnf-a"), ("vnf-b-token", "/vnf-b")):
-            async with api.client(token) as client:
-                body = {"callbacks": [f"{receiver.url}{path}"], "filter": {"event_types": ["maintenance.scheduled"]}}
-                assert (await client.post("/v1/subscriptions", json=body)).status_code == 201
+        await app_managers(api, receiver)
         before = await placement(admin)
         session = await start(admin, hosts=SESSION_HOSTS)
         # Break the destination of the first migration while it runs.
@@ -285,12 +291,7 @@ async def test_a_migration_running_too_long_fails_the_session(
         }
     )
     async with restart(slow) as api, api.client("admin-token") as admin:
-        apps = Apps(receiver, {"vnf-a": "vnf-a-token", "vnf-b": "vnf-b-token"}, api.url)
-        receiver.on_receive = apps.on_receive
-        for token, path in (("vnf-a-token", "/vnf-a"), ("vnf-b-token", "/vnf-b")):
-            async with api.client(token) as client:
-                body = {"callbacks": [f"{receiver.url}{path}"], "filter": {"event_types": ["maintenance.scheduled"]}}
-                assert (await client.post("/v1/subscriptions", json=body)).status_code == 201
+        await app_managers(api, receiver)
         before = await placement(admin)
         session = await start(admin, hosts=SESSION_HOSTS)
         failed = await finished(admin, session)
