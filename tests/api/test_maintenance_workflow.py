@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -351,3 +352,24 @@ async def test_a_session_cut_off_by_a_restart_is_failed_and_rolled_back(
         assert shown["state"] == "MAINTENANCE_FAILED"
         assert shown["reason"] in ("interrupted by a restart", "Vigil was stopped")
         await assert_rolled_back(admin, before, ["compute-1", "compute-3"])
+
+
+async def test_an_instances_lead_time_delays_its_migration_after_the_message(
+    admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, apps: Apps
+) -> None:
+    assert (await vnf_a.put("/v1/instance/vnf-a-app-act", json={"lead_time": 0.5})).status_code == 200
+    session = await start(admin, hosts=SESSION_HOSTS)
+    assert (await finished(admin, session))["state"] == "MAINTENANCE_DONE"
+    [asked] = [
+        m for m in apps.messages if m["state"] in ("PREPARE_MAINTENANCE", "PLANNED_MAINTENANCE")
+        and "vnf-a-app-act" in m["instance_ids"]
+    ]  # fmt: skip
+    sent_at = datetime.fromisoformat(asked["reply_at"]) - timedelta(seconds=30)  # reply_at = sent + the window
+    actions_at = datetime.fromisoformat(asked["actions_at"])
+    assert actions_at - sent_at >= timedelta(seconds=0.49)
+    done = [
+        e for e in apps.receiver.delivered("/vnf-a")
+        if "INSTANCE_ACTION_DONE" in str(e["body"]) and "vnf-a-app-act" in str(e["body"])
+    ]  # fmt: skip
+    assert done
+    assert done[0]["received_at"] >= actions_at.timestamp()

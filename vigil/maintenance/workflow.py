@@ -227,7 +227,11 @@ class Workflow:
         """Ask the host's projects what to do with their instances, then move them."""
         await self._host_state(host, HostMaintenanceState.GOING_TO_MAINTENANCE)
         on_host = self._instances_by_project([host])
-        replies = await self._ask(state, on_host, allowed=tuple(InstanceAction))
+        # FEAT03 lead_time: the app managers hear of an action at least that long before it.
+        lead = max((self._lead_time(i) for ids in on_host.values() for i in ids), default=0.0)
+        actions_at = self._clock() + timedelta(seconds=lead)
+        replies = await self._ask(state, on_host, allowed=tuple(InstanceAction), actions_at=actions_at)
+        await self._sleep_until(actions_at)
         chosen: dict[str, InstanceAction] = {}
         for reply in replies.values():
             chosen.update(reply.instance_actions)
@@ -497,6 +501,10 @@ class Workflow:
             max_impacted_members=constraints.max_impacted_members if constraints else 0,
             recovery_time=constraints.recovery_time if constraints else 0.0,
         )
+
+    def _lead_time(self, instance_id: str) -> float:
+        constraints = self._constraints.instances.get(instance_id)
+        return constraints.lead_time if constraints else 0.0
 
     def _default_action(self, instance_id: str) -> InstanceAction:
         constraints = self._constraints.instances.get(instance_id)
