@@ -7,7 +7,8 @@ spot); ``vigil token create`` adds an API token; ``vigil consumer`` runs
 the sample VNF manager against a running server; ``vigil demo fault``
 runs Doctor's fault management test case in one process (``--testbed``: on
 network namespaces), ``vigil demo maintenance`` its NFVI maintenance test
-case (a rolling maintenance under an app probed 200 times a second);
+case (a rolling maintenance under an app probed 200 times a second;
+``--testbed``: on network namespaces, with the testbed's traffic probe);
 ``vigil testbed`` builds and breaks those namespaces
 (:mod:`vigil.testbed.cli`). Configuration
 errors end with a one-line message and exit status 2, never a traceback.
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -38,7 +39,14 @@ from vigil.api.views import host_view, instance_view
 from vigil.consumer.client import ApiError
 from vigil.consumer.webhook import running_consumer
 from vigil.demo import checkpoint_table, run_fault_demo, run_testbed_demo, table_of_testbed_demo
-from vigil.demo_maintenance import MIN_HOSTS, DemoSetup, result_table, run_maintenance_demo
+from vigil.demo_maintenance import (
+    MIN_HOSTS,
+    DemoSetup,
+    MaintenanceDemoResult,
+    result_table,
+    run_maintenance_demo,
+    run_testbed_maintenance_demo,
+)
 from vigil.domain.errors import DomainError
 from vigil.domain.subscriptions import PayloadFormat
 from vigil.settings import Settings, SettingsError, load_settings
@@ -387,6 +395,7 @@ def demo_maintenance(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds to wait for the session (default: from the timings).")
     ] = None,
+    testbed: Annotated[bool, typer.Option("--testbed", help="On real namespaces (root): see below.")] = False,
 ) -> None:
     """Doctor's NFVI maintenance test: upgrade every host under a VNF that must lose no request.
 
@@ -396,10 +405,28 @@ def demo_maintenance(
     probes the app 200 times a second, and has the admin maintain every host with an
     upgrade action. Prints the session's end state, hosts maintained, migrations and the
     failed requests; exits 0 only for MAINTENANCE_DONE with no failed request.
+
+    With --testbed: on a testbed of network namespaces (brought up and down again), the app's
+    instances are processes (the pair plus two non-redundant ones per host) that follow
+    their migrations, the testbed's traffic probe sends 500 requests/s to the service, and
+    each host's data plane is down for --upgrade-s while it is in maintenance (Vigil's own
+    migration time applies; --full, --vcpus and --migration-s are for the embedded cloud).
     """
+    if testbed:
+        if full:
+            err.print("[bold red]error:[/] --full is for the embedded cloud, not --testbed")
+            raise typer.Exit(2)
+        with _friendly_errors():
+            result = asyncio.run(run_testbed_maintenance_demo(hosts, down_s=upgrade_s, timeout_s=timeout))
+        setup = DemoSetup(hosts=hosts, upgrade_s=upgrade_s)
+        _print_maintenance(result, setup, as_json)
     setup = DemoSetup(hosts=hosts, vcpus=vcpus, full=full, migration_s=migration_s, upgrade_s=upgrade_s)
     with _friendly_errors():
         result = asyncio.run(run_maintenance_demo(setup, timeout_s=timeout))
+    _print_maintenance(result, setup, as_json)
+
+
+def _print_maintenance(result: MaintenanceDemoResult, setup: DemoSetup, as_json: bool) -> NoReturn:
     if as_json:
         typer.echo(json.dumps(result.as_json()))
     else:
@@ -407,6 +434,8 @@ def demo_maintenance(
         for line in result.app_log:
             if not line.endswith("INSTANCE_ACTION_DONE"):  # one per migration: the table counts them
                 console.print(f"  [dim]app manager:[/] {line}", highlight=False)
+        for line in result.notes:
+            console.print(f"  [dim]note:[/] {line}", highlight=False)
         if result.reason:
             err.print(f"[bold red]session failed:[/] {result.reason}")
     if result.error:

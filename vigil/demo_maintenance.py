@@ -28,6 +28,14 @@ map directly, which is why Vigil runs in this process. Zero failed requests
 is the use case's promise: the app manager moves its active role away
 before the host it runs on is touched.
 
+:func:`run_testbed_maintenance_demo` (``vigil demo maintenance --testbed``,
+root needed) runs the same test on real network namespaces
+(:mod:`vigil.testbed`): the app's instances are processes that follow their
+migrations, the testbed's traffic probe sends real requests to the service
+address, and each host's data plane really goes down while it is in
+maintenance (:mod:`vigil.testbed.maintain`), so Vigil must suppress its
+agent's reports rather than raise a fault.
+
 :func:`minimum_migrations` and :func:`per_host` let the benchmark
 (``bench.maintenance``) compare a run with what its layout makes
 unavoidable.
@@ -37,7 +45,7 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +66,10 @@ from vigil.domain.errors import DomainError
 from vigil.domain.model import Host, Instance
 from vigil.domain.states import InstanceState
 from vigil.settings import Settings, load_settings
+from vigil.testbed import bed, maintain, plan
+from vigil.testbed.netns import TestbedError
+from vigil.testbed.scenario import AppOnTestbed, clean_start
+from vigil.testbed.workload import FleetError
 from vigil.wiring import BackgroundServer, Runtime, running
 
 DEMO_PROJECT = "vnf-demo"
@@ -283,6 +295,10 @@ class MaintenanceDemoResult:
     app_log: list[str] = field(default_factory=list)
     app_steps: list[str] = field(default_factory=list)
     error: str | None = None
+    probe: str = "embedded"  # or "testbed": the testbed's traffic probe (run_testbed_maintenance_demo)
+    faults_opened: int | None = None  # testbed: faults Vigil opened during the session
+    suppressed_reports: int | None = None  # testbed: agents' reports suppressed (host in maintenance)
+    notes: list[str] = field(default_factory=list)  # what else happened (testbed: bring-up, workload)
 
     @property
     def ok(self) -> bool:
@@ -310,6 +326,10 @@ class MaintenanceDemoResult:
             "probe_interval_ms": round(self.probe_interval_s * 1000, 3),
             "longest_outage_ms": self.longest_outage_ms,
             "layout": self.layout,
+            "probe": self.probe,
+            "faults_opened": self.faults_opened,
+            "suppressed_reports": self.suppressed_reports,
+            "notes": self.notes,
             "error": self.error,
         }
 
@@ -424,8 +444,9 @@ async def run_maintenance_demo(
                     return act.id if act is not None else None
 
                 probe = ServiceProbe(cloud_map, active, interval_s=probe_interval_s)
+                body = session_body(hosts, [{"plugin": "upgrade", "duration_s": setup.upgrade_s}])
                 async with probe.running():
-                    await _maintain(adm, runtime, hosts, setup, timeout_s, result)
+                    await _maintain(adm, body, runtime.maintenance.wait, timeout_s, result)
                     with contextlib.suppress(TimeoutError):  # the app's last reply may still be on its way
                         await manager.settle(5.0)
                 result.requests = probe.requests
@@ -442,22 +463,24 @@ def _step_line(step: MaintenanceStep) -> str:
     return f"{step.state}: {step.reply or '-'}" + (f" ({step.error})" if step.error else "")
 
 
-async def _maintain(
-    admin: httpx.AsyncClient,
-    runtime: Runtime,
-    hosts: list[str],
-    setup: DemoSetup,
-    timeout_s: float,
-    result: MaintenanceDemoResult,
-) -> None:
-    """Post the session as the admin, wait for its end, read its outcome back through the API."""
-    assert runtime.maintenance is not None
-    body = {
+def session_body(hosts: list[str], actions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The admin's request for a session maintaining ``hosts`` with ``actions`` on each."""
+    return {
         "hosts": hosts,
         "state": "MAINTENANCE",
         "metadata": {"origin": "vigil demo maintenance"},
-        "actions": [{"plugin": "upgrade", "duration_s": setup.upgrade_s}],
+        "actions": actions,
     }
+
+
+async def _maintain(
+    admin: httpx.AsyncClient,
+    body: dict[str, Any],
+    wait: Callable[[str], Awaitable[object]],
+    timeout_s: float,
+    result: MaintenanceDemoResult,
+) -> None:
+    """Post the session as the admin, ``wait`` for its end, read its outcome back through the API."""
     created = await admin.post("/v1/maintenance", json=body)
     if created.status_code != 200:
         result.error = f"the session was refused: {created.status_code} {created.text}"
@@ -466,7 +489,7 @@ async def _maintain(
     result.session_id = ident
     try:
         async with asyncio.timeout(timeout_s):
-            await runtime.maintenance.wait(ident)
+            await wait(ident)
     except TimeoutError:
         result.error = f"the session did not end within {timeout_s:g} s; cancelled"
         await admin.delete(f"/v1/maintenance/{ident}")
@@ -486,7 +509,13 @@ def _timestamp(text: str) -> float:
 
 
 def result_table(result: MaintenanceDemoResult, setup: DemoSetup) -> Table:
-    kind = "every vCPU used: SCALE_IN first" if result.full else "one host's worth of vCPUs free"
+    """The embedded demo's outcome, or with ``result.probe == "testbed"`` the testbed's
+    (``setup.upgrade_s`` is then how long each host's data plane was down)."""
+    testbed = result.probe == "testbed"
+    if testbed:
+        kind = "network namespaces, each host's data plane down while maintained"
+    else:
+        kind = "every vCPU used: SCALE_IN first" if result.full else "one host's worth of vCPUs free"
     table = Table(title=f"Rolling maintenance of {result.hosts} hosts ({kind})")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -501,9 +530,118 @@ def result_table(result: MaintenanceDemoResult, setup: DemoSetup) -> Table:
     table.add_row("migrations (fewest possible)", f"{result.migrations} ({result.minimum_migrations})")
     table.add_row("ACT moved away by the app", str(result.switchovers))
     table.add_row("session duration", "-" if result.duration_s is None else f"{result.duration_s:.3f} s")
-    table.add_row("migration, upgrade", f"{setup.migration_s:g} s, {setup.upgrade_s:g} s")
+    if testbed:
+        table.add_row("data plane down per host", f"{setup.upgrade_s:g} s")
+        table.add_row("faults opened (reports suppressed)", f"{result.faults_opened} ({result.suppressed_reports})")
+    else:
+        table.add_row("migration, upgrade", f"{setup.migration_s:g} s, {setup.upgrade_s:g} s")
     table.add_section()
-    table.add_row(f"probe requests (every {result.probe_interval_s * 1000:g} ms)", str(result.requests))
+    where = "testbed's probe, " if testbed else ""
+    table.add_row(f"requests ({where}every {result.probe_interval_s * 1000:g} ms)", str(result.requests))
     table.add_row("failed requests", str(result.failed_requests))
     table.add_row("longest outage", f"{result.longest_outage_ms:.3f} ms")
     return table
+
+
+# -- vigil demo maintenance --testbed: on real namespaces ------------------------------
+
+TESTBED_RATE = 500.0  # the probe's requests per second (at least 200)
+
+
+async def run_testbed_maintenance_demo(
+    hosts: int = 4,
+    *,
+    workers: int | None = None,
+    down_s: float = 1.0,
+    rate: float = TESTBED_RATE,
+    timeout_s: float | None = None,
+    state_dir: Path | None = None,
+) -> MaintenanceDemoResult:
+    """The same test on a testbed (root needed), brought up and taken down again.
+
+    The app runs as processes in the hosts' namespaces (:class:`AppOnTestbed`
+    with ``maintenance``: the sample app manager, its ACT/STBY pair and
+    ``workers`` non-redundant instances, by default two per host, spread by
+    Vigil's scheduler), and the testbed's traffic probe sends ``rate``
+    requests per second to its service address from the gateway. The admin
+    maintains every host with the :mod:`vigil.testbed.maintain` action: the
+    host's data-plane NIC is down for ``down_s`` while it is in maintenance.
+    The workload follows Vigil during the session (migrated instances'
+    processes move). Reported: the session's outcome as in the embedded
+    demo, the probe's requests and failures sent during the session, the
+    faults Vigil opened meanwhile (none: the agents' link-down reports of a
+    host in maintenance are suppressed) and how many reports it suppressed.
+    """
+    if hosts < MIN_HOSTS:
+        raise ValueError(f"the demo needs at least {MIN_HOSTS} hosts (an anti-affinity pair must move somewhere)")
+    result = MaintenanceDemoResult(hosts, full=False, probe_interval_s=1.0 / rate, probe="testbed")
+    try:
+        state = await asyncio.to_thread(bed.up, hosts, state_dir, timeout_s=60.0)
+    except (TestbedError, OSError, ValueError) as exc:
+        result.error = f"cannot bring the testbed up: {exc}"
+        return result
+    try:
+        reset = await clean_start(state)
+        app = AppOnTestbed(state, rate=rate, maintenance=True, workers=2 * hosts if workers is None else workers)
+        if reset:
+            result.notes.append(f"reset {len(reset)} instance(s) a fault during the testbed's bring-up left in ERROR")
+        async with app:
+            await _maintain_testbed(app, down_s, timeout_s, result)
+    except (TestbedError, FleetError, TimeoutError, OSError, httpx.HTTPError) as exc:
+        result.error = result.error or str(exc) or type(exc).__name__
+    finally:
+        await asyncio.to_thread(bed.down, state_dir)
+    return result
+
+
+async def _maintain_testbed(
+    app: AppOnTestbed, down_s: float, timeout_s: float | None, result: MaintenanceDemoResult
+) -> None:
+    assert app.vnfm is not None
+    vnfm, admin = app.vnfm, app.admin
+    names = [h.name for h in plan.hosts(app.state.hosts)]
+    result.layout = await _testbed_layout(admin, app.state.project, names)
+    faults_before = await _fault_ids(admin)
+    body = session_body(names, [maintain.action(app.state.python, down_s)])
+    timeout_s = timeout_s if timeout_s is not None else 60.0 + len(names) * (down_s + 15.0)
+
+    async def ended(ident: str) -> None:  # Vigil runs in another process: ask it every 50 ms
+        while True:
+            session = (await admin.get(f"/v1/maintenance/{ident}")).raise_for_status().json()
+            if session["state"] in FINAL_STATES:
+                return
+            await asyncio.sleep(0.05)
+
+    async with app.following():
+        start = time.time()
+        await _maintain(admin, body, ended, timeout_s, result)
+        end = time.time()
+        with contextlib.suppress(TimeoutError):  # the app's last reply may still be on its way
+            await vnfm.settle(5.0)
+    window = await app.requests_between(start, end)
+    result.requests, result.failed_requests = window.requests, window.failed
+    result.longest_outage_ms = round(window.longest_failures * result.probe_interval_s * 1000, 3)
+    result.faults_opened = len(await _fault_ids(admin) - faults_before)
+    result.suppressed_reports = await _suppressed_since(admin, start)
+    result.switchovers = len(vnfm.switchovers)
+    result.app_log = list(app.log)
+    if isinstance(vnfm, AppManager):
+        result.app_steps = [_step_line(s) for s in vnfm.maintenance]
+    if app.follow_errors:
+        result.notes.append(f"workload re-sync failed {len(app.follow_errors)} time(s): {app.follow_errors[-1]}")
+
+
+async def _testbed_layout(admin: httpx.AsyncClient, project: str, hosts: list[str]) -> dict[str, int]:
+    response = await admin.get("/v1/instances", params={"project": project})
+    instances = response.raise_for_status().json()["instances"]
+    return {h: sum(1 for i in instances if i["host"] == h and i["state"] == "ACTIVE") for h in hosts}
+
+
+async def _fault_ids(admin: httpx.AsyncClient) -> set[str]:
+    return {str(f["id"]) for f in (await admin.get("/v1/faults")).raise_for_status().json()["faults"]}
+
+
+async def _suppressed_since(admin: httpx.AsyncClient, since: float) -> int:
+    response = await admin.get("/v1/fault-events", params={"outcome": "suppressed", "limit": 1000})
+    events = response.raise_for_status().json()["fault_events"]
+    return sum(1 for e in events if _timestamp(e["received_at"]) >= since)

@@ -20,11 +20,26 @@ injector, T01 the agent's event time), ``notification_ms`` T09 - T01, and
 the VNF manager's recreation of what failed, moves the workload after it,
 repairs the host and waits until Vigil has it UP and the service answers
 steadily, so the next fault starts from the same kind of state.
+
+With ``maintenance=True`` the VNF manager is the sample app manager
+(:class:`~vigil.consumer.app_manager.AppManager`), which takes part in
+maintenance sessions, and ``workers`` non-redundant instances give the
+session something to migrate. :meth:`AppOnTestbed.following` keeps the
+workload in step with Vigil meanwhile: every 50 ms, and at once on each
+INSTANCE_ACTION_DONE, one process per ACTIVE member on the host Vigil has
+it on (a migrated instance's process stops on the old host and starts on
+the new). The active instance is never migrated: the app manager moves
+the role away first, and the new active claims the service address
+before the old one releases it (make before break, :data:`HANDOVER_S`
+later), so no request is lost. :meth:`ProbeLog.window` counts the probe's
+requests and failures between two times.
 """
 
 import asyncio
 import contextlib
+import functools
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +53,14 @@ from vigil.testbed.faults import Injector
 from vigil.testbed.netns import TestbedError
 from vigil.testbed.probe import Sample, outage
 from vigil.testbed.state import TestbedState, pid_of, start_process, terminate
-from vigil.testbed.workload import Fleet
+from vigil.testbed.workload import Fleet, FleetError
 
 PROBE = "probe"
+PROBE_TIMEOUT_S = 0.5  # a request unanswered this long is lost
+FOLLOW_INTERVAL_S = 0.05
+HANDOVER_S = 0.2
+"""In a planned switchover the old active keeps the service address this long
+after the new one claimed it, so requests already on their way to it are answered."""
 
 
 @dataclass(slots=True)
@@ -66,6 +86,15 @@ class Measured:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The probe's requests in a time window."""
+
+    requests: int
+    failed: int
+    longest_failures: int  # consecutive failed requests
 
 
 class ProbeLog:
@@ -94,6 +123,23 @@ class ProbeLog:
                 self.samples.append(Sample(int(parts[1]), float(parts[2]), False))
         return self.samples
 
+    def window(self, start: float, end: float) -> Window:
+        """The requests sent from ``start`` to ``end`` (Unix s): how many, how many failed (lost,
+        or no outcome recorded), and the longest run of consecutive failures."""
+        ok = {s.seq for s in self.refresh() if s.ok}
+        seqs = sorted(s.seq for s in self.samples if start <= s.sent <= end)
+        if not seqs:
+            return Window(0, 0, 0)
+        failed = longest = run = 0
+        for seq in range(seqs[0], seqs[-1] + 1):  # a request with no line at all failed too
+            if seq in ok:
+                run = 0
+                continue
+            failed += 1
+            run += 1
+            longest = max(longest, run)
+        return Window(seqs[-1] - seqs[0] + 1, failed, longest)
+
     def steady(self, count: int) -> bool:
         """The last ``count`` outcomes are all answers."""
         recent = sorted(self.refresh()[-count * 2 :], key=lambda s: s.seq)[-count:]
@@ -108,6 +154,8 @@ class AppOnTestbed:
         rate: float = 500.0,
         payload_format: str = "aodh",
         timeout_s: float = 10.0,
+        maintenance: bool = False,
+        workers: int = 0,
     ) -> None:
         if rate < 200:
             raise ValueError("the probe sends at least 200 requests/s")
@@ -115,6 +163,11 @@ class AppOnTestbed:
         self.rate = rate
         self.payload_format = payload_format
         self.timeout_s = timeout_s
+        self.maintenance = maintenance
+        self.workers = workers
+        self.follow_errors: list[str] = []
+        self._resync = asyncio.Event()
+        self._handovers: dict[str, tuple[plan.HostPlan, float]] = {}  # old active -> (its host, release due)
         self.injector = Injector(state)
         self.fleet = Fleet(state.dir, python=state.python)
         self.probe = ProbeLog(state.dir / "probe.out")
@@ -137,10 +190,11 @@ class AppOnTestbed:
                     host=plan.API_ROOT_IP,
                     project=self.state.project,
                     payload_format=self.payload_format,
-                    spec=VnfSpec(name="app", workers=0),
-                    on_event=self.log.append,
+                    spec=VnfSpec(name="app", workers=self.workers),
+                    on_event=self._event,
                     on_switchover=self._switched,
                     unsubscribe_at_exit=True,
+                    maintenance=self.maintenance,
                 )
             )
             await self._sync_fleet()
@@ -157,6 +211,8 @@ class AppOnTestbed:
                     f"{plan.SERVICE_IP}:{plan.SERVICE_PORT}",
                     "--rate",
                     str(self.rate),
+                    "--timeout",
+                    str(PROBE_TIMEOUT_S),
                     "--out",
                     str(self.probe.path),
                 ],
@@ -182,12 +238,34 @@ class AppOnTestbed:
             self.injector.close()
             await self._admin.aclose()
 
+    @property
+    def admin(self) -> httpx.AsyncClient:
+        """A client of the testbed's Vigil with the admin token."""
+        return self._admin
+
     # -- the workload follows the VNF manager ------------------------------------------
 
+    def _event(self, line: str) -> None:
+        self.log.append(line)
+        if line.endswith("INSTANCE_ACTION_DONE"):  # an instance moved: follow it now
+            self._resync.set()
+
     def _switched(self, switchover: Switchover) -> None:
-        """In the webhook request, right after the role flip: the new active takes the address."""
+        """Right after the role flip: the new active takes the address. In a fault the old one
+        gives it up at once; with ``maintenance`` it is healthy and gives it up
+        :data:`HANDOVER_S` later (:meth:`_sync_fleet` keeps its process that long)."""
         self.fleet.order(switchover.new_act, "claim")
-        self.fleet.order(switchover.failed, "release")
+        old = self.fleet.hosts.get(switchover.failed)
+        if not self.maintenance or old is None:
+            self.fleet.order(switchover.failed, "release")
+            return
+        self._handovers[switchover.failed] = (old, time.monotonic() + HANDOVER_S)
+        asyncio.get_running_loop().call_later(HANDOVER_S, self._hand_over, switchover.failed, old)
+
+    def _hand_over(self, instance: str, host: plan.HostPlan) -> None:
+        self._handovers.pop(instance, None)
+        if self.fleet.hosts.get(instance) == host and self.fleet.holder != instance:
+            self.fleet.order(instance, "release")
 
     async def _sync_fleet(self) -> None:
         """One instance process per healthy member, on the member's host; the ACT holds the VIP."""
@@ -196,13 +274,50 @@ class AppOnTestbed:
         response.raise_for_status()
         where = {i["id"]: i for i in response.json()["instances"]}
         wanted: dict[str, tuple[plan.HostPlan, bool]] = {}
+        singles = {m.id for m in self.vnfm.members.values() if m.role is Role.SINGLE}
         for member in self.vnfm.members.values():
             inst = where.get(member.id)
             if inst is None or inst["state"] != "ACTIVE" or not inst.get("host"):
                 continue
             host = plan.host_by_name(self.state.hosts, inst["host"])
             wanted[member.id] = (host, member.role is Role.ACT)
-        await asyncio.to_thread(self.fleet.sync, wanted)
+        now = time.monotonic()
+        for instance, (host, due) in self._handovers.items():  # an old active still answering
+            if due > now and instance not in wanted and self.fleet.hosts.get(instance) == host:
+                wanted[instance] = (host, False)
+        await asyncio.to_thread(functools.partial(self.fleet.sync, wanted, without_vip=singles))
+
+    @contextlib.asynccontextmanager
+    async def following(self, interval_s: float = FOLLOW_INTERVAL_S) -> AsyncIterator["AppOnTestbed"]:
+        """The workload follows Vigil while in the block (see the module docstring);
+        a failed re-sync is noted in :attr:`follow_errors` and tried again."""
+
+        async def follow() -> None:
+            while True:
+                try:
+                    await self._sync_fleet()
+                except (httpx.HTTPError, FleetError, TestbedError, ValueError) as exc:
+                    self.follow_errors.append(str(exc) or type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._resync.wait(), interval_s)
+                self._resync.clear()
+
+        task = asyncio.get_running_loop().create_task(follow(), name="vigil.testbed.follow")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._sync_fleet()
+
+    async def requests_between(self, start: float, end: float) -> Window:
+        """The probe's requests sent from ``start`` to ``end`` (Unix s), once each has its outcome."""
+        await asyncio.sleep(max(0.0, end + PROBE_TIMEOUT_S - time.time()))
+        await self._until(
+            lambda: any(s.sent > end + PROBE_TIMEOUT_S + 0.1 for s in self.probe.refresh()[-100:]),
+            "the probe has the outcome of every request sent by then",
+        )
+        return self.probe.window(start, end)
 
     def act_host(self) -> plan.HostPlan:
         assert self.vnfm is not None
@@ -281,22 +396,48 @@ class AppOnTestbed:
     async def until_stable_up(self, host: str, hold_s: float = 0.4) -> None:
         """Until Vigil has ``host`` UP with no active fault, and still so ``hold_s`` later
         (late reports of the fault, such as the agent's gateway probe's, have come in)."""
+        await until_stable_up(self._admin, host, self.timeout_s * 3, hold_s)
 
-        async def healthy() -> bool:
-            response = await self._admin.get(f"/v1/hosts/{host}")
-            response.raise_for_status()
-            if response.json()["host"]["status"] != "UP":
-                return False
-            response = await self._admin.get("/v1/faults", params={"state": "ACTIVE"})
-            response.raise_for_status()
-            return not any(f["resource_id"] == host for f in response.json()["faults"])
 
-        deadline = time.monotonic() + self.timeout_s * 3
-        while True:
+async def until_stable_up(admin: httpx.AsyncClient, host: str, timeout_s: float, hold_s: float = 0.4) -> None:
+    """See :meth:`AppOnTestbed.until_stable_up`."""
+
+    async def healthy() -> bool:
+        response = await admin.get(f"/v1/hosts/{host}")
+        response.raise_for_status()
+        if response.json()["host"]["status"] != "UP":
+            return False
+        response = await admin.get("/v1/faults", params={"state": "ACTIVE"})
+        response.raise_for_status()
+        return not any(f["resource_id"] == host for f in response.json()["faults"])
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if await healthy():
+            await asyncio.sleep(hold_s)
             if await healthy():
-                await asyncio.sleep(hold_s)
-                if await healthy():
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{host} is not steadily UP in Vigil after its repair")
-            await asyncio.sleep(0.05)
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{host} is not steadily UP in Vigil")
+        await asyncio.sleep(0.05)
+
+
+async def clean_start(state: TestbedState, timeout_s: float = 30.0) -> list[str]:
+    """Before an app starts on a testbed just brought up: wait until every host is steadily UP
+    with no active fault, and reset to ACTIVE the project's instances a fault during the
+    bring-up left in ERROR (a host whose first heartbeats came late, while the agents
+    started, was declared down for a moment); returns their ids. The app then starts whole,
+    as it would on a cloud that has settled."""
+    bed.require_api_link()
+    headers = {"X-Auth-Token": state.tokens["admin"]}
+    async with httpx.AsyncClient(base_url=plan.api_url(), headers=headers, timeout=10.0) as admin:
+        for host in plan.hosts(state.hosts):
+            await until_stable_up(admin, host.name, timeout_s)
+        response = await admin.get("/v1/instances", params={"project": state.project})
+        reset = []
+        for inst in response.raise_for_status().json()["instances"]:
+            if inst["state"] == "ERROR":
+                body = {"action": "reset-state", "state": "ACTIVE"}
+                (await admin.post(f"/v1/instances/{inst['id']}/action", json=body)).raise_for_status()
+                reset.append(str(inst["id"]))
+        return reset

@@ -8,14 +8,17 @@ beforehand, so claiming the service is only adding the address. The
 process takes orders on a UNIX datagram socket (paths are not confined to
 a network namespace): ``claim`` adds the VIP to its data-plane interface
 (one rtnetlink message) and announces it with gratuitous ARP (repeated
-after 20 and 200 ms, as VRRP routers do); ``release`` removes it. Each
+after 20 and 200 ms, as VRRP routers do); ``release`` removes it. A
+non-redundant instance (``--no-vip``) serves its own address only, on a
+port of its own, and has no VIP to claim. Each
 order and its timing is logged as a JSON line on stdout.
 
 :class:`Fleet` (the orchestrator's side) starts one process per Vigil
 instance in the namespace of the host the instance runs on, gives the
 orders, keeps the processes in step with the VNF manager's members
 (:meth:`Fleet.sync`), and stops them, taking the VIP off their host even if
-the process cannot answer. Its processes' pid files are in the testbed's
+the process cannot answer (unless the instance that holds the VIP now runs
+on that host too). Its processes' pid files are in the testbed's
 state directory, so ``vigil testbed down`` stops them too.
 
 The stdlib only: an instance starts in tens of milliseconds.
@@ -32,6 +35,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from vigil.testbed import plan
@@ -45,7 +49,7 @@ GARP_REPEATS_S = (0.02, 0.2)
 
 
 class Instance:
-    def __init__(self, name: str, address: str, vip: str, port: int, dev: str, control: Path) -> None:
+    def __init__(self, name: str, address: str, vip: str | None, port: int, dev: str, control: Path) -> None:
         self.name = name
         self.address = address
         self.vip = vip
@@ -53,7 +57,7 @@ class Instance:
         self.dev = dev
         self.control = control
         self.rtnl = Rtnl()
-        self.announcer = Announcer(dev, vip)
+        self.announcer = Announcer(dev, vip) if vip else None  # None: a non-redundant instance, no VIP
         self.active = False
         self.answered = 0
         self._tag = b" " + name.encode()
@@ -81,6 +85,9 @@ class Instance:
             self.answered += 1
 
     def claim(self) -> None:
+        if self.vip is None or self.announcer is None:
+            self._log("no_vip")
+            return
         start = time.time()
         self.rtnl.add_address(self.dev, self.vip)
         added = time.time()
@@ -92,11 +99,13 @@ class Instance:
             loop.call_later(delay, self._announce)
 
     def _announce(self) -> None:
-        if self.active:
+        if self.active and self.announcer is not None:
             with contextlib.suppress(OSError):
                 self.announcer.announce()
 
     def release(self) -> None:
+        if self.vip is None:
+            return
         start = time.time()
         removed = self.rtnl.delete_address(self.dev, self.vip)
         self.active = False
@@ -123,7 +132,7 @@ class Instance:
 
     async def run(self, active: bool) -> None:
         loop = asyncio.get_running_loop()
-        data = [self._udp(self.address, False), self._udp(self.vip, True)]
+        data = [self._udp(self.address, False), *([self._udp(self.vip, True)] if self.vip else [])]
         with contextlib.suppress(FileNotFoundError):
             self.control.unlink()
         orders = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -136,7 +145,8 @@ class Instance:
             loop.add_signal_handler(signum, self._stop.set)
         if active:
             self.claim()
-        self._log("serving", address=self.address, vip=self.vip, port=self.port, active=self.active)
+        port = data[0].getsockname()[1]
+        self._log("serving", address=self.address, vip=self.vip, port=port, active=self.active)
         try:
             await self._stop.wait()
         finally:
@@ -149,7 +159,8 @@ class Instance:
             with contextlib.suppress(FileNotFoundError):
                 self.control.unlink()
             self.rtnl.close()
-            self.announcer.close()
+            if self.announcer is not None:
+                self.announcer.close()
             self._log("stopped", answered=self.answered)
 
 
@@ -162,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", default=plan.NS_DC_IF)
     parser.add_argument("--control", required=True, type=Path, help="UNIX datagram socket for orders")
     parser.add_argument("--active", action="store_true", help="claim the service address at start")
+    parser.add_argument(
+        "--no-vip", action="store_true", help="a non-redundant instance: its own address only (--port 0: any port)"
+    )
     args = parser.parse_args(argv)
-    instance = Instance(args.name, args.address, args.vip, args.port, args.dev, args.control)
+    vip = None if args.no_vip else args.vip
+    instance = Instance(args.name, args.address, vip, args.port, args.dev, args.control)
     asyncio.run(instance.run(args.active))
     return 0
 
@@ -184,6 +199,7 @@ class Fleet:
         self.run_dir = state_dir / "instances"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.hosts: dict[str, plan.HostPlan] = {}  # instance id -> host
+        self.holder: str | None = None  # the instance last started active or ordered to claim the VIP
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._orders = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._orders.setblocking(False)
@@ -195,7 +211,11 @@ class Fleet:
     def _pid_file(self, instance: str) -> Path:
         return self.state_dir / "pids" / f"instance-{instance}.pid"
 
-    def start(self, instance: str, host: plan.HostPlan, *, active: bool, timeout_s: float = 10.0) -> None:
+    def start(
+        self, instance: str, host: plan.HostPlan, *, active: bool, vip: bool = True, timeout_s: float = 10.0
+    ) -> None:
+        """Start ``instance``'s process on ``host``; without ``vip`` it serves its own address only
+        (on a port of its own: several such instances may share a host with a member of the pair)."""
         if instance in self._procs:
             raise FleetError(f"instance {instance} runs already")
         control = self._control(instance)
@@ -212,8 +232,11 @@ class Fleet:
             "--control",
             str(control),
         ]
-        if active:
+        if not vip:
+            argv += ["--no-vip", "--port", "0"]
+        elif active:
             argv.append("--active")
+            self.holder = instance
         log = (self.state_dir / "logs" / f"instance-{instance}.log").open("ab")
         with log:
             proc = subprocess.Popen(
@@ -236,6 +259,8 @@ class Fleet:
 
     def order(self, instance: str, what: str) -> bool:
         """Send ``claim``, ``release`` or ``quit``; False if the process is not listening."""
+        if what == "claim":
+            self.holder = instance
         try:
             self._orders.sendto(what.encode(), str(self._control(instance)))
         except OSError:
@@ -254,6 +279,11 @@ class Fleet:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        holder = self.holder
+        if holder == instance:
+            self.holder = None
+        elif holder is not None and self.hosts.get(holder) == host:
+            host = None  # the VIP on this host is the holder's now (e.g. a worker leaves the active's host)
         if host is not None:  # a frozen or killed process cannot give the address back itself
             subprocess.run(
                 ["ip", "-n", host.netns, "addr", "del", f"{plan.SERVICE_IP}/32", "dev", plan.NS_DC_IF],
@@ -266,13 +296,14 @@ class Fleet:
     def running(self) -> dict[str, plan.HostPlan]:
         return {i: h for i, h in self.hosts.items() if self._procs[i].poll() is None}
 
-    def sync(self, wanted: dict[str, tuple[plan.HostPlan, bool]]) -> None:
-        """Processes for exactly ``wanted`` (instance -> (host, active)): stop the rest, start the missing."""
+    def sync(self, wanted: dict[str, tuple[plan.HostPlan, bool]], *, without_vip: Collection[str] = ()) -> None:
+        """Processes for exactly ``wanted`` (instance -> (host, active)): stop the rest, start the missing
+        (those in ``without_vip`` as non-redundant instances)."""
         for instance in [i for i in self._procs if i not in wanted or wanted[i][0] != self.hosts.get(i)]:
             self.stop(instance)
         for instance, (host, active) in wanted.items():
             if instance not in self._procs:
-                self.start(instance, host, active=active)
+                self.start(instance, host, active=active, vip=instance not in without_vip)
 
     def close(self) -> None:
         for instance in list(self._procs):
