@@ -53,12 +53,14 @@ async def test_a_frozen_agent_takes_its_host_down_and_a_thawed_one_brings_it_bac
     listen = (await admin.get("/v1/monitor/hosts")).json()["monitor"]["listen"]
     agent = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vigil", "agent", "--host", "compute-3", "--heartbeat", listen, "--interval-ms", "20",
-        "--realtime", stderr=asyncio.subprocess.PIPE,
+        "--realtime", "--realtime-priority", "12", stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         await until(lambda: _is(admin, "compute-3", "UP"), "the agent's heartbeats")
         if os.geteuid() == 0:
+            # Taken before the first heartbeat (at start-up's end): a host seen UP is on real-time priority.
             assert os.sched_getscheduler(agent.pid) == os.SCHED_FIFO
+            assert os.sched_getparam(agent.pid).sched_priority == 12
         agent.send_signal(signal.SIGSTOP)
         await until(lambda: _is(admin, "compute-3", "DOWN"), "compute-3 down")
         host = (await admin.get("/v1/hosts/compute-3")).json()["host"]

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from vigil.agent.agent import AgentConfig, run_agent
-from vigil.agent.realtime import make_realtime
 
 
 def _address(value: str, option: str) -> tuple[str, int]:
@@ -65,9 +64,13 @@ def agent_command(
         bool,
         typer.Option(
             "--realtime/--no-realtime",
-            help="Run at real-time priority (SCHED_FIFO) with memory locked, so heartbeats stay on time (root).",
+            help="Run at real-time priority (SCHED_FIFO) with memory locked, so heartbeats stay on time (root);"
+            " taken once the agent has started, before its first heartbeat.",
         ),
     ] = False,
+    realtime_priority: Annotated[
+        int, typer.Option("--realtime-priority", min=1, max=99, help="SCHED_FIFO priority with --realtime.")
+    ] = 10,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
 ) -> None:
     """Run the host agent: heartbeats to Vigil's monitor, NIC carrier (netlink), gateway
@@ -93,10 +96,8 @@ def agent_command(
         probe_mult=probe_mult,
         processes=processes,
         check_interval_s=check_interval_s,
+        realtime_priority=realtime_priority if realtime else 0,
     )
-    if realtime:
-        for problem in make_realtime():
-            logging.getLogger(__name__).warning("--realtime: %s", problem)
     try:
         asyncio.run(_run(config))
     except OSError as exc:

@@ -55,9 +55,10 @@ from vigil.testbed.state import (
 )
 
 DEFAULT_PROJECT = "vnf-testbed"
-# The agents run under SCHED_RR at this priority, as a BFD daemon would: on this
-# 2-core machine, shared with test suites, a burst of process start-ups elsewhere
-# otherwise delays an agent by more than 3 x 20 ms, and its host is declared lost.
+# The agents run under SCHED_FIFO at this priority (``vigil agent --realtime``), as
+# a BFD daemon would: on this 2-core machine, shared with test suites, a burst of
+# process start-ups elsewhere otherwise delays an agent by more than 3 x 20 ms, and
+# its host is declared lost. Each takes it once started, not at exec (see Agent.start).
 AGENT_PRIORITY = 10
 
 
@@ -196,7 +197,9 @@ def wait_api(state: TestbedState, timeout_s: float) -> None:
 
 def start_agent(state: TestbedState, host: plan.HostPlan) -> int:
     argv = agent_argv(state, host)
-    return start_process(state.dir, agent_name(host), host.netns, argv, rt_priority=state.agent_priority)
+    if state.agent_priority > 0:  # the agent takes it itself once started (see vigil.agent.agent)
+        argv = [*argv, "--realtime", "--realtime-priority", str(state.agent_priority)]
+    return start_process(state.dir, agent_name(host), host.netns, argv)
 
 
 def require_api_link() -> None:

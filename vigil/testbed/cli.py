@@ -41,7 +41,7 @@ def cmd_up(
     state_dir: StateDirOpt = None,
     interval_ms: Annotated[float | None, typer.Option(help="The heartbeat monitor's default interval (ms).")] = None,
     agent_priority: Annotated[
-        int, typer.Option(min=0, max=99, help="SCHED_RR priority of the agents (0: the normal policy).")
+        int, typer.Option(min=0, max=99, help="Real-time (SCHED_FIFO) priority of the agents (0: the normal policy).")
     ] = bed.AGENT_PRIORITY,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for Vigil and the agents.")] = 60.0,
 ) -> None:

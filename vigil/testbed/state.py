@@ -53,7 +53,7 @@ class TestbedState:
     python: str
     agent: list[str]  # the agent command before its per-host options
     tokens: dict[str, str]
-    agent_priority: int = 0  # SCHED_RR priority of the agents (0: the normal policy)
+    agent_priority: int = 0  # real-time (SCHED_FIFO) priority of the agents (0: the normal policy)
     created_at: float = field(default_factory=time.time)
     ready: bool = False
     faults: list[InjectedFault] = field(default_factory=list)
@@ -116,17 +116,13 @@ def start_process(
     ns: str,
     argv: Sequence[str],
     env: Mapping[str, str] | None = None,
-    *,
-    rt_priority: int = 0,
 ) -> int:
     """Start ``argv`` inside namespace ``ns`` in a session of its own; record its pid.
 
     It is spawned (``posix_spawn``), not a :class:`subprocess.Popen`: it outlives
     whoever started it, and ``down`` stops it. Its environment is this one's
     without ``VIGIL_*`` variables (a testbed process is configured by its
-    options and files alone), plus ``env``. ``rt_priority`` > 0 runs it under
-    the real-time round-robin policy at that priority (its threads inherit
-    it), so a CPU burst elsewhere on the machine cannot delay it."""
+    options and files alone), plus ``env``."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     environment.update(env or {})
     command = in_netns(ns, argv)
@@ -145,12 +141,6 @@ def start_process(
         if started is not None:
             break
         time.sleep(0.001)
-    if rt_priority > 0:
-        try:
-            os.sched_setscheduler(pid, os.SCHED_RR, os.sched_param(rt_priority))
-        except OSError as exc:
-            terminate([pid])
-            raise OSError(exc.errno, f"cannot give {name} real-time priority {rt_priority}: {exc.strerror}") from exc
     (directory / "pids" / f"{name}.pid").write_text(f"{pid} {started}\n")
     return pid
 
