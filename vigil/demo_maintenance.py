@@ -46,7 +46,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -380,18 +380,10 @@ async def serving(runtime: Runtime, tokens: TokenRegistry) -> AsyncIterator[Back
 
     @contextlib.asynccontextmanager
     async def context() -> AsyncIterator[ApiContext]:
-        yield ApiContext(
-            cloud=runtime.cloud,
-            events=runtime.store,
-            tokens=tokens,
-            faults=runtime.faults,
-            maintenance=runtime.maintenance,
-        )
+        yield runtime.api_context(tokens)
 
     app = create_app(context, max_body_bytes=runtime.settings.server.max_body_bytes)
-    server = BackgroundServer(app)
-    if runtime.maintenance is not None:  # messages' reply_url: this server, not the configured one
-        runtime.maintenance.config = replace(runtime.maintenance.config, reply_url_root=server.url)
+    server = BackgroundServer(app)  # messages' reply_url: the root the session's request came to, this server
     async with server:
         yield server
 
