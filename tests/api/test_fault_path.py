@@ -1,6 +1,7 @@
 """The fault-management path through real HTTP: a monitor reports, Vigil marks
 resources down, and real webhook receivers get the notifications."""
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -213,6 +214,50 @@ async def test_a_host_in_maintenance_suppresses_automatic_fault_actions(
     assert host["status"] == "UP"
     assert host["in_maintenance"] is True
     assert (await admin.get("/v1/faults")).json()["faults"] == []
+
+
+async def until_fault(admin: httpx.AsyncClient, host: str) -> dict[str, Any]:
+    async with asyncio.timeout(5):
+        while True:
+            faults = [f for f in (await admin.get("/v1/faults")).json()["faults"] if f["resource_id"] == host]
+            if faults:
+                return dict(faults[0])
+            await asyncio.sleep(0.01)
+
+
+async def test_a_failure_still_down_when_the_host_leaves_maintenance_is_applied_then(
+    admin: httpx.AsyncClient, monitor: httpx.AsyncClient
+) -> None:
+    await admin.post("/v1/hosts/compute-1/action", json={"action": "maintenance-on"})
+    assert (await monitor.post("/v1/event", json=host_down("compute-1", "m1"))).json()["event"]["outcome"] == (
+        "suppressed"
+    )
+    await admin.post("/v1/hosts/compute-1/action", json={"action": "maintenance-off"})
+    fault = await until_fault(admin, "compute-1")
+    assert fault["state"] == "ACTIVE"
+    host = (await admin.get("/v1/hosts/compute-1")).json()["host"]
+    assert host["status"] == "DOWN"
+    act = (await admin.get("/v1/instances/vnf-a-app-act")).json()["instance"]
+    assert act["state"] == "ERROR"
+    events = (await admin.get("/v1/fault-events")).json()["fault_events"]
+    [replayed] = [e for e in events if e["monitor_event_id"] == "m1"]
+    assert replayed["outcome"] == "fault_opened"  # the suppressed event, applied when maintenance ended
+
+
+async def test_a_failure_that_recovered_during_maintenance_is_not_applied_after_it(
+    admin: httpx.AsyncClient, monitor: httpx.AsyncClient
+) -> None:
+    await admin.post("/v1/hosts/compute-2/action", json={"action": "maintenance-on"})
+    await monitor.post("/v1/event", json=host_down("compute-2", "m1"))
+    await monitor.post("/v1/event", json=host_down("compute-2", "m2", type_="compute.host.up", status="up"))
+    await admin.post("/v1/hosts/compute-2/action", json={"action": "maintenance-off"})
+    # A control behind it in the same event order: compute-3's replay comes after compute-2's would have.
+    await admin.post("/v1/hosts/compute-3/action", json={"action": "maintenance-on"})
+    await monitor.post("/v1/event", json=host_down("compute-3", "m3"))
+    await admin.post("/v1/hosts/compute-3/action", json={"action": "maintenance-off"})
+    await until_fault(admin, "compute-3")
+    assert [f["resource_id"] for f in (await admin.get("/v1/faults")).json()["faults"]] == ["compute-3"]
+    assert (await admin.get("/v1/hosts/compute-2")).json()["host"]["status"] == "UP"
 
 
 async def test_a_switch_failure_takes_every_host_behind_it_off_line(

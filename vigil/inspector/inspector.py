@@ -7,7 +7,11 @@ and handles them in one unit of work of the controller:
    the events are recorded as ``unknown_host`` / ``not_applied`` and
    :class:`UnknownResource` is raised, so nothing is half applied.
 2. A repeat of (monitor, monitor_event_id) is recorded as ``duplicate``.
-3. An event on a host in maintenance is recorded as ``suppressed``.
+3. An event on a host in maintenance is recorded as ``suppressed``; the
+   latest one of each failure is kept, and when the host leaves
+   maintenance a failure whose latest word was "down" is applied then
+   (:meth:`Inspector.watch`): a host the upgrade broke is not re-enabled
+   silently, although its monitor reported it only once, in maintenance.
 4. A failure opens a :class:`~vigil.domain.faults.Fault`: the affected
    instances and ports are found (T02), set to ERROR and DOWN (T03), the
    host marked down (T04); one admin alarm, one alarm per affected project
@@ -98,6 +102,8 @@ class Inspector:
         self._open: dict[tuple[str, str], Fault] = {}  # (resource type, id) → active fault
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._started: list[Delivery] = []  # deliveries started by the events being handled
+        # host → (family, related_to) → the latest event suppressed while it was in maintenance
+        self._suppressed: dict[str, dict[tuple[str, str | None], FaultEvent]] = {}
 
     # -- state -------------------------------------------------------------
 
@@ -138,6 +144,11 @@ class Inspector:
             raise UnknownResource(
                 f"unknown host or switch: {names}; no event of this request was applied (recorded as {ids})"
             )
+        await self._apply(events, uow, self._handle)
+        return list(events)
+
+    async def _apply(self, events: Sequence[FaultEvent], uow: Any, handle: Callable[[FaultEvent, Any], None]) -> None:
+        """Handle the events in ``uow``, let their notifications go first, then commit."""
         # No garbage collection from here until the requests are on the wire: a
         # rack failure allocates thousands of snapshots, and a full collection
         # landing in the middle (tens of ms) would hold every notification back.
@@ -146,7 +157,7 @@ class Inspector:
         self._started = []
         try:
             for event in events:
-                self._handle(event, uow)
+                handle(event, uow)
                 uow.record(event)
             # The notifications go first: the commit waits until their first
             # attempts have ended (bounded). The commit's own work (rows for every
@@ -167,7 +178,6 @@ class Inspector:
             if fault is not None:
                 uow.record(fault)
         await self._controller.commit(uow)
-        return list(events)
 
     def _known(self, event: FaultEvent) -> bool:
         family, _ = split_type(event.type, event.status)
@@ -205,7 +215,15 @@ class Inspector:
         host = self._controller.map.host(event.hostname)
         if host.in_maintenance:
             event.outcome = "suppressed"
+            self._suppressed.setdefault(host.name, {})[(family, event.related_to)] = event
             return
+        self._act(event, uow)
+
+    def _act(self, event: FaultEvent, uow: Any) -> None:
+        """Apply a host's event: its recovery, failure or one more non-critical failure."""
+        family, direction = split_type(event.type, event.status)
+        policy = self.policies[family]
+        host = self._controller.map.host(event.hostname)
         if direction is EventStatus.UP:
             self._host_up(event, family, policy, host, uow)
         elif policy.critical:
@@ -487,8 +505,16 @@ class Inspector:
 
     async def watch(self, events: AsyncIterable[ResourceEvent]) -> None:
         """Re-evaluate degraded server groups as instances change (Vitrage's do/undo):
-        an instance leaving ERROR or deleted may end a group's degradation."""
+        an instance leaving ERROR or deleted may end a group's degradation. A
+        host leaving maintenance gets the failures suppressed meanwhile applied."""
         async for event in events:
+            if event.resource_type is ResourceType.HOST:
+                if event.changes.get("in_maintenance", (None, None)) == (True, False):
+                    try:
+                        await self._after_maintenance(event.resource_id)
+                    except Exception:  # one bad replay must not stop the watcher
+                        log.exception("applying what was suppressed on %s failed", event.resource_id)
+                continue
             if event.resource_type is not ResourceType.INSTANCE:
                 continue
             leaving_error = event.changes.get("state", (None, None))[0] == InstanceState.ERROR
@@ -498,6 +524,18 @@ class Inspector:
                 await self._reevaluate_groups()
             except Exception:  # one bad evaluation must not stop the watcher
                 log.exception("re-evaluating server groups after %s failed", event.event_type)
+
+    async def _after_maintenance(self, host: str) -> None:
+        """Apply the failures still down that were suppressed while ``host`` was in maintenance."""
+        latest = self._suppressed.pop(host, {})
+        down = [e for e in latest.values() if split_type(e.type, e.status)[1] is EventStatus.DOWN]
+        live = self._controller.map.host(host)
+        if not down or live.in_maintenance:
+            return
+        for event in down:
+            log.warning("%s left maintenance with %s still reported down: applying it now", host, event.type)
+        uow = self._controller.begin("failure reported during maintenance")
+        await self._apply(sorted(down, key=lambda e: e.received_at), uow, self._act)
 
     async def _reevaluate_groups(self) -> None:
         now = self._clock()
