@@ -49,6 +49,7 @@ from vigil.demo_maintenance import (
 )
 from vigil.domain.errors import DomainError
 from vigil.domain.subscriptions import PayloadFormat
+from vigil.maintenance_cli import maintenance_app
 from vigil.settings import Settings, SettingsError, load_settings
 from vigil.testbed.cli import testbed_app
 from vigil.wiring import create_server_app, running
@@ -65,6 +66,7 @@ app.add_typer(cloud_app, name="cloud")
 app.add_typer(token_app, name="token")
 app.add_typer(demo_app, name="demo")
 app.add_typer(testbed_app, name="testbed")
+app.add_typer(maintenance_app, name="maintenance")
 app.command("agent")(agent_command)  # the host agent: vigil/agent/
 
 console = Console()
