@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Api
-from support import Receiver
+from support import Receiver, fresh_postgres_database
 
 from vigil.consumer.notifications import parse_maintenance
 from vigil.settings import Settings
@@ -373,3 +373,23 @@ async def test_an_instances_lead_time_delays_its_migration_after_the_message(
     ]  # fmt: skip
     assert done
     assert done[0]["received_at"] >= actions_at.timestamp()
+
+
+@pytest.mark.postgres
+async def test_a_session_on_postgresql_is_done_and_kept_across_a_restart(
+    settings: Settings, restart: Callable[[Settings], AbstractAsyncContextManager[Api]], receiver: Receiver
+) -> None:
+    async with fresh_postgres_database() as url:
+        on_postgres = settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
+        async with restart(on_postgres) as api, api.client("admin-token") as admin:
+            await app_managers(api, receiver)
+            before = await placement(admin)
+            session = await start(admin, hosts=SESSION_HOSTS, actions=[{"plugin": "upgrade", "duration_s": 0.01}])
+            done = await finished(admin, session)
+            assert done["state"] == "MAINTENANCE_DONE", done
+            assert set(await placement(admin)) == set(before)
+            detail = (await admin.get(f"/v1/maintenance/{session}/detail")).json()
+        async with restart(on_postgres) as api, api.client("admin-token") as admin:
+            kept = (await admin.get(f"/v1/maintenance/{session}")).json()
+            assert kept == done
+            assert (await admin.get(f"/v1/maintenance/{session}/detail")).json() == detail

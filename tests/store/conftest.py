@@ -2,17 +2,13 @@
 PostgreSQL (a fresh database per test, dropped afterwards).
 """
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from support import POSTGRES_URL, require_service
+from support import fresh_postgres_database
 
-from vigil.store.sql import SqlStore, async_url
+from vigil.store.sql import SqlStore
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -21,20 +17,8 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'vigil.db'}"
         return
-    server = async_url(POSTGRES_URL)
-    require_service("PostgreSQL", server.host or "127.0.0.1", server.port or 5432)
-    name = f"vigil_test_{uuid.uuid4().hex[:16]}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(server).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
