@@ -5,6 +5,7 @@ own constraint checks (``violations``), not the planner's, so a planner that
 agrees with itself but breaks a constraint still fails.
 """
 
+import sys
 from collections import Counter
 from collections.abc import Sequence
 
@@ -689,3 +690,17 @@ def test_with_a_big_empty_host_in_the_session_every_instance_moves_once(
     assert Step("empty-big", [], []) in plan.steps[:first_moves]
     assert plan.migrations == len(on_session)
     assert max(replay(lay, plan, [*session, "empty-big"], spare).values(), default=0) <= 1
+
+
+def test_a_host_with_more_instances_than_the_recursion_limit_is_evacuated() -> None:
+    count = sys.getrecursionlimit() + 100  # the search keeps its own stack, not Python's
+    lay = Layout(
+        capacity={"compute-1": count, "compute-2": count // 2, "compute-3": count},
+        instances={f"i{k:05d}": PlanInstance(f"i{k:05d}", "compute-1") for k in range(count)},
+    )
+    moves = evacuate(lay, "compute-1", preferred=["compute-2"], others=["compute-3"])
+    assert len(moves) == count
+    after = lay.moved(moves)
+    assert after.on("compute-1") == []
+    assert after.used("compute-2") == count // 2  # maintained hosts fill first
+    assert after.used("compute-3") == count - count // 2

@@ -373,25 +373,53 @@ class _Search:
         if blocked is not None:
             self.dead_end = blocked
             return None
-        return self._place(0)
+        targets = self._place()
+        if targets is None:
+            return None
+        return [Move(m.id, self.source, t) for unit, t in zip(self.units, targets, strict=True) for m in unit.members]
 
-    def _place(self, index: int) -> list[Move] | None:
-        if index == len(self.units):
+    def _place(self) -> list[str] | None:
+        """A target per unit, in order, or None; the board keeps the placement.
+
+        Depth-first with an explicit stack, not recursion: a host may hold more
+        instances than Python's recursion limit allows frames."""
+        if not self.units:
             return []
-        unit = self.units[index]
-        for target in self._candidates(unit):
-            if self.budget <= 0:
-                return None
-            self.budget -= 1
-            if self._try(unit, target) is not None:
-                continue
-            blocked = self._blocked(index + 1)
-            rest = self._place(index + 1) if blocked is None else None
-            if rest is not None:
-                return [Move(m.id, self.source, target) for m in unit.members] + rest
-            if self.dead_end is None and blocked is not None:
-                self.dead_end = blocked
-            self._take_back(unit)
+        placed: list[str] = []  # the target of each unit placed so far
+        frames: list[tuple[list[str], int]] = [(self._candidates(self.units[0]), 0)]  # candidates, next to try
+        while frames:
+            index = len(frames) - 1
+            unit = self.units[index]
+            if len(placed) > index:  # back from a dead end below: undo this level's choice
+                self._take_back(unit)
+                placed.pop()
+            candidates, position = frames[index]
+            descended = False
+            while position < len(candidates):
+                target = candidates[position]
+                position += 1
+                if self.budget <= 0:
+                    for done, _ in zip(self.units, placed, strict=False):
+                        self._take_back(done)
+                    return None
+                self.budget -= 1
+                if self._try(unit, target) is not None:
+                    continue
+                blocked = self._blocked(index + 1)
+                if blocked is not None:
+                    if self.dead_end is None:
+                        self.dead_end = blocked
+                    self._take_back(unit)
+                    continue
+                placed.append(target)
+                if index + 1 == len(self.units):
+                    return placed
+                frames[index] = (candidates, position)
+                frames.append((self._candidates(self.units[index + 1]), 0))
+                descended = True
+                break
+            if not descended:
+                frames.pop()
         return None
 
     def _candidates(self, unit: _Unit, *, ranked: bool = True) -> list[str]:
