@@ -29,7 +29,7 @@ from vigil.domain.maintenance import (
     SessionState,
     parse_reply,
 )
-from vigil.maintenance.actions import BUILTIN, ActionFactory, InvalidAction, build_actions
+from vigil.maintenance.actions import BUILTIN, ActionFactory, HostAction, InvalidAction, build_actions
 from vigil.maintenance.ports import Clock, Cloud, Messenger
 from vigil.maintenance.workflow import Constraints, Workflow, WorkflowConfig
 
@@ -109,7 +109,7 @@ class MaintenanceService:
         messages' ``reply_url`` unless the service is configured with one."""
         if workflow not in WORKFLOWS:
             raise InvalidAction(f"unknown workflow {workflow!r}; known: {', '.join(WORKFLOWS)}")
-        build_actions(actions, self._plugins)
+        host_actions = build_actions(actions, self._plugins)
         names = list(dict.fromkeys(hosts)) or [h.name for h in self._cloud.map.hosts()]
         for name in names:
             try:
@@ -134,13 +134,16 @@ class MaintenanceService:
         )
         await self._cloud.save_records(session)
         self._sessions[session.id] = session
-        flow = self._workflow(session, reply_url_root)
+        flow = self._workflow(session, reply_url_root, host_actions)
         task = asyncio.create_task(flow.run(), name=f"vigil.maintenance.{session.id}")
         self._tasks[session.id] = task
         task.add_done_callback(lambda _: self._ended(session.id))
         return session
 
-    def _workflow(self, session: MaintenanceSession, reply_url_root: str = "") -> Workflow:
+    def _workflow(
+        self, session: MaintenanceSession, reply_url_root: str = "", actions: Sequence[HostAction] = ()
+    ) -> Workflow:
+        """The session's workflow; one only rolled back (``abandon``) needs no actions."""
         config = self.config
         if not config.reply_url_root and reply_url_root:
             config = replace(config, reply_url_root=reply_url_root)
@@ -150,7 +153,7 @@ class MaintenanceService:
             messenger=self._messenger,
             clock=self._clock,
             config=config,
-            actions=build_actions(session.actions, self._plugins),
+            actions=actions,
             constraints=self.constraints,
         )
         self._workflows[session.id] = flow

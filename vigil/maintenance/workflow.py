@@ -182,18 +182,17 @@ class Workflow:
         affected = self._instances_by_project(hosts)
         await self._ask(ProjectState.MAINTENANCE, affected, allowed=(), actions_at=self.session.maintenance_at)
         layout = self._layout()
-        if not any(not layout.on(h) for h in hosts):
+        if all(layout.on(h) for h in hosts):
             prepare = await self._host_to_prepare(layout, hosts)
             await self._enter(SessionState.PREPARE_MAINTENANCE)
             await self._empty(prepare, ProjectState.PREPARE_MAINTENANCE)
         await self._enter(SessionState.START_MAINTENANCE)
         layout = self._layout()
-        for host in maintenance_order(layout, hosts):
+        order = maintenance_order(layout, hosts)
+        for host in order:
             if not layout.on(host):
-                await self._maintain(host)
-        remaining = [
-            h for h in maintenance_order(self._layout(), hosts) if not self.session.host_progress[h].maintained
-        ]
+                await self._maintain(host)  # moves no instance: the layout holds
+        remaining = [h for h in order if not self.session.host_progress[h].maintained]
         if remaining:
             await self._enter(SessionState.PLANNED_MAINTENANCE)
         for host in remaining:
@@ -236,10 +235,9 @@ class Workflow:
         for reply in replies.values():
             chosen.update(reply.instance_actions)
         layout = self._layout()
-        left = layout.on(host)
-        for inst in left:
-            action = chosen.get(inst.id) or self._default_action(inst.id)
-            if action is InstanceAction.OWN_ACTION:
+        actions = {inst.id: chosen.get(inst.id) or self._default_action(inst.id) for inst in layout.on(host)}
+        for inst in layout.on(host):
+            if actions[inst.id] is InstanceAction.OWN_ACTION:
                 raise SessionFailed(f"instance {inst.id} is still on {host} after its project chose OWN_ACTION")
             live_state = self._cloud.map.instance(inst.id).state
             if live_state not in _MOVABLE:
@@ -252,16 +250,13 @@ class Workflow:
             others=self._targets(exclude=[*self.session.hosts]) + self._targets(only=self._unmaintained(host)),
         )
         for wave in waves(layout, moves):
-            await self._migrate_wave(wave, chosen)
+            await self._migrate_wave(wave, actions)
             pause = wave_pause(layout, wave)
             if pause > 0:
                 await asyncio.sleep(pause)
 
-    async def _migrate_wave(self, wave: Sequence[Move], chosen: Mapping[str, InstanceAction]) -> None:
-        results = await asyncio.gather(
-            *(self._migrate(m, (chosen.get(m.instance) or self._default_action(m.instance))) for m in wave),
-            return_exceptions=True,
-        )
+    async def _migrate_wave(self, wave: Sequence[Move], actions: Mapping[str, InstanceAction]) -> None:
+        results = await asyncio.gather(*(self._migrate(m, actions[m.instance]) for m in wave), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result

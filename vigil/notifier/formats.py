@@ -237,9 +237,7 @@ def _trait(name: str, value: Any) -> list[Any] | None:
     return [name, _STRING, str(value)]
 
 
-def render_message(
-    subscription: Subscription, message: MaintenanceMessage, notification: NotificationId, now: datetime
-) -> bytes:
+def render_message(subscription: Subscription, message: MaintenanceMessage, notification: NotificationId) -> bytes:
     """The Aodh event-alarm webhook body announcing a maintenance message, as JSON bytes.
 
     Shaped as :func:`render_aodh`'s for a raised alarm (``previous`` ok,
@@ -248,11 +246,10 @@ def render_message(
     message's creation time as ``generated``, and the payload's fields as
     traits: strings as strings, datetimes as datetime traits (ISO text),
     lists and dicts as JSON text; ``project_id``/``tenant_id`` (a project's
-    message) and ``vigil_notification_id`` are added. ``now`` is unused: the
-    body depends on the message only, so every attempt posts the same bytes.
-    Only the Aodh format carries messages (ValueError otherwise).
+    message) and ``vigil_notification_id`` are added. The body depends on the
+    message only, so every attempt posts the same bytes. Only the Aodh format
+    carries messages (ValueError otherwise).
     """
-    del now
     if subscription.format is not PayloadFormat.AODH:
         raise ValueError(f"maintenance messages go to Aodh-format subscriptions only, not {subscription.format!r}")
     previous, current = _AODH_STATES[Lifecycle.RAISED]

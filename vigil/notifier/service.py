@@ -29,12 +29,19 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from vigil.domain.alarms import AlarmChange, AlarmId, Lifecycle
-from vigil.domain.deliveries import Delivery, DeliveryId, DeliveryState, delivery_id, notification_id
+from vigil.domain.deliveries import (
+    Delivery,
+    DeliveryId,
+    DeliveryState,
+    NotificationId,
+    delivery_id,
+    notification_id,
+)
 from vigil.domain.errors import DomainError
-from vigil.domain.faults import Checkpoint, Fault
+from vigil.domain.faults import Checkpoint, Fault, FaultId
 from vigil.domain.maintenance import MaintenanceMessage
 from vigil.domain.records import Record
-from vigil.domain.subscriptions import visible_resources
+from vigil.domain.subscriptions import SubscriptionId, visible_resources
 from vigil.notifier.formats import render, render_message
 from vigil.notifier.ports import Sender
 from vigil.notifier.retry import PermanentError, RetryPolicy, TemporaryError
@@ -101,20 +108,10 @@ class Notifier:
             resources = visible_resources(subscription, change.alarm)
             body = render(subscription, change, nid, resource_ids=resources, now=now).decode()
             for url in subscription.callbacks:
-                delivery = Delivery(
-                    id=delivery_id(nid, url),
-                    notification=nid,
-                    subscription=subscription.id,
-                    url=url,
-                    alarm=change.alarm.id,
-                    alarm_version=change.alarm.version,
-                    lifecycle=change.lifecycle,
-                    project=change.alarm.project,
-                    fault=change.alarm.fault,
-                    body=body,
-                    state=DeliveryState.PENDING,
-                    created_at=now,
-                )
+                delivery = _pending(
+                    nid, subscription.id, url, body, now, change.alarm.id, change.alarm.version, change.lifecycle,
+                    project=change.alarm.project, fault=change.alarm.fault,
+                )  # fmt: skip
                 deliveries.append(delivery)
                 uow.record(delivery)
         if fault is not None:
@@ -161,27 +158,16 @@ class Notifier:
         deliveries: list[Delivery] = []
         for subscription in self.subscriptions.matching_message(message):
             nid = notification_id(message.id, 1, subscription.id)
-            body = render_message(subscription, message, nid, now).decode()
+            body = render_message(subscription, message, nid).decode()
             for url in subscription.callbacks:
-                ident = delivery_id(nid, url)
-                if ident in self._tasks:
+                if delivery_id(nid, url) in self._tasks:
                     continue
                 deliveries.append(
-                    Delivery(
-                        id=ident,
-                        notification=nid,
-                        subscription=subscription.id,
-                        url=url,
-                        alarm=AlarmId(message.id),
-                        alarm_version=1,
-                        lifecycle=Lifecycle.RAISED,
-                        project=message.project,
-                        fault=None,
-                        body=body,
-                        state=DeliveryState.PENDING,
-                        created_at=now,
+                    _pending(
+                        nid, subscription.id, url, body, now, AlarmId(message.id), 1, Lifecycle.RAISED,
+                        project=message.project, fault=None,
                     )
-                )
+                )  # fmt: skip
         return deliveries
 
     async def settle(self, deliveries: Sequence[Delivery], timeout_s: float) -> None:
@@ -312,3 +298,33 @@ class Notifier:
             else:
                 self._in_flight[fault.id] = left
         await self._saver.save_records(*records)
+
+
+def _pending(
+    nid: NotificationId,
+    subscription: SubscriptionId,
+    url: str,
+    body: str,
+    now: datetime,
+    alarm: AlarmId,
+    version: int,
+    lifecycle: Lifecycle,
+    *,
+    project: str | None,
+    fault: FaultId | None,
+) -> Delivery:
+    """A new PENDING delivery of one notification to one callback URL."""
+    return Delivery(
+        id=delivery_id(nid, url),
+        notification=nid,
+        subscription=subscription,
+        url=url,
+        alarm=alarm,
+        alarm_version=version,
+        lifecycle=lifecycle,
+        project=project,
+        fault=fault,
+        body=body,
+        state=DeliveryState.PENDING,
+        created_at=now,
+    )

@@ -49,17 +49,18 @@ class SubscriptionRegistry:
         return [s for s in self._all.values() if project is None or s.project == project]
 
     def matching(self, alarm: Alarm, lifecycle: Lifecycle) -> list[Subscription]:
-        candidates = list(self._admin.values())
-        if alarm.project is not None:
-            candidates.extend(self._by_project.get(alarm.project, {}).values())
-        return [s for s in candidates if matches(s, alarm, lifecycle)]
+        return [s for s in self._candidates(alarm.project) if matches(s, alarm, lifecycle)]
 
     def matching_message(self, message: MaintenanceMessage) -> list[Subscription]:
         """The subscriptions to receive a maintenance message (``matches_message``)."""
+        return [s for s in self._candidates(message.project) if matches_message(s, message)]
+
+    def _candidates(self, project: str | None) -> list[Subscription]:
+        """The admins' subscriptions and ``project``'s: the only ones that may match."""
         candidates = list(self._admin.values())
-        if message.project is not None:
-            candidates.extend(self._by_project.get(message.project, {}).values())
-        return [s for s in candidates if matches_message(s, message)]
+        if project is not None:
+            candidates.extend(self._by_project.get(project, {}).values())
+        return candidates
 
     def __len__(self) -> int:
         return len(self._all)
