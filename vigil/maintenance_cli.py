@@ -8,10 +8,10 @@ back. The admin token comes from ``--token``, ``VIGIL_TOKEN``, or the
 server's ``admin-token`` file in the data directory.
 """
 
+import asyncio
 import json
 import os
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -19,7 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vigil.settings import SettingsError, default_data_dir
+from vigil.consumer.client import ApiError, VigilClient
+from vigil.settings import SettingsError, load_settings
 
 maintenance_app = typer.Typer(help="Maintenance sessions of a running Vigil (admin).", no_args_is_help=True)
 console = Console()
@@ -31,42 +32,37 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 FINAL = ("MAINTENANCE_DONE", "MAINTENANCE_FAILED")
 
 
-class ApiFailed(Exception):
-    """The API answered with an error; the message is Vigil's."""
-
-
 def _token(token: str | None) -> str:
+    """``--token``, else ``VIGIL_TOKEN``, else the admin token ``vigil serve`` wrote beside its token file."""
     token = token or os.environ.get("VIGIL_TOKEN")
     if token:
         return token
-    data_dir = Path(os.environ["VIGIL_DATA_DIR"]) if os.environ.get("VIGIL_DATA_DIR") else default_data_dir()
-    admin_file = data_dir / "admin-token"
+    admin_file = load_settings(None).tokens_file.parent / "admin-token"
     if admin_file.exists():
         return admin_file.read_text().strip()
     raise SettingsError(f"give --token (or VIGIL_TOKEN): no {admin_file}")
 
 
 def _call(url: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
-    with httpx.Client(base_url=url, headers={"X-Auth-Token": _token(token)}, timeout=30) as client:
+    """One API call through the same client the sample VNF manager uses."""
+
+    async def call() -> Any:
+        client = VigilClient(url, _token(token), timeout_s=30)
         try:
-            response = client.request(method, path, json=body)
-        except httpx.HTTPError as exc:
-            raise SettingsError(f"cannot reach {url}: {exc}") from None
-    if response.status_code == 204:
-        return None
-    if not response.is_success:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text
-        raise ApiFailed(f"{response.status_code}: {message}")
-    return response.json()
+            return await client.request(method, path, body)
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(call())
+    except httpx.HTTPError as exc:
+        raise SettingsError(f"cannot reach {url}: {exc}") from None
 
 
 def _run(action: Any) -> Any:
     try:
         return action()
-    except (SettingsError, ApiFailed) as exc:
+    except (SettingsError, ApiError) as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
 

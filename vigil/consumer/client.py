@@ -39,6 +39,10 @@ class VigilClient:
             message = response.text
         raise ApiError(response.status_code, str(message))
 
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Any call of the API: its JSON answer (None for an empty one), or ApiError."""
+        return await self._call(method, path, json=body)
+
     # -- instances and groups ----------------------------------------------
 
     async def instances(self, project: str | None = None) -> list[dict[str, Any]]:
