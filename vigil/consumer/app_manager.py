@@ -72,6 +72,7 @@ class AppManager(VnfManager):
         reply: str | None = None
         error: str | None = None
         actions: dict[str, str] = {}
+        answers = state not in ("INSTANCE_ACTION_DONE", "MAINTENANCE_FAILED")  # information only
         try:
             if state == "SCALE_IN":
                 await self._scale_in()
@@ -80,11 +81,11 @@ class AppManager(VnfManager):
                 actions = {i: "MIGRATE" for i in ids if i in self.members}
             elif state in ("MAINTENANCE_COMPLETE", "MAINTENANCE_FAILED"):
                 await self._scale_out()
-            if state not in ("INSTANCE_ACTION_DONE", "MAINTENANCE_FAILED"):
+            if answers:
                 reply = f"ACK_{state}"
         except (ApiError, OSError, TimeoutError, RuntimeError) as exc:
             error = str(exc)
-            reply = f"NACK_{state}"
+            reply = f"NACK_{state}" if answers else None
             self._say(f"cannot do {state}: {exc}")
         if reply is not None and self.project is not None:
             try:
