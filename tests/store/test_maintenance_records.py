@@ -8,16 +8,10 @@ Every test runs on SQLite and on PostgreSQL (see ``conftest.py``).
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from store.migrating import at_revision, revision_and_diff
 
 from vigil.controller.changes import Changes, EventCounter
 from vigil.controller.ports import ChangeBatch
@@ -36,8 +30,8 @@ from vigil.domain.maintenance import (
 )
 from vigil.domain.records import Record, RecordKind, record_kind
 from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionId
-from vigil.store.schema import RECORD_TABLES, metadata
-from vigil.store.sql import SqlStore, async_url, migrations_config
+from vigil.store.schema import RECORD_TABLES
+from vigil.store.sql import SqlStore
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BERLIN = timezone(timedelta(hours=1))
@@ -334,35 +328,14 @@ OLD_SUBSCRIPTION = Subscription(
 )
 
 
-def _upgrade_to(revision: str) -> Any:
-    def upgrade(conn: Connection) -> None:
-        command.upgrade(migrations_config(conn), revision)
-
-    return upgrade
-
-
-def _revision_and_diff(conn: Connection) -> tuple[str | None, list[Any]]:
-    context = MigrationContext.configure(conn)
-    return context.get_current_revision(), compare_metadata(context, metadata)
-
-
 async def test_a_database_at_revision_0002_upgrades_to_0003_keeping_its_records(store_url: str) -> None:
-    url = async_url(store_url)
-    if url.get_backend_name() == "sqlite":
-        Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade_to("0002"))
-            # The subscriptions table is as 0002 made it, so the current spec writes its row.
-            spec = RECORD_TABLES[RecordKind.SUBSCRIPTION]
-            await conn.execute(spec.table.insert(), [spec.to_row(OLD_SUBSCRIPTION)])
-    finally:
-        await engine.dispose()
+    async with at_revision(store_url, "0002") as conn:
+        # The subscriptions table is as 0002 made it, so the current spec writes its row.
+        spec = RECORD_TABLES[RecordKind.SUBSCRIPTION]
+        await conn.execute(spec.table.insert(), [spec.to_row(OLD_SUBSCRIPTION)])
 
     async with SqlStore(store_url) as store:
-        async with store.engine.connect() as conn:
-            revision, diff = await conn.run_sync(_revision_and_diff)
+        revision, diff = await revision_and_diff(store)
         subscriptions = await store.load_records(RecordKind.SUBSCRIPTION)
         await store.save(batch_of(*every_maintenance_kind()))
         sessions = await store.maintenance_sessions()

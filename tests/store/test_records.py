@@ -8,17 +8,12 @@ Every test runs on SQLite and on PostgreSQL (see ``conftest.py``).
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from store.migrating import at_revision, revision_and_diff
 
 from vigil.controller.ports import ChangeBatch
 from vigil.domain.alarms import AckState, Alarm, AlarmId, AlarmKind, AlarmState, Lifecycle
@@ -30,8 +25,8 @@ from vigil.domain.model import Host, ResourceType, ServerGroup, resource_type
 from vigil.domain.records import Record, RecordKind, record_kind
 from vigil.domain.states import AdminState, GroupPolicy
 from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionFilter, SubscriptionId
-from vigil.store.schema import RECORD_TABLES, metadata
-from vigil.store.sql import SqlStore, async_url, migrations_config
+from vigil.store.schema import RECORD_TABLES
+from vigil.store.sql import SqlStore
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BERLIN = timezone(timedelta(hours=1))
@@ -373,42 +368,21 @@ async def test_host_maintenance_and_group_alarm_threshold_load_back(store: SqlSt
 # -- upgrading a database from revision 0001 -----------------------------------
 
 
-def _upgrade_to(revision: str) -> Any:
-    def upgrade(conn: Connection) -> None:
-        command.upgrade(migrations_config(conn), revision)
-
-    return upgrade
-
-
-def _revision_and_diff(conn: Connection) -> tuple[str | None, list[Any]]:
-    context = MigrationContext.configure(conn)
-    return context.get_current_revision(), compare_metadata(context, metadata)
-
-
 async def test_a_database_at_revision_0001_upgrades_keeping_its_rows_with_the_new_defaults(store_url: str) -> None:
-    url = async_url(store_url)
-    if url.get_backend_name() == "sqlite":
-        Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade_to("0001"))
-            await conn.execute(
-                text(
-                    "INSERT INTO hosts (name, zone, switch, vcpus, admin_state, forced_down, reachable,"
-                    " disabled_reason) VALUES ('compute-1', 'nova', NULL, 16, 'disabled', true, false, 'old')"
-                )
+    async with at_revision(store_url, "0001") as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO hosts (name, zone, switch, vcpus, admin_state, forced_down, reachable,"
+                " disabled_reason) VALUES ('compute-1', 'nova', NULL, 16, 'disabled', true, false, 'old')"
             )
-            await conn.execute(
-                text("INSERT INTO server_groups (id, name, project, policy) VALUES ('g-1', 'db', 'p-1', 'affinity')")
-            )
-    finally:
-        await engine.dispose()
+        )
+        await conn.execute(
+            text("INSERT INTO server_groups (id, name, project, policy) VALUES ('g-1', 'db', 'p-1', 'affinity')")
+        )
 
     async with SqlStore(store_url) as store:
         resources = (await store.load()).resources
-        async with store.engine.connect() as conn:
-            revision, diff = await conn.run_sync(_revision_and_diff)
+        revision, diff = await revision_and_diff(store)
         await store.save(batch_of(*every_kind()))
         assert len(await store.load_records(RecordKind.ALARM)) == 2
 
