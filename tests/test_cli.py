@@ -78,6 +78,39 @@ def test_cloud_show_reads_a_running_server(served: tuple[str, Path, subprocess.P
     assert "6 hosts (1 MAINTENANCE, 5 UP), 8 instances" in result.output
 
 
+def test_a_second_server_on_the_same_store_is_refused_naming_the_first(
+    served: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    url, data_dir, first = served
+    second = subprocess.run(
+        [*VIGIL, "serve", "--data-dir", str(data_dir), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "VIGIL_LOG_LEVEL": "WARNING"},
+    )
+    assert second.returncode == 2, second.stdout + second.stderr
+    lines = [line for line in (second.stdout + second.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert f"pid {first.pid}" in lines[0]
+    assert "listening" not in second.stdout
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # the first one serves on
+
+
+def test_cloud_show_reads_a_served_store_without_starting_anything(
+    served: tuple[str, Path, subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, data_dir, _ = served
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:  # the default heartbeat port, taken
+        busy.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("VIGIL_MONITOR__LISTEN", f"127.0.0.1:{busy.getsockname()[1]}")
+        before = {p.name: p.stat().st_size for p in data_dir.glob("vigil.db*")}
+        result = runner.invoke(app, ["cloud", "show", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "6 hosts (1 MAINTENANCE, 5 UP), 8 instances" in result.output
+    assert {p.name: p.stat().st_size for p in data_dir.glob("vigil.db*")} == before
+
+
 def test_cloud_show_builds_a_generated_cloud() -> None:
     result = runner.invoke(app, ["cloud", "show", "--hosts", "3", "--instances-per-host", "4", "--projects", "2"])
     assert result.exit_code == 0, result.output

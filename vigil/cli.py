@@ -15,11 +15,12 @@ errors end with a one-line message and exit status 2, never a traceback.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -33,11 +34,13 @@ from rich.table import Table
 
 import vigil
 from vigil.agent.command import agent_command
+from vigil.api.app import create_app
 from vigil.api.auth import Role, TokenFileError, TokenRegistry, add_token, ensure_admin_token
 from vigil.api.schemas import HostOut, InstanceOut
 from vigil.api.views import host_view, instance_view
 from vigil.consumer.client import ApiError
 from vigil.consumer.webhook import running_consumer
+from vigil.controller.resource_map import ResourceMap
 from vigil.demo import checkpoint_table, run_fault_demo, run_testbed_demo, table_of_testbed_demo
 from vigil.demo_maintenance import (
     MIN_HOSTS,
@@ -51,8 +54,9 @@ from vigil.domain.errors import DomainError
 from vigil.domain.subscriptions import PayloadFormat
 from vigil.maintenance_cli import maintenance_app
 from vigil.settings import Settings, SettingsError, load_settings
+from vigil.store.sql import SqlStore
 from vigil.testbed.cli import testbed_app
-from vigil.wiring import create_server_app, running
+from vigil.wiring import running
 
 app = typer.Typer(
     help="Vigil: fault management and maintenance for virtualized infrastructure (OPNFV Doctor).",
@@ -87,7 +91,7 @@ def _friendly_errors() -> Iterator[None]:
     try:
         yield
     except (SettingsError, TokenFileError, DomainError, OSError) as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -126,25 +130,53 @@ def serve(
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         created = ensure_admin_token(settings.tokens_file)
         tokens = TokenRegistry.load(settings.tokens_file)
-    server = settings.server
-    console.print(f"[bold]Vigil {vigil.__version__}[/] listening on http://{server.host}:{server.port}")
-    console.print(f"  API reference: http://{server.host}:{server.port}/docs")
-    console.print(f"  database: {settings.store_url}")
-    console.print(f"  tokens: {settings.tokens_file} ({len(tokens)} configured)")
-    if settings.monitor.listen is not None:
-        console.print(f"  heartbeat monitor: udp://{settings.monitor.listen}")
-    admin_file = settings.tokens_file.parent / "admin-token"
-    if created is not None:
-        console.print(f"  created an admin token in {admin_file}")
-    elif admin_file.exists():
-        console.print(f"  admin token: {admin_file}")
-    uvicorn.run(
-        create_server_app(settings, tokens),
-        host=server.host,
-        port=server.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
+
+    def announce() -> None:
+        server = settings.server
+        console.print(f"[bold]Vigil {vigil.__version__}[/] listening on http://{server.host}:{server.port}")
+        console.print(f"  API reference: http://{server.host}:{server.port}/docs")
+        console.print(f"  database: {settings.store_url}")
+        console.print(f"  tokens: {settings.tokens_file} ({len(tokens)} configured)")
+        if settings.monitor.listen is not None:
+            console.print(f"  heartbeat monitor: udp://{settings.monitor.listen}")
+        admin_file = settings.tokens_file.parent / "admin-token"
+        if created is not None:
+            console.print(f"  created an admin token in {admin_file}")
+        elif admin_file.exists():
+            console.print(f"  admin token: {admin_file}")
+
+    with _friendly_errors(), contextlib.suppress(KeyboardInterrupt):
+        _run_loop(_serve(settings, tokens, announce))
+
+
+async def _serve(settings: Settings, tokens: TokenRegistry, announce: Callable[[], None]) -> None:
+    """The engines first (the store's writer lease, the restore), then the API on its port.
+
+    A store another server holds stops here, with one line naming the holder,
+    before anything is bound or announced.
+    """
+    async with running(settings) as runtime:
+        context = runtime.api_context(tokens)
+        app = create_app(lambda: contextlib.nullcontext(context), max_body_bytes=settings.server.max_body_bytes)
+        config = uvicorn.Config(
+            app,
+            host=settings.server.host,
+            port=settings.server.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
+        announce()
+        await uvicorn.Server(config).serve()
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop, as uvicorn would, or on asyncio's loop without it."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def _fetch_remote(url: str, token: str) -> tuple[list[HostOut], list[InstanceOut]]:
@@ -160,10 +192,24 @@ def _fetch_remote(url: str, token: str) -> tuple[list[HostOut], list[InstanceOut
     return hosts, instances
 
 
-async def _fetch_local(settings: Settings) -> tuple[list[HostOut], list[InstanceOut]]:
+async def _fetch_built(settings: Settings) -> tuple[list[HostOut], list[InstanceOut]]:
+    """A cloud built from a topology in a scratch store."""
     async with running(settings) as runtime:
-        rmap = runtime.cloud.map
-        return [host_view(rmap, h) for h in rmap.hosts()], [instance_view(rmap, i) for i in rmap.instances()]
+        return _views(runtime.cloud.map)
+
+
+async def _fetch_stored(settings: Settings) -> tuple[list[HostOut], list[InstanceOut]]:
+    """The cloud a store holds, read without a lease and without starting anything:
+    a server may be running on it, and this only reads."""
+    async with SqlStore(settings.store_url, read_only=True) as store:
+        snapshot = await store.load()
+    rmap = ResourceMap()
+    rmap.add_all(snapshot.resources)
+    return _views(rmap)
+
+
+def _views(rmap: ResourceMap) -> tuple[list[HostOut], list[InstanceOut]]:
+    return [host_view(rmap, h) for h in rmap.hosts()], [instance_view(rmap, i) for i in rmap.instances()]
 
 
 def _host_table(hosts: list[HostOut], instances: list[InstanceOut]) -> Table:
@@ -231,14 +277,14 @@ def cloud_show(
         elif topology is not None or hosts is not None:
             with tempfile.TemporaryDirectory(prefix="vigil-show-") as scratch:
                 settings = _settings(config, Path(scratch), topology, hosts, instances_per_host, projects)
-                host_rows, instance_rows = asyncio.run(_fetch_local(settings))
+                host_rows, instance_rows = asyncio.run(_fetch_built(settings))
         else:
             settings = _settings(config, data_dir)
             if settings.store.url is None and not (settings.data_dir / "vigil.db").exists():
                 raise SettingsError(
                     f"no cloud in {settings.data_dir} yet: run 'vigil serve', or give --topology FILE or --hosts N"
                 )
-            host_rows, instance_rows = asyncio.run(_fetch_local(settings))
+            host_rows, instance_rows = asyncio.run(_fetch_stored(settings))
     console.print(_host_table(host_rows, instance_rows))
     if show_instances:
         console.print(_instance_table(instance_rows))

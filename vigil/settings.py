@@ -120,11 +120,13 @@ class InspectorSettings(_Group):
     """Which event families act at once (``critical``), and the aggregation of the
     others: ``aggregate_threshold`` distinct failures of one host (a NIC, the
     gateway, a process) within ``aggregate_window_s`` take the host down; fewer
-    raise a ``host.degraded`` warning for admins."""
+    raise a ``host.degraded`` warning for admins. ``hold_down_s``: flap damping,
+    a recovery counts only once its failure has stayed away this long (0: at once)."""
 
     critical: list[str] = Field(default_factory=lambda: ["compute.host", "network.switch"])
     aggregate_threshold: int = Field(2, ge=1)
     aggregate_window_s: float = Field(10.0, gt=0)
+    hold_down_s: float = Field(1.0, ge=0, le=3600)
 
     @field_validator("critical")
     @classmethod

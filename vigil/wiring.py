@@ -28,24 +28,28 @@ from vigil.bus.memory import InProcessBus
 from vigil.controller.changes import Committer
 from vigil.controller.cloud import CloudTimings, EmbeddedCloud
 from vigil.controller.generate import generate
+from vigil.controller.journal import Journal
 from vigil.controller.resource_map import ResourceMap
 from vigil.delivery.http import HttpSender
 from vigil.domain.alarms import Alarm, AlarmKind
 from vigil.domain.deliveries import DeliveryState
 from vigil.domain.errors import NotFound
 from vigil.domain.faults import Fault
+from vigil.domain.findings import HostFindings
 from vigil.domain.records import RecordKind
+from vigil.domain.retry import RetryPolicy
 from vigil.domain.subscriptions import Subscription
 from vigil.domain.topology import Topology
 from vigil.heartbeat.udp import HeartbeatListener
-from vigil.inspector.inspector import DEDUP_MEMORY, Inspector
+from vigil.inspector.inspector import Inspector
+from vigil.inspector.intake import DEDUP_MEMORY, Intake
 from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy
+from vigil.inspector.watcher import watch
 from vigil.maintenance.service import MaintenanceService
 from vigil.maintenance.workflow import WorkflowConfig
 from vigil.monitor.monitor import MONITOR_NAME, HeartbeatMonitor
 from vigil.monitor.session import Timing
 from vigil.notifier.alarms import AlarmBook
-from vigil.notifier.retry import RetryPolicy
 from vigil.notifier.service import Notifier
 from vigil.notifier.subscriptions import SubscriptionRegistry
 from vigil.serving import BackgroundServer
@@ -115,7 +119,7 @@ def fault_policies(inspector: InspectorSettings) -> dict[str, FaultPolicy]:
 
 
 def _start_monitor(
-    settings: MonitorSettings, cloud: EmbeddedCloud, inspector: Inspector, alarms: AlarmBook
+    settings: MonitorSettings, cloud: EmbeddedCloud, intake: Intake, alarms: AlarmBook
 ) -> tuple[HeartbeatMonitor, HeartbeatListener] | None:
     address = settings.address
     if address is None:
@@ -129,7 +133,7 @@ def _start_monitor(
         return True
 
     monitor = HeartbeatMonitor(
-        inspector.receive,
+        intake.receive,
         timers=asyncio.get_running_loop(),
         clock=time.monotonic,
         known=known,
@@ -155,12 +159,18 @@ def _start_monitor(
 
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
-    """Vigil's engines on the configured store, stopped cleanly on exit."""
+    """Vigil's engines on the configured store, stopped cleanly on exit.
+
+    Opening the store takes its writer lease (``vigil.store.lease``): a store
+    another process holds stops here with :class:`~vigil.store.lease.StoreInUse`.
+    """
     store = SqlStore(settings.store_url)
     await store.open()
     bus = InProcessBus()
     committer = Committer(store, bus)
     committer.start()
+    journal = Journal(store)
+    journal.start()
     cloud = EmbeddedCloud(ResourceMap(), committer, utcnow, timings=timings(settings.cloud))
     sender = HttpSender()
     await sender.start()
@@ -174,7 +184,15 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         policy=retry_policy(settings.notifier),
         timeout_s=settings.notifier.timeout_s,
     )
-    inspector = Inspector(cloud, alarms, notifier, clock=utcnow, policies=fault_policies(settings.inspector))
+    inspector = Inspector(
+        cloud,
+        alarms,
+        notifier,
+        policies=fault_policies(settings.inspector),
+        hold_down_s=settings.inspector.hold_down_s,
+        self_damping=frozenset({MONITOR_NAME}),
+    )
+    intake = Intake(inspector, cloud, journal, notifier, clock=utcnow)
     watcher: asyncio.Task[None] | None = None
     maintenance: MaintenanceService | None = None
     heartbeats: tuple[HeartbeatMonitor, HeartbeatListener] | None = None
@@ -186,17 +204,18 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             interrupted = cloud.restore(await store.load())
             await cloud.recover(interrupted)
             log.info("restored the embedded cloud from the store: %s", cloud.map.counts())
-        await _restore_faults(store, alarms, subscriptions, inspector, notifier)
+        await _restore_faults(store, alarms, subscriptions, inspector, intake, notifier)
         # The map and the rest of start-up's objects live as long as the process:
         # move them out of the collector's sight, so a collection in the middle
         # of a fault's fan-out scans only what the fault itself allocated.
         gc.collect()
         gc.freeze()
         feed = bus.subscribe()
-        watcher = asyncio.create_task(inspector.watch(feed), name="vigil.inspector.watch")
-        heartbeats = _start_monitor(settings.monitor, cloud, inspector, alarms)
+        watcher = asyncio.create_task(watch(feed, intake), name="vigil.inspector.watch")
+        await intake.resume()
+        heartbeats = _start_monitor(settings.monitor, cloud, intake, alarms)
         monitor = heartbeats[0] if heartbeats is not None else None
-        services = FaultServices(inspector, alarms, subscriptions, notifier, store, monitor)
+        services = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor)
         maintenance = await _start_maintenance(settings, store, cloud, notifier)
         yield Runtime(settings, store, bus, committer, cloud, services, monitor, maintenance)
     finally:
@@ -206,12 +225,14 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             heartbeats[1].close()
             await heartbeats[0].aclose()
         gc.unfreeze()
+        await intake.aclose()
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
         await notifier.aclose()
         await sender.close()
         await cloud.aclose()
+        await journal.stop()
         await committer.stop()
         await store.close()
 
@@ -241,18 +262,27 @@ async def _restore_faults(
     alarms: AlarmBook,
     subscriptions: SubscriptionRegistry,
     inspector: Inspector,
+    intake: Intake,
     notifier: Notifier,
 ) -> None:
-    """Alarms, subscriptions, faults and the outbox as the last run left them."""
+    """Alarms, subscriptions, faults, the inspector's findings and the outbox as the last run
+    left them; then the reports it journaled but did not apply, applied again in order."""
     alarms.load([r for r in await store.load_records(RecordKind.ALARM) if isinstance(r, Alarm)])
     subscriptions.load([r for r in await store.load_records(RecordKind.SUBSCRIPTION) if isinstance(r, Subscription)])
     faults = [r for r in await store.load_records(RecordKind.FAULT) if isinstance(r, Fault)]
-    recent = await store.fault_events(limit=DEDUP_MEMORY)  # newest first
-    inspector.load(faults, recent[::-1])
+    findings = [r for r in await store.load_records(RecordKind.HOST_FINDINGS) if isinstance(r, HostFindings)]
+    named = {i for f in findings for i in (*f.suppressed.values(), *f.held.values())}
+    inspector.load(faults, findings, await store.fault_events_by_id(named))
+    last_seq, seen = await store.journal_state(DEDUP_MEMORY)
+    intake.load(last_seq, seen)
     pending = await store.deliveries(state=DeliveryState.PENDING, limit=1_000_000)
     if pending:
         log.info("resuming %d pending deliveries", len(pending))
     await notifier.resume(pending, inspector.faults_by_id)
+    unapplied = await store.journal_pending()
+    if unapplied:
+        log.warning("applying %d journaled reports a crash left unapplied", len(unapplied))
+        await intake.replay(unapplied)
 
 
 def create_server_app(settings: Settings, tokens: TokenRegistry) -> FastAPI:

@@ -131,15 +131,16 @@ async def test_the_event_log_records_changes_in_order(admin: httpx.AsyncClient, 
 
 
 async def test_state_survives_a_restart_of_the_server(
-    api: Any, admin: httpx.AsyncClient, restart: Callable[[Any], AbstractAsyncContextManager[Any]]
+    settings: Any, restart: Callable[[Any], AbstractAsyncContextManager[Any]]
 ) -> None:
-    await admin.post("/v1/hosts/compute-5/action", json={"action": "force-down"})
-    await admin.post("/v1/instances/vnf-b-gw/action", json={"action": "reset-state", "state": "ERROR"})
-    booted = (await admin.post("/v1/instances", json={"name": "keeper", "project": "vnf-b"})).json()["instance"]
-    await wait_for_state(admin, booted["id"], "ACTIVE")
-    last_seq = (await admin.get("/v1/resource-events", params={"limit": 1000})).json()["events"][-1]["seq"]
+    async with restart(settings) as first, first.client("admin-token") as admin:
+        await admin.post("/v1/hosts/compute-5/action", json={"action": "force-down"})
+        await admin.post("/v1/instances/vnf-b-gw/action", json={"action": "reset-state", "state": "ERROR"})
+        booted = (await admin.post("/v1/instances", json={"name": "keeper", "project": "vnf-b"})).json()["instance"]
+        await wait_for_state(admin, booted["id"], "ACTIVE")
+        last_seq = (await admin.get("/v1/resource-events", params={"limit": 1000})).json()["events"][-1]["seq"]
 
-    async with restart(api.settings) as again, again.client("admin-token") as client:
+    async with restart(settings) as again, again.client("admin-token") as client:
         host = (await client.get("/v1/hosts/compute-5")).json()["host"]
         assert host["status"] == "DOWN"
         assert (await client.get("/v1/instances/vnf-b-gw")).json()["instance"]["state"] == "ERROR"

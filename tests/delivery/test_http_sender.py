@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from vigil.delivery.http import HttpSender
+from vigil.domain.retry import PermanentError, TemporaryError
 from vigil.notifier.ports import Sender, SendResult
-from vigil.notifier.retry import PermanentError, TemporaryError
 
 BODY = json.dumps({"alarm_id": "a-1", "current": "alarm"}).encode()
 

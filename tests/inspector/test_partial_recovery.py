@@ -19,12 +19,14 @@ import pytest
 from vigil.bus.memory import InProcessBus
 from vigil.controller.changes import Committer
 from vigil.controller.cloud import CloudTimings, EmbeddedCloud
+from vigil.controller.journal import Journal
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.alarms import Alarm, AlarmChange, AlarmKind, AlarmState, Lifecycle
 from vigil.domain.deliveries import Delivery
 from vigil.domain.faults import EventId, EventStatus, Fault, FaultEvent, Severity
 from vigil.domain.states import HostStatus
 from vigil.inspector.inspector import Inspector
+from vigil.inspector.intake import Intake
 from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy
 from vigil.notifier.alarms import AlarmBook
 from vigil.store.sql import SqlStore
@@ -42,9 +44,14 @@ class Recorder:
 
     changes: list[tuple[AlarmKind, Lifecycle, int, list[str]]] = field(default_factory=list)
 
-    def publish(self, changes: Sequence[AlarmChange], fault: Fault | None, uow: Any) -> list[Delivery]:
+    def publish(
+        self, changes: Sequence[AlarmChange], fault: Fault | None, uow: Any, *, start: bool = True
+    ) -> list[Delivery]:
         self.changes.extend((c.alarm.kind, c.lifecycle, c.alarm.version, list(c.alarm.resource_ids)) for c in changes)
         return []
+
+    def deliver(self, deliveries: Sequence[Delivery], fault: Fault | None) -> None:
+        return None
 
     async def settle(self, deliveries: Sequence[Delivery], timeout_s: float) -> None:
         return None
@@ -59,7 +66,7 @@ class Rig:
     cloud: EmbeddedCloud
     alarms: AlarmBook
     published: Recorder
-    inspector: Inspector
+    intake: Intake
     sent: int = 0
 
     async def report(self, type_: str, link: str, status: EventStatus = EventStatus.DOWN) -> FaultEvent:
@@ -76,7 +83,7 @@ class Rig:
             received_at=NOW + timedelta(seconds=self.sent),
             related_to=link,
         )
-        [handled] = await self.inspector.receive([event])
+        [handled] = await self.intake.receive([event])
         return handled
 
     def degraded(self) -> list[Alarm]:
@@ -95,15 +102,20 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await store.open()
     committer = Committer(store, InProcessBus())
     committer.start()
+    journal = Journal(store)
+    journal.start()
     timings = CloudTimings(boot_s=0, cold_migration_s=0.01, live_migration_s=0.01, evacuate_s=0.01)
     cloud = EmbeddedCloud(ResourceMap(), committer, lambda: NOW, timings=timings)
     try:
         await cloud.bootstrap(load_topology(EXAMPLE))
         alarms, published = AlarmBook(), Recorder()
-        inspector = Inspector(cloud, alarms, published, clock=lambda: NOW, policies=DEFAULT_POLICIES)
-        yield Rig(cloud, alarms, published, inspector)
+        inspector = Inspector(cloud, alarms, published, policies=DEFAULT_POLICIES)
+        intake = Intake(inspector, cloud, journal, published, clock=lambda: NOW)
+        yield Rig(cloud, alarms, published, intake)
     finally:
+        await intake.aclose()
         await cloud.aclose()
+        await journal.stop()
         await committer.stop()
         await store.close()
 
@@ -171,7 +183,7 @@ async def test_the_failure_left_failing_again_with_another_takes_the_host_down_a
 async def test_below_the_threshold_a_recovery_updates_the_one_warning(rig: Rig) -> None:
     """With three failures needed, two links down are one warning; one recovering
     bumps its version and names the other, the last recovery clears it."""
-    rig.inspector.policies["network.link"] = FaultPolicy(critical=False, threshold=3, window_s=10.0)
+    rig.intake.inspector.policies["network.link"] = FaultPolicy(critical=False, threshold=3, window_s=10.0)
     await rig.report("network.link.down", "eth1")
     await rig.report("network.link.down", "eth1")  # the same failure reported again
     await rig.report("network.link.down", "eth2")

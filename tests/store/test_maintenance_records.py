@@ -29,6 +29,7 @@ from vigil.domain.maintenance import (
     SessionState,
 )
 from vigil.domain.records import Record, RecordKind, record_kind
+from vigil.domain.retry import PermanentError
 from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionId
 from vigil.store.schema import RECORD_TABLES
 from vigil.store.sql import SqlStore
@@ -246,7 +247,7 @@ async def test_nothing_stored_loads_empty_lists(store: SqlStore) -> None:
 async def test_a_naive_time_in_the_progress_is_refused_before_anything_is_written(store: SqlStore) -> None:
     naive = session(1, host_progress={"compute-1": HostProgress("compute-1", started_at=datetime(2025, 3, 1, 12))})
 
-    with pytest.raises(ValueError, match="naive"):
+    with pytest.raises(PermanentError, match="naive"):
         await store.save(batch_of(naive, group_constraints(1)))
 
     assert await store.maintenance_sessions() == []
@@ -340,7 +341,7 @@ async def test_a_database_at_revision_0002_upgrades_to_0003_keeping_its_records(
         await store.save(batch_of(*every_maintenance_kind()))
         sessions = await store.maintenance_sessions()
 
-    assert revision == "0003"
-    assert diff == [], "migration 0003 and vigil/store/schema.py describe different schemas"
+    assert revision == "0004"
+    assert diff == [], "the migrations and vigil/store/schema.py describe different schemas"
     assert subscriptions == [OLD_SUBSCRIPTION]
     assert [s.id for s in sessions] == ["session-1", "session-2", "session-7"]

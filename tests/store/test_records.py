@@ -19,10 +19,21 @@ from vigil.controller.ports import ChangeBatch
 from vigil.domain.alarms import AckState, Alarm, AlarmId, AlarmKind, AlarmState, Lifecycle
 from vigil.domain.deliveries import Delivery, DeliveryId, DeliveryState, NotificationId
 from vigil.domain.events import EventAction, ResourceEvent
-from vigil.domain.faults import Checkpoint, EventId, EventStatus, Fault, FaultEvent, FaultId, FaultState, Severity
+from vigil.domain.faults import (
+    Checkpoint,
+    EventId,
+    EventStatus,
+    Fault,
+    FaultEvent,
+    FaultId,
+    FaultState,
+    Outcome,
+    Severity,
+)
 from vigil.domain.ids import GroupId, HostName, ProjectId
 from vigil.domain.model import Host, ResourceType, ServerGroup, resource_type
 from vigil.domain.records import Record, RecordKind, record_kind
+from vigil.domain.retry import PermanentError
 from vigil.domain.states import AdminState, GroupPolicy
 from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionFilter, SubscriptionId
 from vigil.store.schema import RECORD_TABLES
@@ -123,8 +134,9 @@ def every_kind() -> list[Record]:
             cause="link down",
             related_to="switch-1",
             injected_at=1740830400.123456,
-            outcome="cleared",
+            outcome=Outcome.FAULT_CLEARED,
             fault=FaultId("fault-1"),
+            seq=2,
         ),
         fault(1, events=["ev-001", "ev-002"], hosts=["compute-1"], instances=["vm-1", "vm-2"]),
         fault(
@@ -324,8 +336,9 @@ async def test_records_and_resources_of_a_batch_are_written_together_or_not_at_a
     # The event reuses seq 1, so the transaction fails at its end, after every upsert ran.
     failing = batch_of(host, *every_kind(), events=[first])
 
-    with pytest.raises(DBAPIError):
+    with pytest.raises(PermanentError) as refused:
         await store.save(failing)
+    assert isinstance(refused.value.__cause__, DBAPIError)  # the driver's own error, refused for good
 
     for kind in RecordKind:
         assert await store.load_records(kind) == []
@@ -342,7 +355,7 @@ async def test_a_batch_with_an_unknown_kind_is_refused_before_anything_is_writte
     batch = batch_of(subscription(1))
     batch.deletes.add(("nonsense", "x"))
 
-    with pytest.raises(ValueError, match="nonsense"):
+    with pytest.raises(PermanentError, match="nonsense"):
         await store.save(batch)
 
     assert await store.load_records(RecordKind.SUBSCRIPTION) == []
@@ -386,7 +399,7 @@ async def test_a_database_at_revision_0001_upgrades_keeping_its_rows_with_the_ne
         await store.save(batch_of(*every_kind()))
         assert len(await store.load_records(RecordKind.ALARM)) == 2
 
-    assert revision == "0003"
+    assert revision == "0004"
     assert diff == []
     assert resources == [
         Host(
@@ -485,7 +498,8 @@ async def test_record_queries_refuse_a_limit_below_one(store: SqlStore) -> None:
 
 
 async def test_fault_events_come_newest_first_filtered_by_outcome(store: SqlStore) -> None:
-    outcomes = ["opened", "duplicate", "ignored", "duplicate", "opened", "duplicate", "cleared"]
+    opened, duplicate, cleared = Outcome.FAULT_OPENED, Outcome.DUPLICATE, Outcome.FAULT_CLEARED
+    outcomes = [opened, duplicate, Outcome.NOT_APPLIED, duplicate, opened, duplicate, cleared]
     events = [
         fault_event(n, outcome=outcome, received_at=T0 + timedelta(seconds=n // 2))
         for n, outcome in enumerate(outcomes)

@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import DBAPIError
 
 from vigil.bus.memory import InProcessBus
 from vigil.controller.changes import Committer
@@ -26,6 +26,7 @@ from vigil.controller.resource_map import ResourceMap
 from vigil.domain.events import EventAction, ResourceEvent
 from vigil.domain.ids import HostName, InstanceId, PortId, ProjectId
 from vigil.domain.model import Host, Instance, Port, Resource, ResourceType, ServerGroup, as_dict, resource_type
+from vigil.domain.retry import PermanentError
 from vigil.domain.states import AdminState, DataPlaneStatus, GroupPolicy, InstanceState
 from vigil.domain.topology import Topology
 from vigil.store.schema import RESOURCE_TABLES, metadata
@@ -233,8 +234,9 @@ async def test_a_failing_batch_writes_nothing(store: SqlStore) -> None:
     # The event reuses seq 1, so the transaction fails at its end, after the upsert ran.
     failing = upserting([changed], [event(1, reason="duplicate")])
 
-    with pytest.raises(DBAPIError):
+    with pytest.raises(PermanentError) as refused:
         await store.save(failing)
+    assert isinstance(refused.value.__cause__, DBAPIError)  # the driver's own error, refused for good
 
     assert await stored(store) == contents(cloud)
     assert [e.reason for e in await store.events()] == ["test"]
@@ -272,12 +274,25 @@ async def test_opening_an_existing_database_again_leaves_it_at_the_head_revision
     assert diff == [], "the migrations and vigil/store/schema.py describe different schemas"
 
 
-async def test_two_stores_opening_a_new_database_at_once_migrate_it_once(store_url: str) -> None:
-    first, second = SqlStore(store_url), SqlStore(store_url)
+async def test_a_writer_waiting_for_the_lease_opens_when_the_first_closes(store_url: str) -> None:
+    """Two writers opening a new database at once, each waiting for the lease rather than
+    refusing: one takes it and migrates, the other opens once the first is gone."""
+    first, second = SqlStore(store_url, wait_for_lease=True), SqlStore(store_url, wait_for_lease=True)
     try:
-        await asyncio.gather(first.open(), second.open())
-        await first.save(upserting(small_cloud()))
-        assert len((await second.load()).resources) == len(small_cloud())
+        opening = [asyncio.ensure_future(first.open()), asyncio.ensure_future(second.open())]
+        done, waiting = await asyncio.wait(opening, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1
+        assert len(waiting) == 1
+        await asyncio.sleep(0.5)
+        assert not waiting.pop().done()  # still waiting for the lease
+        winner, standby = (first, second) if opening[0] in done else (second, first)
+        await winner.save(upserting(small_cloud()))
+        await winner.close()
+        await asyncio.wait_for(asyncio.gather(*opening), 10)
+        assert len((await standby.load()).resources) == len(small_cloud())
+        assert standby.lease is not None
+        assert standby.lease.holder is not None
+        assert standby.lease.holder.epoch == 2
     finally:
         await first.close()
         await second.close()
@@ -394,7 +409,7 @@ async def test_events_refuse_a_limit_below_one(store: SqlStore) -> None:
 async def test_an_event_with_a_naive_time_is_refused(store: SqlStore) -> None:
     naive = event(1, time=datetime(2025, 3, 1, 12, 0))
 
-    with pytest.raises(StatementError, match="naive"):
+    with pytest.raises(PermanentError, match="naive"):
         await store.save(ChangeBatch(events=[naive]))
 
     assert await store.events() == []

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 import vigil
 from vigil.api.deps import ApiContext
 from vigil.api.errors import install_error_handlers
-from vigil.api.limits import BodySizeLimit
+from vigil.api.limits import BodySizeLimit, NulRefusal
 from vigil.api.routes import (
     alarms,
     events,
@@ -47,6 +47,7 @@ def create_app(start: ContextFactory, *, max_body_bytes: int = 1_048_576) -> Fas
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(NulRefusal)
     for module in (hosts, instances, network, groups, events, monitor, maintenance):
         app.include_router(module.router, prefix="/v1")
     for module in (southbound, faults, alarms, subscriptions):

@@ -18,6 +18,7 @@ from vigil.domain.deliveries import Delivery
 from vigil.domain.events import ResourceEvent
 from vigil.domain.faults import FaultEvent
 from vigil.inspector.inspector import Inspector
+from vigil.inspector.intake import Intake
 from vigil.maintenance.service import MaintenanceService
 from vigil.monitor.monitor import HeartbeatMonitor
 from vigil.notifier.alarms import AlarmBook
@@ -61,6 +62,7 @@ class FaultServices:
     subscriptions: SubscriptionRegistry
     notifier: Notifier
     log: RecordLog
+    intake: Intake
     monitor: HeartbeatMonitor | None = None
 
 

@@ -8,12 +8,13 @@ The southbound event is Doctor's: ``{"time", "type", "details":
 broke something (the profiler's T00). A ``time`` without a zone is UTC.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from vigil.api.storable import StorableIn
 from vigil.domain.alarms import AckState, AlarmKind, AlarmState, Lifecycle
 from vigil.domain.deliveries import DeliveryState
 from vigil.domain.faults import EventStatus, FaultState, Severity
@@ -21,8 +22,8 @@ from vigil.domain.maintenance import HOST_EVENT_TYPE, PROJECT_EVENT_TYPE
 from vigil.domain.subscriptions import PayloadFormat
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(StorableIn):
+    """A request body: see :mod:`vigil.api.storable`."""
 
 
 Name = Annotated[str, Field(min_length=1, max_length=255)]
@@ -43,11 +44,6 @@ class SouthboundEvent(_In):
     time: datetime
     type: str = Field(min_length=3, max_length=128, examples=["compute.host.down"])
     details: EventDetails
-
-    @field_validator("time")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class EventOutcome(BaseModel):

@@ -10,24 +10,19 @@ path; ``instance_name`` and ``group_name`` are accepted, as Fenix's clients
 send them, and not kept (the resource map has the names).
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from vigil.api.storable import StorableIn
 from vigil.domain.maintenance import InstanceAction
 
 Seconds = Annotated[float, Field(ge=0, le=86_400 * 30)]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+class _In(StorableIn):
+    """A request body: see :mod:`vigil.api.storable`."""
 
 
 class SessionIn(_In):
@@ -37,8 +32,6 @@ class SessionIn(_In):
     workflow: str = "default"
     metadata: dict[str, str] = Field(default_factory=dict)
     actions: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
-
-    _aware = field_validator("maintenance_at")(_utc)
 
 
 class SessionCreated(BaseModel):

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vigil.api.storable import StorableIn
 from vigil.domain.states import AdminState, DataPlaneStatus, GroupPolicy, HostStatus, InstanceState
 
 
@@ -17,8 +18,8 @@ class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(StorableIn):
+    """A request body: see :mod:`vigil.api.storable`."""
 
 
 class HostOut(_Out):

@@ -16,8 +16,9 @@ to the instance as it ends.
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from vigil.controller import fault_actions
@@ -354,13 +355,19 @@ class EmbeddedCloud:
 
     # -- internals ---------------------------------------------------------
 
-    def begin(self, reason: str) -> Changes:
-        """A unit of work for changes made outside this class (the inspector's)."""
-        return self._changes(reason)
+    def begin(self, reason: str, *, now: datetime | None = None) -> Changes:
+        """A unit of work for changes made outside this class (the inspector's), stamped ``now``
+        (the time of the report it applies, so applying it again gives the same events)."""
+        return Changes(self.map, self._counter, now or self._clock(), reason)
 
     async def commit(self, changes: Changes) -> None:
         """Make a unit of work durable and publish its events."""
         await self._commit(changes)
+
+    def submit(self, changes: Changes, *, hold: Awaitable[None] | None = None) -> "asyncio.Future[None]":
+        """Queue a unit of work for the committer (in submission order) and return its future;
+        ``hold`` delays its write (bounded by the caller) while notifications go out."""
+        return self._committer.submit(changes.batch, hold=hold)
 
     async def save_records(self, *records: Record) -> None:
         """Make records (deliveries, faults, subscriptions) durable in a transaction of their own."""

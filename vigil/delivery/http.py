@@ -9,7 +9,7 @@ per delivery). :meth:`HttpSender.warm` opens a connection when a
 subscription is created, so the first notification does not pay the
 connect either.
 
-The outcome follows ``vigil.notifier.retry.classify``: 2xx returns a
+The outcome follows ``vigil.domain.retry.classify``: 2xx returns a
 :class:`~vigil.notifier.ports.SendResult` (with the receiver's own
 ``received_at``, Doctor's T09, when its JSON answer has one); 5xx, 408,
 429, a timeout or a connection failure raises ``TemporaryError``; any other
@@ -33,8 +33,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from vigil.domain.retry import PermanentError, TemporaryError, classify
 from vigil.notifier.ports import SendResult
-from vigil.notifier.retry import PermanentError, TemporaryError, classify
 
 log = logging.getLogger(__name__)
 

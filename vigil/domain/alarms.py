@@ -14,8 +14,13 @@ One fault raises:
 
 An alarm is RAISED, then possibly UPDATED (severity or affected resources
 change, ``version`` goes up), then CLEARED; it is acknowledged once.
+
+An alarm's id is derived from what raised it (the fault, or the event that
+raised a warning) and its subject (:func:`alarm_id`), so raising it again
+after a crash gives the same alarm, not a second one.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -26,6 +31,13 @@ from vigil.domain.faults import FaultId, Severity
 
 AlarmId = NewType("AlarmId", str)
 
+_ALARM_NAMESPACE = uuid.UUID("8a4e2f61-7c3b-4d9a-b0e5-6f1d2c3b4a59")
+
+
+def alarm_id(cause: str, kind: str, resource_id: str, project: str | None) -> AlarmId:
+    """The id of the alarm of ``kind`` on ``resource_id`` (for ``project``) that ``cause`` raises."""
+    return AlarmId(str(uuid.uuid5(_ALARM_NAMESPACE, f"{cause}/{kind}/{resource_id}/{project or ''}")))
+
 
 class AlarmKind(StrEnum):
     HOST_DOWN = "host.down"
@@ -33,6 +45,7 @@ class AlarmKind(StrEnum):
     SWITCH_DOWN = "switch.down"
     INSTANCE_DOWN = "instance.down"
     GROUP_DEGRADED = "server_group.degraded"
+    SUBSCRIPTION_UNREACHABLE = "subscription.unreachable"
 
 
 class AlarmState(StrEnum):

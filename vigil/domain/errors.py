@@ -50,3 +50,7 @@ class NoValidHost(Conflict):
 
 class InvalidTopology(DomainError):
     """A topology refers to something it does not define, or cannot be placed."""
+
+
+class StoreRefused(DomainError):
+    """The store refused a value of this unit of work for good; nothing of it was stored."""

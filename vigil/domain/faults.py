@@ -10,8 +10,16 @@ it affected, and the Doctor profiler checkpoints of its handling.
 Checkpoints are Unix times in seconds (``time.time()``), because T00 and T09
 are taken by other processes (the fault injector and the consumer) on the
 same machine; differences are reported in milliseconds.
+
+Identities are derived, not drawn: a fault's id from the event that opened
+it (:func:`fault_id`), an alarm's from what caused it and its subject
+(``vigil.domain.alarms.alarm_id``), a notification's from its alarm's
+version and the subscription. An event applied again after a crash
+therefore opens the same fault, raises the same alarms and sends the same
+notifications, which a consumer can drop as duplicates.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +27,18 @@ from typing import NewType
 
 FaultId = NewType("FaultId", str)
 EventId = NewType("EventId", str)
+
+_FAULT_NAMESPACE = uuid.UUID("3d0c7a52-9b1e-4f3a-8e6d-1c2b5a4f7e90")
+
+
+def fault_id(opening_event: str) -> FaultId:
+    """The id of the fault an event opens: the same event always opens the same fault."""
+    return FaultId(str(uuid.uuid5(_FAULT_NAMESPACE, f"fault/{opening_event}")))
+
+
+def derived_event_id(event: str, purpose: str) -> EventId:
+    """The id of an event Vigil makes from another (a suppressed failure applied after maintenance)."""
+    return EventId(str(uuid.uuid5(_FAULT_NAMESPACE, f"event/{event}/{purpose}")))
 
 
 class EventStatus(StrEnum):
@@ -40,6 +60,29 @@ class Severity(StrEnum):
 class FaultState(StrEnum):
     ACTIVE = "ACTIVE"
     CLEARED = "CLEARED"
+
+
+class Outcome(StrEnum):
+    """What became of a southbound event.
+
+    ACCEPTED is the journal's word: durable, not yet applied. Every other
+    outcome is final; after a crash, the events still ACCEPTED are applied
+    again, in journal order.
+    """
+
+    ACCEPTED = "accepted"
+    FAULT_OPENED = "fault_opened"
+    CORRELATED = "correlated"
+    AGGREGATED = "aggregated"
+    DUPLICATE = "duplicate"
+    SUPPRESSED = "suppressed"
+    DAMPED = "damped"
+    HELD = "held"
+    FAULT_CLEARED = "fault_cleared"
+    RECOVERED = "recovered"
+    NO_ACTIVE_FAULT = "no_active_fault"
+    UNKNOWN_HOST = "unknown_host"
+    NOT_APPLIED = "not_applied"
 
 
 class Checkpoint(StrEnum):
@@ -73,8 +116,9 @@ class FaultEvent:
     cause: str | None = None
     related_to: str | None = None
     injected_at: float | None = None
-    outcome: str = "pending"
+    outcome: Outcome = Outcome.ACCEPTED
     fault: FaultId | None = None
+    seq: int | None = None  # the journal's order; None for events recorded before there was a journal
 
     @property
     def ident(self) -> str:

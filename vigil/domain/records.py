@@ -11,6 +11,7 @@ from enum import StrEnum
 from vigil.domain.alarms import Alarm
 from vigil.domain.deliveries import Delivery
 from vigil.domain.faults import Fault, FaultEvent
+from vigil.domain.findings import HostFindings
 from vigil.domain.maintenance import GroupConstraints, InstanceConstraints, MaintenanceSession
 from vigil.domain.subscriptions import Subscription
 
@@ -24,10 +25,19 @@ class RecordKind(StrEnum):
     MAINTENANCE_SESSION = "maintenance_session"
     INSTANCE_CONSTRAINTS = "instance_constraints"
     GROUP_CONSTRAINTS = "group_constraints"
+    HOST_FINDINGS = "host_findings"
 
 
 Record = (
-    FaultEvent | Fault | Alarm | Subscription | Delivery | MaintenanceSession | InstanceConstraints | GroupConstraints
+    FaultEvent
+    | Fault
+    | Alarm
+    | Subscription
+    | Delivery
+    | MaintenanceSession
+    | InstanceConstraints
+    | GroupConstraints
+    | HostFindings
 )
 
 RECORD_KINDS: dict[type, RecordKind] = {
@@ -39,6 +49,7 @@ RECORD_KINDS: dict[type, RecordKind] = {
     MaintenanceSession: RecordKind.MAINTENANCE_SESSION,
     InstanceConstraints: RecordKind.INSTANCE_CONSTRAINTS,
     GroupConstraints: RecordKind.GROUP_CONSTRAINTS,
+    HostFindings: RecordKind.HOST_FINDINGS,
 }
 
 

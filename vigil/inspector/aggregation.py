@@ -32,3 +32,7 @@ class Aggregator:
 
     def keys(self, resource: str) -> list[str]:
         return sorted(self._down.get(resource, {}))
+
+    def times(self, resource: str) -> dict[str, float]:
+        """Each failure of ``resource`` still down, with when it began (a copy)."""
+        return dict(self._down.get(resource, {}))

@@ -1,47 +1,50 @@
-"""The inspector: one southbound event in, consistent states and alarms out.
+"""The inspector: southbound events in, consistent states and alarms out.
 
-:meth:`Inspector.receive` takes a list of events (Doctor's ``PUT /events``)
-and handles them in one unit of work of the controller:
+:meth:`Inspector.apply` handles events the intake (``vigil.inspector.intake``)
+has made durable, in journal order, inside one unit of work of the
+controller, synchronously:
 
-1. Every event names a known host (or switch) or the whole list is refused:
-   the events are recorded as ``unknown_host`` / ``not_applied`` and
-   :class:`UnknownResource` is raised, so nothing is half applied.
-2. A repeat of (monitor, monitor_event_id) is recorded as ``duplicate``.
-3. An event on a host in maintenance is recorded as ``suppressed``; the
-   latest one of each failure is kept, and when the host leaves
-   maintenance a failure whose latest word was "down" is applied then
-   (:meth:`Inspector.watch`): a host the upgrade broke is not re-enabled
-   silently, although its monitor reported it only once, in maintenance.
-4. A failure opens a :class:`~vigil.domain.faults.Fault`: the affected
+1. An event on a host in maintenance is recorded as ``suppressed``; the
+   latest one of each failure is kept, and when the host leaves maintenance
+   a failure whose latest word was "down" is applied then (the intake
+   journals it again): a host the upgrade broke is not re-enabled silently,
+   although its monitor reported it only once, in maintenance.
+2. A failure opens a :class:`~vigil.domain.faults.Fault`: the affected
    instances and ports are found (T02), set to ERROR and DOWN (T03), the
    host marked down (T04); one admin alarm, one alarm per affected project
    and the degraded server groups' alarms are raised and published at once.
    A non-critical failure counts toward its host's aggregation threshold,
    raising a warning until it is reached.
-5. A recovery clears the fault: the host comes back up and its alarms
+3. A recovery clears the fault: the host comes back up and its alarms
    clear. Instances stay ERROR until their owner acts; a server group's
-   alarm clears when its members recover (:meth:`Inspector.watch`).
+   alarm clears when its members recover (:meth:`Inspector.reevaluate_groups`).
    An aggregated fault clears once its failures fall below the threshold;
    those still down are warned of again until they recover too.
+4. Flap damping: with ``hold_down_s`` set, a recovery is held back until the
+   failure has stayed away that long (``held``); a failure reported again
+   meanwhile cancels it (``damped``), so a flapping link raises one alarm
+   and clears it once. The intake releases a held recovery when its time
+   comes (:meth:`Inspector.release`). Monitors that damp at the source (the
+   heartbeat monitor's own hold-down) are not held twice.
 
-The whole unit of work is committed before ``receive`` returns, so an
-accepted event is durable; the notifications went out before the commit.
+Everything an event decides is a function of the resource map, the open
+faults and alarms, the per-host findings (``vigil.domain.findings``) and
+the event itself: times come from the event (when Vigil received it), ids
+are derived from it. Applying the same journaled event again after a crash
+therefore opens the same fault and raises the same alarms, whose
+notifications carry the same ids and bodies.
 """
 
-import gc
 import hashlib
 import logging
 import time
-import uuid
-from collections import OrderedDict
-from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from vigil.domain.alarms import AlarmChange, AlarmKind
 from vigil.domain.deliveries import Delivery
 from vigil.domain.errors import DomainError, NotFound
-from vigil.domain.events import EventAction, ResourceEvent
 from vigil.domain.faults import (
     Checkpoint,
     EventStatus,
@@ -49,33 +52,40 @@ from vigil.domain.faults import (
     FaultEvent,
     FaultId,
     FaultState,
+    Outcome,
     Severity,
+    derived_event_id,
+    fault_id,
 )
+from vigil.domain.findings import HostFindings
 from vigil.domain.model import Host, ResourceType
 from vigil.domain.states import InstanceState
 from vigil.inspector.aggregation import Aggregator
 from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy, Target, split_type
-from vigil.inspector.ports import Alarms, Controller, Publisher
+from vigil.inspector.ports import Alarms, Controller, Publisher, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 TENANT_DESCRIPTION = "host failure affecting your instances"
-DEDUP_MEMORY = 100_000
-# How long a fault's commit waits for its notifications' first attempts.
-SETTLE_S = 0.25
+# The purpose that derives the id of a suppressed failure applied after maintenance.
+AFTER_MAINTENANCE = "after-maintenance"
 
 
 class UnknownResource(DomainError):
     """An event named a host or switch Vigil does not know; nothing was applied."""
 
 
-def _new_id() -> str:
-    return str(uuid.uuid4())
-
-
 def opaque_host_id(project: str, host: str) -> str:
     """Nova's ``hostId``: tells a tenant whether two instances share a host, not which host."""
     return hashlib.sha224(f"{project}{host}".encode()).hexdigest()
+
+
+def failure_key(event: FaultEvent, family: str, policy: FaultPolicy) -> str:
+    """What one failure is, for aggregation, suppression and damping: its family, and for a
+    non-critical family what it relates to (``network.link/eth1``)."""
+    if policy.critical:
+        return family
+    return f"{family}/{event.related_to or event.cause or event.monitor_event_id}"
 
 
 class Inspector:
@@ -85,36 +95,44 @@ class Inspector:
         alarms: Alarms,
         publisher: Publisher,
         *,
-        clock: Callable[[], datetime],
         wall: Callable[[], float] = time.time,
         policies: Mapping[str, FaultPolicy] = DEFAULT_POLICIES,
-        new_id: Callable[[], str] = _new_id,
+        hold_down_s: float = 0.0,
+        self_damping: frozenset[str] = frozenset(),
     ) -> None:
         self._controller = controller
         self._alarms = alarms
         self._publisher = publisher
-        self._clock = clock
         self._wall = wall
         self.policies = dict(policies)
-        self._new_id = new_id
+        self.hold_down_s = hold_down_s
+        self._self_damping = self_damping
         self._aggregator = Aggregator()
         self._faults: dict[FaultId, Fault] = {}
         self._open: dict[tuple[str, str], Fault] = {}  # (resource type, id) → active fault
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._started: list[Delivery] = []  # deliveries started by the events being handled
-        # host → (family, related_to) → the latest event suppressed while it was in maintenance
-        self._suppressed: dict[str, dict[tuple[str, str | None], FaultEvent]] = {}
+        # target → failure key → the latest event suppressed while it was in maintenance
+        self._suppressed: dict[str, dict[str, FaultEvent]] = {}
+        # target → failure key → the recovery held back until the hold-down has passed
+        self._held: dict[str, dict[str, FaultEvent]] = {}
+        self._started: list[Delivery] = []  # deliveries started by the unit of work being applied
+        self._dirty: set[str] = set()  # targets whose findings the unit of work changed
 
     # -- state -------------------------------------------------------------
 
-    def load(self, faults: Sequence[Fault], events: Sequence[FaultEvent]) -> None:
-        """Restore faults and the dedup memory after a restart."""
+    def load(self, faults: Sequence[Fault], findings: Sequence[HostFindings], events: Mapping[str, FaultEvent]) -> None:
+        """Restore faults and each host's findings after a restart; ``events`` by id holds
+        the suppressed and held events the findings name."""
         for fault in faults:
             self._faults[fault.id] = fault
             if fault.state is FaultState.ACTIVE:
                 self._open[(fault.resource_type, fault.resource_id)] = fault
-        for event in events[-DEDUP_MEMORY:]:
-            self._remember(event)
+        for found in findings:
+            for key, at in found.failures.items():
+                self._aggregator.add(found.host, key, at)
+            for target, ids in ((self._suppressed, found.suppressed), (self._held, found.held)):
+                kept = {key: events[ident] for key, ident in ids.items() if ident in events}
+                if kept:
+                    target[found.host] = kept
 
     def fault(self, ident: str) -> Fault:
         try:
@@ -129,57 +147,36 @@ class Inspector:
     def faults_by_id(self) -> dict[str, Fault]:
         return {str(k): v for k, v in self._faults.items()}
 
-    # -- the southbound entry ------------------------------------------------
+    def held(self) -> list[tuple[str, str, FaultEvent, datetime]]:
+        """Every held recovery: (target, failure key, event, when it is due)."""
+        delay = timedelta(seconds=self.hold_down_s)
+        return [
+            (target, key, event, event.received_at + delay)
+            for target, by_key in self._held.items()
+            for key, event in by_key.items()
+        ]
 
-    async def receive(self, events: Sequence[FaultEvent]) -> list[FaultEvent]:
-        uow = self._controller.begin("fault event")
-        unknown = [e for e in events if not self._known(e)]
-        if unknown:
-            for event in events:
-                event.outcome = "unknown_host" if event in unknown else "not_applied"
-                uow.record(event)
-            await self._controller.commit(uow)
-            names = ", ".join(sorted({e.hostname for e in unknown}))
-            ids = ", ".join(e.id for e in unknown)
-            raise UnknownResource(
-                f"unknown host or switch: {names}; no event of this request was applied (recorded as {ids})"
-            )
-        await self._apply(events, uow, self._handle)
-        return list(events)
+    def suppressed_out_of_maintenance(self) -> dict[str, list[FaultEvent]]:
+        """Failures still suppressed on hosts no longer in maintenance (a restart came between)."""
+        found: dict[str, list[FaultEvent]] = {}
+        for host, by_key in self._suppressed.items():
+            try:
+                in_maintenance = self._controller.map.host(host).in_maintenance
+            except NotFound:
+                continue
+            if not in_maintenance:
+                found[host] = list(by_key.values())
+        return found
 
-    async def _apply(self, events: Sequence[FaultEvent], uow: Any, handle: Callable[[FaultEvent, Any], None]) -> None:
-        """Handle the events in ``uow``, let their notifications go first, then commit."""
-        # No garbage collection from here until the requests are on the wire: a
-        # rack failure allocates thousands of snapshots, and a full collection
-        # landing in the middle (tens of ms) would hold every notification back.
-        collecting = gc.isenabled()
-        gc.disable()
-        self._started = []
-        try:
-            for event in events:
-                handle(event, uow)
-                uow.record(event)
-            # The notifications go first: the commit waits until their first
-            # attempts have ended (bounded). The commit's own work (rows for every
-            # instance changed) would otherwise run ahead of them on the event
-            # loop and hold them back (tens of ms in a rack failure).
-            started, self._started = self._started, []
-            await self._publisher.settle(started, SETTLE_S)
-        finally:
-            if collecting:
-                gc.enable()
-        # Outcomes saved while we waited are older in the commit order than this
-        # unit of work: record the deliveries and faults again as they are now,
-        # so the commit does not put back the PENDING rows recorded at publish.
-        for delivery in started:
-            uow.record(delivery)
-        for ident in {d.fault for d in started if d.fault is not None}:
-            fault = self._faults.get(ident)
-            if fault is not None:
-                uow.record(fault)
-        await self._controller.commit(uow)
+    def take_suppressed(self, host: str) -> list[FaultEvent]:
+        """The latest suppressed event of each failure of ``host`` still reported down."""
+        latest = self._suppressed.get(host, {})
+        return sorted(
+            (e for e in latest.values() if split_type(e.type, e.status)[1] is EventStatus.DOWN),
+            key=lambda e: (e.seq or 0, e.received_at),
+        )
 
-    def _known(self, event: FaultEvent) -> bool:
+    def known(self, event: FaultEvent) -> bool:
         family, _ = split_type(event.type, event.status)
         policy = self.policies.get(family, FaultPolicy())
         try:
@@ -191,60 +188,148 @@ class Inspector:
             return False
         return True
 
-    def _remember(self, event: FaultEvent) -> bool:
-        """False if this (monitor, monitor_event_id) was seen before."""
-        if event.dedup_key in self._seen:
-            return False
-        self._seen[event.dedup_key] = None
-        if len(self._seen) > DEDUP_MEMORY:
-            self._seen.popitem(last=False)
-        return True
+    # -- applying a unit of work ---------------------------------------------
 
-    def _handle(self, event: FaultEvent, uow: Any) -> None:
-        if not self._remember(event):
-            event.outcome = "duplicate"
+    def apply(self, events: Sequence[FaultEvent], uow: UnitOfWork) -> list[Delivery]:
+        """Handle journaled events in ``uow`` (events already ``duplicate`` are only recorded);
+        return the deliveries started (their notifications are already under way)."""
+        self._started, self._dirty = [], set()
+        for event in events:
+            if event.outcome is Outcome.ACCEPTED:
+                self._handle(event, uow)
+            uow.record(event)
+        return self._finish(uow)
+
+    def apply_after_maintenance(self, host: str, events: Sequence[FaultEvent], uow: UnitOfWork) -> list[Delivery]:
+        """``host`` left maintenance: drop what was suppressed on it, and apply ``events``, the
+        failures still down it had suppressed, journaled again (:meth:`take_suppressed`)."""
+        self._started, self._dirty = [], set()
+        self._drop_suppressed(host)
+        for event in events:
+            self._handle(event, uow)
+            uow.record(event)
+        return self._finish(uow)
+
+    def release(self, target: str, key: str, event_id: str, at: datetime, uow: UnitOfWork) -> list[Delivery]:
+        """Apply a held recovery whose hold-down has passed (no-op if it was damped meanwhile)."""
+        self._started, self._dirty = [], set()
+        event = self._held.get(target, {}).get(key)
+        if event is not None and event.id == event_id:
+            self._unhold(target, key)
+            event.outcome = Outcome.ACCEPTED
+            self._act(event, uow, at)
+            uow.record(event)
+        return self._finish(uow)
+
+    def _finish(self, uow: UnitOfWork) -> list[Delivery]:
+        for target in sorted(self._dirty):
+            findings = self._findings(target)
+            if findings.empty:
+                uow.forget(findings)
+            else:
+                uow.record(findings)
+        started, self._started, self._dirty = self._started, [], set()
+        return started
+
+    def _findings(self, target: str) -> HostFindings:
+        return HostFindings(
+            host=target,
+            failures=self._aggregator.times(target),
+            suppressed={k: e.id for k, e in self._suppressed.get(target, {}).items()},
+            held={k: e.id for k, e in self._held.get(target, {}).items()},
+        )
+
+    def _handle(self, event: FaultEvent, uow: UnitOfWork) -> None:
+        family, direction = split_type(event.type, event.status)
+        policy = self.policies[family]
+        target = event.hostname
+        key = failure_key(event, family, policy)
+        self._forget_reapplied(target, event)
+        if policy.target is Target.HOST and self._controller.map.host(target).in_maintenance:
+            event.outcome = Outcome.SUPPRESSED
+            self._suppressed.setdefault(target, {})[key] = event
+            self._dirty.add(target)
             return
+        held = self._held.get(target, {}).get(key)
+        if direction is EventStatus.DOWN and held is not None:
+            # The failure is back before its recovery was told: nobody hears of either.
+            self._unhold(target, key)
+            held.outcome = Outcome.DAMPED
+            uow.record(held)
+            event.outcome = Outcome.DAMPED
+            event.fault = held.fault
+            return
+        if direction is EventStatus.UP and self._damped(event) and self._recovers(target, key, family, policy):
+            if held is not None:
+                event.outcome = Outcome.DAMPED  # already held: the first recovery's hold-down stands
+                return
+            self._held.setdefault(target, {})[key] = event
+            self._dirty.add(target)
+            event.outcome = Outcome.HELD
+            return
+        self._act(event, uow, event.received_at)
+
+    def _damped(self, event: FaultEvent) -> bool:
+        return self.hold_down_s > 0 and event.monitor not in self._self_damping
+
+    def _recovers(self, target: str, key: str, family: str, policy: FaultPolicy) -> bool:
+        """Whether an up event for this failure would change anything (else nothing to hold)."""
+        if policy.target is Target.SWITCH:
+            return (ResourceType.SWITCH, target) in self._open
+        if policy.critical:
+            return (ResourceType.HOST, target) in self._open
+        return key in self._aggregator.times(target)
+
+    def _unhold(self, target: str, key: str) -> None:
+        by_key = self._held.get(target, {})
+        by_key.pop(key, None)
+        if not by_key:
+            self._held.pop(target, None)
+        self._dirty.add(target)
+
+    def _forget_reapplied(self, target: str, event: FaultEvent) -> None:
+        """Once a suppressed failure is applied after maintenance (after a crash, from the
+        journal), the host's suppressed set has been taken: it is dropped."""
+        by_key = self._suppressed.get(target)
+        if by_key and any(derived_event_id(e.id, AFTER_MAINTENANCE) == event.id for e in by_key.values()):
+            self._drop_suppressed(target)
+
+    def _drop_suppressed(self, target: str) -> None:
+        if self._suppressed.pop(target, None) is not None:
+            self._dirty.add(target)
+
+    def _act(self, event: FaultEvent, uow: UnitOfWork, now: datetime) -> None:
+        """Apply an event: a switch's or a host's recovery, failure or one more non-critical failure."""
         family, direction = split_type(event.type, event.status)
         policy = self.policies[family]
         if policy.target is Target.SWITCH:
             if direction is EventStatus.DOWN:
-                self._switch_down(event, uow)
+                self._switch_down(event, uow, now)
             else:
-                self._clear(event, ResourceType.SWITCH, uow)
+                self._clear(event, ResourceType.SWITCH, uow, now)
             return
-        host = self._controller.map.host(event.hostname)
-        if host.in_maintenance:
-            event.outcome = "suppressed"
-            self._suppressed.setdefault(host.name, {})[(family, event.related_to)] = event
-            return
-        self._act(event, uow)
-
-    def _act(self, event: FaultEvent, uow: Any) -> None:
-        """Apply a host's event: its recovery, failure or one more non-critical failure."""
-        family, direction = split_type(event.type, event.status)
-        policy = self.policies[family]
         host = self._controller.map.host(event.hostname)
         if direction is EventStatus.UP:
-            self._host_up(event, family, policy, host, uow)
+            self._host_up(event, family, policy, host, uow, now)
         elif policy.critical:
-            self._host_down(event, host, uow)
+            self._host_down(event, host, uow, now)
         else:
-            self._aggregate(event, family, policy, host, uow)
+            self._aggregate(event, family, policy, host, uow, now)
 
-    def _publish(self, changes: Sequence[AlarmChange], fault: Fault | None, uow: Any) -> None:
+    def _publish(self, changes: Sequence[AlarmChange], fault: Fault | None, uow: UnitOfWork) -> None:
         self._started.extend(self._publisher.publish(changes, fault, uow))
 
     # -- failures ------------------------------------------------------------
 
-    def _new_fault(self, event: FaultEvent, resource_type: ResourceType, resource_id: str) -> Fault:
+    def _new_fault(self, event: FaultEvent, resource_type: ResourceType, resource_id: str, now: datetime) -> Fault:
         fault = Fault(
-            id=FaultId(self._new_id()),
+            id=fault_id(event.id),
             type=event.type,
             resource_type=resource_type,
             resource_id=resource_id,
             severity=Severity.CRITICAL,
             state=FaultState.ACTIVE,
-            opened_at=self._clock(),
+            opened_at=now,
             events=[event.id],
         )
         if event.injected_at is not None:
@@ -255,25 +340,25 @@ class Inspector:
         event.fault = fault.id
         return fault
 
-    def _correlated(self, event: FaultEvent, resource_type: ResourceType, resource_id: str, uow: Any) -> bool:
+    def _correlated(self, event: FaultEvent, resource_type: ResourceType, resource_id: str, uow: UnitOfWork) -> bool:
         """Attach a repeated failure report to the fault already open on the resource."""
         existing = self._open.get((resource_type, resource_id))
         if existing is None:
             return False
         existing.events.append(event.id)
         event.fault = existing.id
-        event.outcome = "correlated"
+        event.outcome = Outcome.CORRELATED
         uow.record(existing)
         return True
 
-    def _host_down(self, event: FaultEvent, host: Host, uow: Any) -> None:
+    def _host_down(self, event: FaultEvent, host: Host, uow: UnitOfWork, now: datetime) -> None:
         if self._correlated(event, ResourceType.HOST, host.name, uow):
             return
-        fault = self._new_fault(event, ResourceType.HOST, host.name)
-        self._fail(fault, event, [host], uow, forced_down=True)
-        event.outcome = "fault_opened"
+        fault = self._new_fault(event, ResourceType.HOST, host.name, now)
+        self._fail(fault, event, [host], uow, now, forced_down=True)
+        event.outcome = Outcome.FAULT_OPENED
 
-    def _switch_down(self, event: FaultEvent, uow: Any) -> None:
+    def _switch_down(self, event: FaultEvent, uow: UnitOfWork, now: datetime) -> None:
         if self._correlated(event, ResourceType.SWITCH, event.hostname, uow):
             return
         hosts = [
@@ -281,13 +366,14 @@ class Inspector:
             for h in self._controller.map.hosts_behind(event.hostname)
             if not h.in_maintenance and (ResourceType.HOST, h.name) not in self._open
         ]
-        fault = self._new_fault(event, ResourceType.SWITCH, event.hostname)
-        self._fail(fault, event, hosts, uow, forced_down=False)
-        event.outcome = "fault_opened"
+        fault = self._new_fault(event, ResourceType.SWITCH, event.hostname, now)
+        self._fail(fault, event, hosts, uow, now, forced_down=False)
+        event.outcome = Outcome.FAULT_OPENED
 
-    def _fail(self, fault: Fault, event: FaultEvent, hosts: list[Host], uow: Any, *, forced_down: bool) -> None:
+    def _fail(
+        self, fault: Fault, event: FaultEvent, hosts: list[Host], uow: UnitOfWork, now: datetime, *, forced_down: bool
+    ) -> None:
         """Correlate, act, raise and publish: the fault's whole hot path."""
-        now = self._clock()
         impact = self._controller.affected(uow, hosts)
         fault.mark(Checkpoint.T02, self._wall())
         reason = f"{event.type} from {event.monitor}"
@@ -320,6 +406,7 @@ class Inspector:
             kind, resource_ids, what = AlarmKind.HOST_DOWN, list(impact.instances), f"host {fault.resource_id} down"
         changes.append(
             self._alarms.raise_alarm(
+                cause=fault.id,
                 kind=kind,
                 project=None,
                 resource_type=fault.resource_type,
@@ -339,6 +426,7 @@ class Inspector:
             statuses = sorted({status_of[h] for h in their_hosts if h in status_of})
             changes.append(
                 self._alarms.raise_alarm(
+                    cause=fault.id,
                     kind=AlarmKind.INSTANCE_DOWN,
                     project=project,
                     resource_type=ResourceType.INSTANCE,
@@ -378,6 +466,7 @@ class Inspector:
             if active is not None:
                 return self._alarms.update(active, now, resource_ids=down)
             return self._alarms.raise_alarm(
+                cause=fault,
                 kind=AlarmKind.GROUP_DEGRADED,
                 project=group.project,
                 resource_type=ResourceType.SERVER_GROUP,
@@ -393,37 +482,42 @@ class Inspector:
             return self._alarms.clear(active, now)
         return None
 
-    def _aggregate(self, event: FaultEvent, family: str, policy: FaultPolicy, host: Host, uow: Any) -> None:
+    def _aggregate(
+        self, event: FaultEvent, family: str, policy: FaultPolicy, host: Host, uow: UnitOfWork, now: datetime
+    ) -> None:
         """A non-critical failure: count it; at the threshold the host is down."""
-        key = f"{family}/{event.related_to or event.cause or event.monitor_event_id}"
+        key = failure_key(event, family, policy)
         at = event.time.timestamp()
         self._aggregator.add(host.name, key, at)
+        self._dirty.add(host.name)
         count = self._aggregator.count(host.name, at, policy.window_s)
         if (ResourceType.HOST, host.name) in self._open:
-            event.outcome = "correlated"
+            event.outcome = Outcome.CORRELATED
             return
         if count >= policy.threshold:
-            fault = self._new_fault(event, ResourceType.HOST, host.name)
+            fault = self._new_fault(event, ResourceType.HOST, host.name, now)
             fault.type = "aggregated"
-            self._fail(fault, event, [host], uow, forced_down=True)
-            event.outcome = "fault_opened"
+            self._fail(fault, event, [host], uow, now, forced_down=True)
+            event.outcome = Outcome.FAULT_OPENED
             return
-        self._warn_degraded(host, policy, count, event.monitor, uow)
-        event.outcome = "aggregated"
+        self._warn_degraded(host, policy, count, event, uow, now)
+        event.outcome = Outcome.AGGREGATED
 
-    def _warn_degraded(self, host: Host, policy: FaultPolicy, count: int, monitor: str, uow: Any) -> None:
+    def _warn_degraded(
+        self, host: Host, policy: FaultPolicy, count: int, event: FaultEvent, uow: UnitOfWork, now: datetime
+    ) -> None:
         """Raise the host's one ``host.degraded`` warning, or bring it up to date, naming
         every failure still down (also in ``resource_ids``, from the raise on, so an
         update bumps the version only when that list really changes: a repeated
         report notifies no one). Called on a failure below the threshold and on a
         recovery that leaves failures behind, so admins never lose sight of them."""
-        now = self._clock()
         failures = self._aggregator.keys(host.name)
         reason = f"host {host.name} degraded: {', '.join(failures)} ({count} of {policy.threshold} failures)"
         active = self._alarms.active(AlarmKind.HOST_DEGRADED, host.name)
         if active is None:
             pseudo = FaultId(f"degraded:{host.name}")
             change: AlarmChange | None = self._alarms.raise_alarm(
+                cause=event.id,
                 kind=AlarmKind.HOST_DEGRADED,
                 project=None,
                 resource_type=ResourceType.HOST,
@@ -433,7 +527,7 @@ class Inspector:
                 reason=reason,
                 now=now,
                 resource_ids=failures,
-                details={"failures": failures, "threshold": policy.threshold, "monitor": monitor},
+                details={"failures": failures, "threshold": policy.threshold, "monitor": event.monitor},
             )
         else:
             active.reason = reason
@@ -445,42 +539,45 @@ class Inspector:
 
     # -- recoveries ----------------------------------------------------------
 
-    def _host_up(self, event: FaultEvent, family: str, policy: FaultPolicy, host: Host, uow: Any) -> None:
+    def _host_up(
+        self, event: FaultEvent, family: str, policy: FaultPolicy, host: Host, uow: UnitOfWork, now: datetime
+    ) -> None:
         if policy.critical:
-            self._aggregator.reset(host.name)
-            self._clear_degraded(host.name, uow)
-            self._clear(event, ResourceType.HOST, uow)
+            if self._aggregator.keys(host.name):
+                self._aggregator.reset(host.name)
+                self._dirty.add(host.name)
+            self._clear_degraded(host.name, uow, now)
+            self._clear(event, ResourceType.HOST, uow, now)
             return
-        key = f"{family}/{event.related_to or event.cause or event.monitor_event_id}"
-        self._aggregator.remove(host.name, key)
+        self._aggregator.remove(host.name, failure_key(event, family, policy))
+        self._dirty.add(host.name)
         fault = self._open.get((ResourceType.HOST, host.name))
         remaining = self._aggregator.count(host.name, event.time.timestamp(), float("inf"))
         if fault is not None and fault.type == "aggregated" and remaining < policy.threshold:
-            self._clear(event, ResourceType.HOST, uow)
+            self._clear(event, ResourceType.HOST, uow, now)
             fault = None
         if remaining == 0:
-            self._clear_degraded(host.name, uow)
+            self._clear_degraded(host.name, uow, now)
         elif fault is None:
             # The host is up with failures left below the threshold: the fault
             # just cleared had replaced their warning, so raise it again (or,
             # with no fault, drop the recovered failure from the one raised).
-            self._warn_degraded(host, policy, remaining, event.monitor, uow)
-        if event.outcome == "pending":
-            event.outcome = "recovered"
+            self._warn_degraded(host, policy, remaining, event, uow, now)
+        if event.outcome is Outcome.ACCEPTED:
+            event.outcome = Outcome.RECOVERED
 
-    def _clear_degraded(self, host: str, uow: Any) -> None:
+    def _clear_degraded(self, host: str, uow: UnitOfWork, now: datetime) -> None:
         active = self._alarms.active(AlarmKind.HOST_DEGRADED, host)
         if active is not None:
-            change = self._alarms.clear(active, self._clock())
+            change = self._alarms.clear(active, now)
             uow.record(change.alarm)
             self._publish([change], None, uow)
 
-    def _clear(self, event: FaultEvent, resource_type: ResourceType, uow: Any) -> None:
+    def _clear(self, event: FaultEvent, resource_type: ResourceType, uow: UnitOfWork, now: datetime) -> None:
         fault = self._open.pop((resource_type, event.hostname), None)
         if fault is None:
-            event.outcome = "no_active_fault"
+            event.outcome = Outcome.NO_ACTIVE_FAULT
             return
-        now = self._clock()
         fault.state = FaultState.CLEARED
         fault.cleared_at = now
         fault.events.append(event.id)
@@ -499,65 +596,26 @@ class Inspector:
             uow.record(change.alarm)
         self._publish(changes, None, uow)
         uow.record(fault)
-        event.outcome = "fault_cleared"
+        event.outcome = Outcome.FAULT_CLEARED
 
     # -- virtual to virtual: server groups recover with their members ----------
 
-    async def watch(self, events: AsyncIterable[ResourceEvent]) -> None:
-        """Re-evaluate degraded server groups as instances change (Vitrage's do/undo):
-        an instance leaving ERROR or deleted may end a group's degradation. A
-        host leaving maintenance gets the failures suppressed meanwhile applied."""
-        async for event in events:
-            if event.resource_type is ResourceType.HOST:
-                if event.changes.get("in_maintenance", (None, None)) == (True, False):
-                    try:
-                        await self._after_maintenance(event.resource_id)
-                    except Exception:  # one bad replay must not stop the watcher
-                        log.exception("applying what was suppressed on %s failed", event.resource_id)
-                continue
-            if event.resource_type is not ResourceType.INSTANCE:
-                continue
-            leaving_error = event.changes.get("state", (None, None))[0] == InstanceState.ERROR
-            if not (leaving_error or event.action is EventAction.DELETED):
-                continue
-            try:
-                await self._reevaluate_groups()
-            except Exception:  # one bad evaluation must not stop the watcher
-                log.exception("re-evaluating server groups after %s failed", event.event_type)
-
-    async def _after_maintenance(self, host: str) -> None:
-        """Apply the failures still down that were suppressed while ``host`` was in maintenance."""
-        latest = self._suppressed.pop(host, {})
-        down = [e for e in latest.values() if split_type(e.type, e.status)[1] is EventStatus.DOWN]
-        live = self._controller.map.host(host)
-        if not down or live.in_maintenance:
-            return
-        for event in down:
-            log.warning("%s left maintenance with %s still reported down: applying it now", host, event.type)
-        uow = self._controller.begin("failure reported during maintenance")
-        await self._apply(sorted(down, key=lambda e: e.received_at), uow, self._act)
-
-    async def _reevaluate_groups(self) -> None:
-        now = self._clock()
-        uow = self._controller.begin("server group re-evaluated")
+    async def reevaluate_groups(self, now: datetime) -> None:
+        """Re-evaluate degraded server groups after instances changed (Vitrage's do/undo):
+        an instance leaving ERROR or deleted may end a group's degradation. Not a
+        journaled report: its notifications leave once the change is durable."""
+        uow = self._controller.begin("server group re-evaluated", now=now)
         changes: list[AlarmChange] = []
         rmap = self._controller.map
-        for group in list(self._degraded_groups()):
-            alarm = self._alarms.active(AlarmKind.GROUP_DEGRADED, group, rmap.group(group).project)
+        for group in rmap.groups():
+            alarm = self._alarms.active(AlarmKind.GROUP_DEGRADED, group.id, group.project)
             if alarm is None:
                 continue
-            change = self._evaluate_group(group, alarm.fault, now)
+            change = self._evaluate_group(group.id, alarm.fault, now)
             if change is not None:
                 changes.append(change)
                 uow.record(change.alarm)
         if changes:
-            self._publisher.publish(changes, None, uow)
+            deliveries = self._publisher.publish(changes, None, uow, start=False)
             await self._controller.commit(uow)
-
-    def _degraded_groups(self) -> list[str]:
-        rmap = self._controller.map
-        found: list[str] = []
-        for group in rmap.groups():
-            if self._alarms.active(AlarmKind.GROUP_DEGRADED, group.id, group.project) is not None:
-                found.append(group.id)
-        return found
+            self._publisher.deliver(deliveries, None)

@@ -1,12 +1,14 @@
-"""What the inspector needs from the controller and the notifier.
+"""What the inspector needs from the controller, the notifier and the store.
 
 The controller (the embedded cloud) hands out units of work, finds what a
 failure affects and applies the fault actions; the notifier keeps alarms and
-publishes their changes. Both satisfy these Protocols structurally; the
-wiring plugs them in.
+publishes their changes; the journal makes reports durable before they are
+applied. Each satisfies these Protocols structurally; the wiring plugs them
+in.
 """
 
-from collections.abc import Callable, Sequence
+from asyncio import Future
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -19,6 +21,8 @@ from vigil.domain.records import Record
 
 class UnitOfWork(Protocol):
     def record(self, record: Record) -> None: ...
+
+    def forget(self, record: Record) -> None: ...
 
 
 class ResourceView(Protocol):
@@ -35,9 +39,11 @@ class Controller(Protocol):
     @property
     def map(self) -> ResourceView: ...
 
-    def begin(self, reason: str) -> Any: ...
+    def begin(self, reason: str, *, now: datetime | None = None) -> Any: ...
 
     async def commit(self, changes: Any) -> None: ...
+
+    def submit(self, changes: Any, *, hold: Awaitable[None] | None = None) -> "Future[None]": ...
 
     def affected(self, changes: Any, hosts: Sequence[Host]) -> Impact: ...
 
@@ -54,13 +60,18 @@ class Controller(Protocol):
 
     def recover_hosts(self, changes: Any, hosts: Sequence[Host], *, forced_down: bool) -> None: ...
 
-    async def save_records(self, *records: Record) -> None: ...
+
+class Journal(Protocol):
+    def append(self, records: Sequence[Record]) -> "Future[None]":
+        """Make ``records`` durable in a transaction of their own, group-committed; resolves when written."""
+        ...
 
 
 class Alarms(Protocol):
     def raise_alarm(
         self,
         *,
+        cause: str,
         kind: AlarmKind,
         project: str | None,
         resource_type: str,
@@ -85,6 +96,10 @@ class Alarms(Protocol):
 
 
 class Publisher(Protocol):
-    def publish(self, changes: Sequence[AlarmChange], fault: Fault | None, uow: UnitOfWork) -> list[Delivery]: ...
+    def publish(
+        self, changes: Sequence[AlarmChange], fault: Fault | None, uow: UnitOfWork, *, start: bool = True
+    ) -> list[Delivery]: ...
+
+    def deliver(self, deliveries: Sequence[Delivery], fault: Fault | None) -> None: ...
 
     async def settle(self, deliveries: Sequence[Delivery], timeout_s: float) -> None: ...

@@ -6,23 +6,17 @@ alarm is never raised twice for the same thing: ``active(kind, resource)``
 finds the one already raised.
 """
 
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from vigil.domain.alarms import AckState, Alarm, AlarmChange, AlarmId, AlarmKind, AlarmState, Lifecycle
+from vigil.domain.alarms import AckState, Alarm, AlarmChange, AlarmId, AlarmKind, AlarmState, Lifecycle, alarm_id
 from vigil.domain.errors import NotFound
 from vigil.domain.faults import FaultId, Severity
 
 
-def _new_id() -> str:
-    return str(uuid.uuid4())
-
-
 class AlarmBook:
-    def __init__(self, new_id: Callable[[], str] = _new_id) -> None:
-        self._new_id = new_id
+    def __init__(self) -> None:
         self._alarms: dict[AlarmId, Alarm] = {}
         self._by_fault: dict[FaultId, list[Alarm]] = {}
         self._active: dict[tuple[AlarmKind, str, str | None], Alarm] = {}
@@ -40,6 +34,7 @@ class AlarmBook:
     def raise_alarm(
         self,
         *,
+        cause: str,
         kind: AlarmKind,
         project: str | None,
         resource_type: str,
@@ -51,8 +46,10 @@ class AlarmBook:
         resource_ids: list[str] | None = None,
         details: dict[str, Any] | None = None,
     ) -> AlarmChange:
+        """Raise an alarm whose id derives from ``cause`` (the fault, or the event that raised
+        it) and its subject, so raising it again after a crash gives the same alarm."""
         alarm = Alarm(
-            id=AlarmId(self._new_id()),
+            id=alarm_id(cause, kind, resource_id, project),
             kind=kind,
             project=project,
             resource_type=resource_type,

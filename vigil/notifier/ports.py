@@ -3,7 +3,7 @@
 :class:`Sender` posts one rendered notification to one callback URL. Its
 HTTP implementation is the adapter ``vigil.delivery.http.HttpSender``;
 tests may pass anything with the same two methods. A sender tells the
-outcome by exception type (``vigil.notifier.retry``): it returns a
+outcome by exception type (``vigil.domain.retry``): it returns a
 :class:`SendResult` for a 2xx answer, and raises ``TemporaryError`` or
 ``PermanentError`` otherwise.
 """

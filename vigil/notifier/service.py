@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from vigil.crashpoints import crash_point
 from vigil.domain.alarms import AlarmChange, AlarmId, Lifecycle
 from vigil.domain.deliveries import (
     Delivery,
@@ -41,10 +42,10 @@ from vigil.domain.errors import DomainError
 from vigil.domain.faults import Checkpoint, Fault, FaultId
 from vigil.domain.maintenance import MaintenanceMessage
 from vigil.domain.records import Record
+from vigil.domain.retry import PermanentError, RetryPolicy, TemporaryError
 from vigil.domain.subscriptions import SubscriptionId, visible_resources
 from vigil.notifier.formats import render, render_message
 from vigil.notifier.ports import Sender
-from vigil.notifier.retry import PermanentError, RetryPolicy, TemporaryError
 from vigil.notifier.subscriptions import SubscriptionRegistry
 
 log = logging.getLogger(__name__)
@@ -96,9 +97,17 @@ class Notifier:
 
     # -- the hot path --------------------------------------------------------
 
-    def publish(self, changes: Sequence[AlarmChange], fault: Fault | None, uow: Recorder) -> list[Delivery]:
-        """Match, render, record and start delivering; return the deliveries started."""
-        now = self._clock()
+    def publish(
+        self, changes: Sequence[AlarmChange], fault: Fault | None, uow: Recorder, *, start: bool = True
+    ) -> list[Delivery]:
+        """Match, render, record and start delivering; return the deliveries.
+
+        With ``start`` False the deliveries are only recorded in ``uow``: the
+        caller starts them (:meth:`deliver`) once ``uow`` is durable. Only the
+        journaled fault path notifies before its commit, because applying its
+        report again after a crash sends the same notifications; every other
+        change notifies after it, so nothing is told that a crash can take back.
+        """
         plan = [(s, c) for c in changes for s in self.subscriptions.matching(c.alarm, c.lifecycle)]
         if fault is not None:
             fault.mark(Checkpoint.T05, self._wall())
@@ -106,6 +115,9 @@ class Notifier:
         for subscription, change in plan:
             nid = notification_id(change.alarm.id, change.alarm.version, subscription.id)
             resources = visible_resources(subscription, change.alarm)
+            # Stamped with the alarm's own time, not the clock: a change applied again
+            # after a crash renders the same bytes under the same notification id.
+            now = change.alarm.changed_at
             body = render(subscription, change, nid, resource_ids=resources, now=now).decode()
             for url in subscription.callbacks:
                 delivery = _pending(
@@ -116,9 +128,14 @@ class Notifier:
                 uow.record(delivery)
         if fault is not None:
             fault.mark(Checkpoint.T06, self._wall())
+        if start:
+            self.deliver(deliveries, fault)
+        return deliveries
+
+    def deliver(self, deliveries: Sequence[Delivery], fault: Fault | None) -> None:
+        """Start delivering recorded deliveries (one task each)."""
         for delivery in deliveries:
             self._start(delivery, fault)
-        return deliveries
 
     # -- maintenance messages -----------------------------------------------
 
@@ -271,6 +288,7 @@ class Notifier:
                 delivery.last_status = getattr(exc, "status", None)
                 await self._finish(delivery, fault, DeliveryState.FAILED)
                 return
+            crash_point("after-delivery")
             delivery.last_status = result.status
             delivery.last_error = None
             delivery.delivered_at = self._clock()

@@ -12,8 +12,9 @@ per-host and per-project progress, a JSON object of such objects by name);
 from that it converts any object to a row and back generically.
 :data:`TABLES` is the registry by kind. Lists and dicts of plain values are
 JSON columns that need no codec, times are :class:`UtcDateTime` (and, inside
-JSON, ISO 8601 strings in UTC). ``resource_events`` is the event log, keyed by the
-controller's ``seq``.
+JSON, ISO 8601 strings in UTC), integers are 64-bit (``BigInteger``: whatever
+the API accepts fits, ``vigil.domain.limits``). ``resource_events`` is the event log, keyed by the
+controller's ``seq``; ``store_lease`` names the writer (``vigil.store.lease``).
 
 There are no foreign keys. The resource map already refuses dangling
 references before a change is made, and :meth:`vigil.store.sql.SqlStore.save`
@@ -44,7 +45,6 @@ from sqlalchemy import (
     Dialect,
     Double,
     Index,
-    Integer,
     MetaData,
     String,
     Table,
@@ -56,7 +56,8 @@ from sqlalchemy import (
 
 from vigil.domain.alarms import AckState, Alarm, AlarmKind, AlarmState, Lifecycle
 from vigil.domain.deliveries import Delivery, DeliveryState
-from vigil.domain.faults import EventStatus, Fault, FaultEvent, FaultState, Severity
+from vigil.domain.faults import EventStatus, Fault, FaultEvent, FaultState, Outcome, Severity
+from vigil.domain.findings import HostFindings
 from vigil.domain.maintenance import (
     GroupConstraints,
     HostMaintenanceState,
@@ -123,7 +124,7 @@ hosts = Table(
     Column("name", String, primary_key=True),
     Column("zone", String, nullable=False),
     Column("switch", String, nullable=True),
-    Column("vcpus", Integer, nullable=False),
+    Column("vcpus", BigInteger, nullable=False),
     Column("admin_state", String, nullable=False),
     Column("forced_down", Boolean, nullable=False),
     Column("reachable", Boolean, nullable=False),
@@ -145,7 +146,7 @@ server_groups = Table(
     Column("name", String, nullable=False),
     Column("project", String, nullable=False),
     Column("policy", String, nullable=False),
-    Column("alarm_threshold", Integer, nullable=False, server_default=text("1")),
+    Column("alarm_threshold", BigInteger, nullable=False, server_default=text("1")),
 )
 
 instances = Table(
@@ -155,7 +156,7 @@ instances = Table(
     Column("name", String, nullable=False),
     Column("project", String, nullable=False),
     Column("host", String, nullable=True),
-    Column("vcpus", Integer, nullable=False),
+    Column("vcpus", BigInteger, nullable=False),
     Column("state", String, nullable=False),
     Column("group", String, nullable=True),
     Column("metadata", JSON, nullable=False),
@@ -188,6 +189,17 @@ resource_events = Table(
     Index("ix_resource_events_project", "project"),
 )
 
+# Who holds the store's writer lease (vigil.store.lease): one row, ``writer``.
+store_lease = Table(
+    "store_lease",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("host", String, nullable=False),
+    Column("pid", BigInteger, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+)
+
 
 # -- records ----------------------------------------------------------------
 
@@ -208,9 +220,20 @@ fault_events = Table(
     Column("injected_at", Double, nullable=True),
     Column("outcome", String, nullable=False),
     Column("fault", String, nullable=True),
-    # Not unique: the inspector deduplicates in memory and records repeats too.
+    Column("seq", BigInteger, nullable=True),
+    # Not unique: a repeated report is recorded too, as a duplicate.
     Index("ix_fault_events_monitor", "monitor", "monitor_event_id"),
     Index("ix_fault_events_received_at", "received_at"),
+    Index("ix_fault_events_seq", "seq", unique=True),
+)
+
+host_findings = Table(
+    "host_findings",
+    metadata,
+    Column("host", String, primary_key=True),
+    Column("failures", JSON, nullable=False),
+    Column("suppressed", JSON, nullable=False),
+    Column("held", JSON, nullable=False),
 )
 
 faults = Table(
@@ -246,7 +269,7 @@ alarms = Table(
     Column("raised_at", UtcDateTime, nullable=False),
     Column("changed_at", UtcDateTime, nullable=False),
     Column("cleared_at", UtcDateTime, nullable=True),
-    Column("version", Integer, nullable=False),
+    Column("version", BigInteger, nullable=False),
     Column("reason", String, nullable=False),
     Column("resource_ids", JSON, nullable=False),
     Column("details", JSON, nullable=False),
@@ -276,17 +299,17 @@ deliveries = Table(
     Column("subscription", String, nullable=False),
     Column("url", String, nullable=False),
     Column("alarm", String, nullable=False),
-    Column("alarm_version", Integer, nullable=False),
+    Column("alarm_version", BigInteger, nullable=False),
     Column("lifecycle", String, nullable=False),
     Column("project", String, nullable=True),
     Column("fault", String, nullable=True),
     Column("body", Text, nullable=False),
     Column("state", String, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
-    Column("attempts", Integer, nullable=False),
+    Column("attempts", BigInteger, nullable=False),
     Column("next_attempt_at", UtcDateTime, nullable=True),
     Column("delivered_at", UtcDateTime, nullable=True),
-    Column("last_status", Integer, nullable=True),
+    Column("last_status", BigInteger, nullable=True),
     Column("last_error", String, nullable=True),
     Index("ix_deliveries_state", "state"),
     Index("ix_deliveries_subscription", "subscription"),
@@ -310,7 +333,7 @@ maintenance_sessions = Table(
     Column("metadata", JSON, nullable=False),
     Column("actions", JSON, nullable=False),
     Column("reason", String, nullable=True),
-    Column("migrations", Integer, nullable=False),
+    Column("migrations", BigInteger, nullable=False),
     Column("host_progress", JSON, nullable=False),
     Column("projects", JSON, nullable=False),
     Index("ix_maintenance_sessions_state", "state"),
@@ -337,8 +360,8 @@ group_constraints = Table(
     Column("group_id", String, primary_key=True),
     Column("project", String, nullable=False),
     Column("anti_affinity_group", Boolean, nullable=False),
-    Column("max_instances_per_host", Integer, nullable=False),
-    Column("max_impacted_members", Integer, nullable=False),
+    Column("max_instances_per_host", BigInteger, nullable=False),
+    Column("max_impacted_members", BigInteger, nullable=False),
     Column("recovery_time", Double, nullable=False),
     Index("ix_group_constraints_project", "project"),
 )
@@ -517,7 +540,12 @@ RECORD_TABLES: dict[str, TableSpec[Record]] = {
     t.kind: t
     for t in (
         TableSpec[Record](
-            RecordKind.FAULT_EVENT, fault_events, FaultEvent, "id", {"status": EventStatus}, order=("received_at",)
+            RecordKind.FAULT_EVENT,
+            fault_events,
+            FaultEvent,
+            "id",
+            {"status": EventStatus, "outcome": Outcome},
+            order=("received_at",),
         ),
         TableSpec[Record](
             RecordKind.FAULT, faults, Fault, "id", {"severity": Severity, "state": FaultState}, order=("opened_at",)
@@ -564,6 +592,7 @@ RECORD_TABLES: dict[str, TableSpec[Record]] = {
             {"migration_type": InstanceAction},
         ),
         TableSpec[Record](RecordKind.GROUP_CONSTRAINTS, group_constraints, GroupConstraints, "group_id"),
+        TableSpec[Record](RecordKind.HOST_FINDINGS, host_findings, HostFindings, "host"),
     )
 }
 

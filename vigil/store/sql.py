@@ -54,22 +54,28 @@ from typing import Any, Self, cast
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Select, Table, and_, delete, event, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.sql.dml import Insert
 
 from vigil.controller.ports import ChangeBatch, Snapshot
 from vigil.domain.deliveries import Delivery
+from vigil.domain.errors import DomainError
 from vigil.domain.events import EventAction, ResourceEvent
-from vigil.domain.faults import FaultEvent
+from vigil.domain.faults import FaultEvent, Outcome
 from vigil.domain.ids import ProjectId
 from vigil.domain.maintenance import GroupConstraints, InstanceConstraints, MaintenanceSession
 from vigil.domain.model import Resource, ResourceType
 from vigil.domain.records import Record, RecordKind
+from vigil.domain.retry import PermanentError, TemporaryError
+from vigil.store.lease import StoreInUse, WriterLease
 from vigil.store.schema import RECORD_TABLES, RESOURCE_TABLES, TABLES, Stored, TableSpec, resource_events
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -86,6 +92,10 @@ MIGRATION_LOCK = "vigil.store.migrations"
 _BEGIN = "vigil_sqlite_begin"  # execution option: the BEGIN statement our SQLite hook emits
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+
+
+class StoreNotReady(DomainError):
+    """A read-only opener found no schema, or an older one than this code reads."""
 
 
 def async_url(url: str | URL) -> URL:
@@ -110,6 +120,20 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(migrations_config(connection), "head")
 
 
+async def _check_revision(engine: AsyncEngine) -> None:
+    """Refuse (StoreNotReady) a database this code's reader cannot read: not created, or at an older revision."""
+
+    def current(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    async with engine.connect() as conn:
+        revision = await conn.run_sync(current)
+    head = ScriptDirectory.from_config(migrations_config()).get_current_head()
+    if revision != head:
+        found = "no schema" if revision is None else f"schema revision {revision}"
+        raise StoreNotReady(f"the store has {found}, this Vigil reads {head}: start 'vigil serve' on it first")
+
+
 def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
@@ -127,31 +151,61 @@ class SqlStore:
     ``postgresql://vigil@db/vigil`` (the async driver is filled in).
     """
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        read_only: bool = False,
+        wait_for_lease: bool = False,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    ) -> None:
         self.url = async_url(url)
+        self.read_only = read_only
+        self.lease: WriterLease | None = None
+        self._wait_for_lease = wait_for_lease
+        self._busy_timeout_ms = busy_timeout_ms
+        self._file: str | None = None  # the SQLite database file, if there is one
         self._engine: AsyncEngine | None = None
         self._upserts: dict[str, Insert] = {}
 
     # -- open and close ----------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, set SQLite up, and migrate the schema to the newest revision."""
+        """Connect; as the writer, take the lease and migrate the schema to the newest revision.
+
+        A writer raises :class:`~vigil.store.lease.StoreInUse` naming the holder
+        if another process holds the store's lease (before touching the schema).
+        A reader (``read_only``) takes no lease, migrates nothing and can write
+        nothing; it refuses a schema older than this code's.
+        """
         if self._engine is not None:
             return
         engine = self._create_engine()
+        lease = None if self.read_only else WriterLease(engine, self._file)
         try:
-            async with self._transaction(engine, write=True) as conn:
-                await conn.run_sync(_upgrade)
+            if lease is None:
+                await _check_revision(engine)
+            else:
+                await lease.lock(wait=self._wait_for_lease)
+                async with self._transaction(engine, write=True) as conn:
+                    await conn.run_sync(_upgrade)
+                await lease.record()
         except BaseException:
+            if lease is not None:
+                await lease.release()
             await engine.dispose()
             raise
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         self._upserts = {kind: _upsert(dialect.insert(spec.table), spec) for kind, spec in TABLES.items()}
         self._engine = engine
+        self.lease = lease
 
     async def close(self) -> None:
-        """Close every connection; the store may be opened again."""
+        """Close every connection and give the lease back; the store may be opened again."""
         engine, self._engine = self._engine, None
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            await lease.release()
         if engine is not None:
             await engine.dispose()
 
@@ -173,13 +227,23 @@ class SqlStore:
     def _create_engine(self) -> AsyncEngine:
         url = self.url
         if url.get_backend_name() != "sqlite":
+            if self.read_only:
+                settings = {"default_transaction_read_only": "on"}
+                return create_async_engine(url, connect_args={"server_settings": settings})
             return create_async_engine(url)
         database = url.database or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
         if in_memory:
             engine = create_async_engine(url, poolclass=StaticPool)
+        elif self.read_only:
+            path = Path(database).expanduser().resolve()
+            if not path.exists():
+                raise FileNotFoundError(f"no database at {path}")
+            self._file = str(path)
+            engine = create_async_engine(url.set(database=f"file:{path}?mode=ro", query={"uri": "true"}))
         else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._file = str(Path(database).expanduser())
             engine = create_async_engine(url)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -188,8 +252,8 @@ class SqlStore:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-                if not in_memory:
+                cursor.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+                if not in_memory and not self.read_only:
                     cursor.execute("PRAGMA journal_mode = WAL")
                 cursor.execute("PRAGMA synchronous = NORMAL")
             finally:
@@ -223,9 +287,19 @@ class SqlStore:
         and constraints) are upserted after the resources and deleted before
         them; every key's kind must be a :class:`~vigil.domain.model.ResourceType`
         or a :class:`~vigil.domain.records.RecordKind`.
+
+        A failure says whether repeating the write may help (:func:`classify_failure`):
+        TemporaryError when the database could not be reached or was busy,
+        PermanentError when it refused the batch's values. Nothing is written either way.
         """
         if not batch:
             return
+        try:
+            await self._save(batch)
+        except Exception as exc:
+            raise classify_failure(exc) from exc
+
+    async def _save(self, batch: ChangeBatch) -> None:
         rows: dict[str, list[dict[str, Any]]] = {}
         for (kind, _), obj in batch.upserts.items():
             spec = _spec(kind)
@@ -302,6 +376,40 @@ class SqlStore:
             query = query.where(c.outcome == outcome)
         return cast(list[FaultEvent], await self._select(spec, query))
 
+    async def journal_pending(self) -> list[FaultEvent]:
+        """The reports journaled but not yet applied (outcome ``accepted``), in journal order."""
+        spec = RECORD_TABLES[RecordKind.FAULT_EVENT]
+        c = spec.table.c
+        query = select(spec.table).where(c.outcome == Outcome.ACCEPTED).order_by(c.seq)
+        return cast(list[FaultEvent], await self._select(spec, query))
+
+    async def journal_state(self, keys: int) -> tuple[int, list[tuple[str, str]]]:
+        """The journal's last seq, and the dedup keys ``(monitor, monitor_event_id)`` of the
+        newest ``keys`` reports that were taken in (not refused), oldest first."""
+        c = RECORD_TABLES[RecordKind.FAULT_EVENT].table.c
+        refused = (Outcome.UNKNOWN_HOST, Outcome.NOT_APPLIED)
+        query = (
+            select(c.monitor, c.monitor_event_id)
+            .where(c.outcome.not_in(refused))
+            .order_by(c.received_at.desc(), c.seq.desc())
+            .limit(keys)
+        )
+        async with self.engine.connect() as conn:
+            last = await conn.scalar(select(func.coalesce(func.max(c.seq), 0)))
+            rows = (await conn.execute(query)).all()
+        return int(last or 0), [(row[0], row[1]) for row in reversed(rows)]
+
+    async def fault_events_by_id(self, ids: Iterable[str]) -> dict[str, FaultEvent]:
+        """The fault events with these ids, by id (missing ones are left out)."""
+        wanted = sorted(set(ids))
+        spec = RECORD_TABLES[RecordKind.FAULT_EVENT]
+        found: dict[str, FaultEvent] = {}
+        for chunk in _chunks(wanted, MAX_ROWS):
+            query = select(spec.table).where(spec.table.c.id.in_(chunk))
+            for found_event in cast(list[FaultEvent], await self._select(spec, query)):
+                found[found_event.id] = found_event
+        return found
+
     async def maintenance_sessions(self) -> list[MaintenanceSession]:
         """Every stored maintenance session, oldest first (by ``created_at``, then id), finished ones too."""
         return cast(list[MaintenanceSession], await self.load_records(RecordKind.MAINTENANCE_SESSION))
@@ -355,6 +463,28 @@ class SqlStore:
         return first is None
 
 
+def classify_failure(exc: BaseException) -> TemporaryError | PermanentError:
+    """What a failed write means: worth repeating (the connection, a lock, a timeout) or not (the values).
+
+    SQLAlchemy raises OperationalError and InterfaceError for the database's
+    state (SQLite's "database is locked", a PostgreSQL server gone) and marks
+    an error that invalidated the connection; other driver errors (DataError,
+    IntegrityError, ProgrammingError) and errors converting a value before it
+    reaches the driver (StatementError, OverflowError, ValueError) come from
+    the batch itself.
+    """
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return TemporaryError(f"the store is unavailable: {reason}")
+    if isinstance(exc, StatementError | ValueError | TypeError | ArithmeticError):
+        return PermanentError(f"the store refused the values: {reason}")
+    if isinstance(exc, OSError | TimeoutError):
+        return TemporaryError(f"the store is unavailable: {reason}")
+    return PermanentError(f"the store refused the write: {reason}")
+
+
 def _spec(kind: str) -> TableSpec[Stored]:
     try:
         return TABLES[kind]
@@ -403,4 +533,4 @@ def _event_from_row(row: Any) -> ResourceEvent:
     )
 
 
-__all__ = ["MIGRATIONS", "SqlStore", "async_url", "migrations_config"]
+__all__ = ["MIGRATIONS", "SqlStore", "StoreInUse", "StoreNotReady", "async_url", "migrations_config"]

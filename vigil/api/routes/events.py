@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from vigil.api.deps import Context, Reader
 from vigil.api.schemas import EventOut
 from vigil.api.views import event_view
+from vigil.domain.limits import MAX_INT64
 
 router = APIRouter(prefix="/resource-events", tags=["events"])
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/resource-events", tags=["events"])
 async def list_events(
     ctx: Context,
     principal: Reader,
-    after: int = Query(0, ge=0, description="Only events with a greater seq."),
+    after: int = Query(0, ge=0, le=MAX_INT64, description="Only events with a greater seq."),
     resource_type: str | None = None,
     resource_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),

@@ -61,11 +61,11 @@ def _outcome(event: FaultEvent) -> EventOutcome:
 async def put_events(
     ctx: Context, _: Reporter, events: Annotated[list[SouthboundEvent], Body(max_length=MAX_EVENTS)]
 ) -> dict[str, list[EventOutcome]]:
-    handled = await ctx.faults.inspector.receive(_to_domain(ctx, events))
+    handled = await ctx.faults.intake.receive(_to_domain(ctx, events))
     return {"events": [_outcome(e) for e in handled]}
 
 
 @router.post("/v1/event", summary="Report one raw fault event")
 async def post_event(ctx: Context, _: Reporter, event: SouthboundEvent) -> dict[str, EventOutcome]:
-    [handled] = await ctx.faults.inspector.receive(_to_domain(ctx, [event]))
+    [handled] = await ctx.faults.intake.receive(_to_domain(ctx, [event]))
     return {"event": _outcome(handled)}

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vigil.notifier.retry import DeliveryError, PermanentError, RetryPolicy, TemporaryError, classify
+from vigil.domain.retry import AttemptFailed, PermanentError, RetryPolicy, TemporaryError, classify
 
 policies = st.builds(
     lambda initial, factor, ratio, attempts, jitter: RetryPolicy(
@@ -49,8 +49,8 @@ def test_other_answers_redirects_included_are_permanent(status: int) -> None:
 def test_both_errors_are_delivery_errors_with_a_reason() -> None:
     temporary = TemporaryError("busy", delay=2.5, status=503)
     permanent = PermanentError("gone", status=410)
-    assert isinstance(temporary, DeliveryError)
-    assert isinstance(permanent, DeliveryError)
+    assert isinstance(temporary, AttemptFailed)
+    assert isinstance(permanent, AttemptFailed)
     assert (temporary.reason, temporary.delay, temporary.status) == ("busy", 2.5, 503)
     assert (str(permanent), permanent.status) == ("gone", 410)
     assert not isinstance(permanent, TemporaryError)

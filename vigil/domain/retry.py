@@ -1,7 +1,7 @@
 """Retries: decided by exception type, spaced by a backoff policy.
 
-As in kopf, whoever delivers a notification says what a failure means by
-the exception it raises: :class:`TemporaryError` (the receiver answered
+As in kopf, whoever tries something says what a failure means by the
+exception it raises. For a notification: :class:`TemporaryError` (the receiver answered
 5xx, 408 or 429, timed out, or could not be reached: try again later,
 after ``delay`` if the error names one) or :class:`PermanentError` (any
 other non-2xx answer: trying again would get the same answer). As in
@@ -12,6 +12,12 @@ Prometheus Alertmanager, the receiver's HTTP status decides which:
 :class:`RetryPolicy` says how long to wait before each retry and when to
 give up. It is pure: the random source is passed in, so tests can fix it.
 The notifier's delivery loop (``vigil.notifier.service``) uses both.
+
+The store says what a failed write means the same way (``vigil.store.sql``):
+TemporaryError when the database could not be reached or was busy (try the
+same write again), PermanentError when it refused a value of the batch (no
+retry will store it). The committer (``vigil.controller.changes``) retries
+the first and isolates the batch that caused the second.
 """
 
 import math
@@ -19,11 +25,11 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["DeliveryError", "PermanentError", "RetryPolicy", "TemporaryError", "classify"]
+__all__ = ["AttemptFailed", "PermanentError", "RetryPolicy", "TemporaryError", "classify"]
 
 
-class DeliveryError(Exception):
-    """A notification was not delivered; ``status`` is the receiver's answer, if it gave one."""
+class AttemptFailed(Exception):
+    """An attempt failed (a delivery, a store write); ``status`` is a receiver's answer, if it gave one."""
 
     def __init__(self, reason: str, *, status: int | None = None) -> None:
         super().__init__(reason)
@@ -31,7 +37,7 @@ class DeliveryError(Exception):
         self.status = status
 
 
-class TemporaryError(DeliveryError):
+class TemporaryError(AttemptFailed):
     """Try again: after ``delay`` seconds if given, else after the policy's backoff."""
 
     def __init__(self, reason: str, delay: float | None = None, *, status: int | None = None) -> None:
@@ -39,8 +45,8 @@ class TemporaryError(DeliveryError):
         self.delay = delay
 
 
-class PermanentError(DeliveryError):
-    """Do not try again: the receiver refused the notification for good."""
+class PermanentError(AttemptFailed):
+    """Do not try again: the receiver (or the store) refused it for good."""
 
 
 def classify(status: int) -> None:
