@@ -217,6 +217,7 @@ async def run_case(case: Case, runs: int, warmup: int, payload_format: str) -> N
             auth={"tokens_file": data_dir / "tokens.yaml"},
             cloud={"hosts": case.hosts, "instances_per_host": case.per_host, "projects": case.projects},
             monitor={"listen": "off"},
+            inspector={"hold_down_s": 0},  # each fault recovers at once, so the next starts from the same state
         )
         projects = [f"project-{p + 1:03d}" for p in range(case.projects)]
         tokens = {ADMIN: Principal("admin", Role.ADMIN), MONITOR: Principal("monitoring", Role.MONITOR)}

@@ -326,3 +326,15 @@ async def test_a_post_on_a_connection_the_receiver_dropped_is_sent_again_at_once
     assert (first.status, second.status) == (200, 200)
     assert forgetful.connections == 2
     assert forgetful.requests == 3  # the dropped one, then again on a fresh connection
+
+
+async def test_on_sent_is_called_once_the_request_is_out_before_the_answer(sender: HttpSender, hooks: Hooks) -> None:
+    """The committer waits for this, not for a slow consumer's answer."""
+    sent = asyncio.Event()
+    sending = asyncio.ensure_future(sender.send(f"{hooks.url}/slow", BODY, on_sent=sent.set))
+    await asyncio.wait_for(sent.wait(), 2)
+    assert not sending.done()  # /slow has not answered yet
+    await asyncio.sleep(0.05)
+    assert [r["path"] for r in hooks.requests] == ["/slow"]  # the receiver holds the whole request
+    hooks.release.set()
+    assert (await asyncio.wait_for(sending, 5)).status == 200

@@ -18,7 +18,7 @@ from asyncio import Future
 from collections.abc import Sequence
 
 from vigil.controller.changes import Committer
-from vigil.controller.ports import ChangeBatch, Store
+from vigil.controller.ports import ChangeBatch, Snapshot, Store
 from vigil.domain.copying import snapshot
 from vigil.domain.events import ResourceEvent
 from vigil.domain.records import Record, record_kind
@@ -31,9 +31,23 @@ class _NoEvents:
         return None
 
 
+class _Appending:
+    """The store seen through its quick path for small writes, where it has one."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def save(self, batch: ChangeBatch) -> None:
+        append = getattr(self._store, "append", None)
+        await (append(batch) if append is not None else self._store.save(batch))
+
+    async def load(self) -> Snapshot:
+        return await self._store.load()
+
+
 class Journal:
     def __init__(self, store: Store) -> None:
-        self._committer = Committer(store, _NoEvents())
+        self._committer = Committer(_Appending(store), _NoEvents())
 
     def start(self) -> None:
         self._committer.start()

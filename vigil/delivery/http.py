@@ -26,7 +26,7 @@ connection. The receiver may then see it twice; the
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -39,6 +39,14 @@ from vigil.notifier.ports import SendResult
 log = logging.getLogger(__name__)
 
 __all__ = ["HttpSender"]
+
+
+async def _on_chunk_sent(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+    """aiohttp's trace hook: a request's body went out; tell whoever asked (``send``'s ``on_sent``)."""
+    asked = getattr(context, "trace_request_ctx", None)
+    if isinstance(asked, dict) and (on_sent := asked.get("on_sent")) is not None:
+        on_sent()
+
 
 _JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": "vigil-notifier"}
 _MAX_ANSWER_BYTES = 64 * 1024  # answers larger than this are not parsed for received_at
@@ -82,8 +90,11 @@ class HttpSender:
                 limit_per_host=self._limit_per_host,
                 keepalive_timeout=self._keepalive_timeout_s,
             )
+            sent = aiohttp.TraceConfig()
+            sent.on_request_chunk_sent.append(_on_chunk_sent)
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                trace_configs=[sent],
                 cookie_jar=aiohttp.DummyCookieJar(),  # receivers' cookies are neither kept nor shared
                 skip_auto_headers=("Accept", "Accept-Encoding"),
                 raise_for_status=False,
@@ -122,8 +133,13 @@ class HttpSender:
         *,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 5.0,
+        on_sent: Callable[[], None] | None = None,
     ) -> SendResult:
-        """POST ``body`` as JSON to ``url``; see the module docstring for the outcomes."""
+        """POST ``body`` as JSON to ``url``; see the module docstring for the outcomes.
+
+        ``on_sent`` is called once the request's body has been written to the
+        connection (it may be called again if a stale connection makes the
+        request go out twice)."""
         _check_scheme(url)
         session = await self._ready()
         request_headers = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
@@ -134,7 +150,12 @@ class HttpSender:
         while True:
             try:
                 async with session.post(
-                    self._url(url), data=body, headers=request_headers, timeout=timeout, allow_redirects=False
+                    self._url(url),
+                    data=body,
+                    headers=request_headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    trace_request_ctx={"on_sent": on_sent} if on_sent is not None else None,
                 ) as response:
                     status = response.status
                     answer = await response.read()

@@ -8,7 +8,8 @@ controller, synchronously:
    latest one of each failure is kept, and when the host leaves maintenance
    a failure whose latest word was "down" is applied then (the intake
    journals it again): a host the upgrade broke is not re-enabled silently,
-   although its monitor reported it only once, in maintenance.
+   although its monitor reported it only once, in maintenance. A recovery
+   reported in maintenance of a failure open before it is applied too.
 2. A failure opens a :class:`~vigil.domain.faults.Fault`: the affected
    instances and ports are found (T02), set to ERROR and DOWN (T03), the
    host marked down (T04); one admin alarm, one alarm per affected project
@@ -169,12 +170,14 @@ class Inspector:
         return found
 
     def take_suppressed(self, host: str) -> list[FaultEvent]:
-        """The latest suppressed event of each failure of ``host`` still reported down."""
-        latest = self._suppressed.get(host, {})
-        return sorted(
-            (e for e in latest.values() if split_type(e.type, e.status)[1] is EventStatus.DOWN),
-            key=lambda e: (e.seq or 0, e.received_at),
-        )
+        """The latest suppressed event of each failure of ``host`` that still matters: a failure
+        still down, or a recovery of a failure that was open before maintenance began."""
+        wanted: list[FaultEvent] = []
+        for key, event in self._suppressed.get(host, {}).items():
+            family, direction = split_type(event.type, event.status)
+            if direction is EventStatus.DOWN or self._recovers(host, key, family, self.policies[family]):
+                wanted.append(event)
+        return sorted(wanted, key=lambda e: (e.seq or 0, e.received_at))
 
     def known(self, event: FaultEvent) -> bool:
         family, _ = split_type(event.type, event.status)

@@ -8,7 +8,7 @@ outcome by exception type (``vigil.domain.retry``): it returns a
 ``PermanentError`` otherwise.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
 
 
@@ -32,8 +32,11 @@ class Sender(Protocol):
         *,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 5.0,
+        on_sent: Callable[[], None] | None = None,
     ) -> SendResult:
-        """POST ``body`` (JSON) to ``url``; raise TemporaryError or PermanentError unless it is accepted."""
+        """POST ``body`` (JSON) to ``url``; raise TemporaryError or PermanentError unless it is accepted.
+
+        ``on_sent`` is called as soon as the request has gone out, before the answer."""
         ...
 
     async def warm(self, url: str) -> int:

@@ -93,7 +93,7 @@ class Notifier:
         self._tasks: dict[DeliveryId, asyncio.Task[None]] = {}
         self._warming: set[asyncio.Task[None]] = set()
         self._in_flight: dict[str, int] = {}  # fault id → deliveries of it not yet ended
-        self._first_tried: dict[DeliveryId, asyncio.Event] = {}
+        self._first_sent: dict[DeliveryId, asyncio.Event] = {}
 
     # -- the hot path --------------------------------------------------------
 
@@ -188,13 +188,16 @@ class Notifier:
         return deliveries
 
     async def settle(self, deliveries: Sequence[Delivery], timeout_s: float) -> None:
-        """Wait (at most ``timeout_s``) until each delivery's first attempt has ended.
+        """Wait (at most ``timeout_s``) until each delivery's first request has gone out
+        (or its first attempt ended without one).
 
-        The inspector commits a fault's unit of work after this, so the
+        The committer writes a fault's unit of work after this, so the
         commit's work (thousands of rows in a rack failure) does not compete
-        with the notifications for the event loop while they are in flight.
+        with the notifications for the event loop before they are on the
+        wire; it need not wait for the answers, so a slow consumer holds up
+        no one's commit.
         """
-        waits = [e.wait() for d in deliveries if (e := self._first_tried.get(d.id)) is not None]
+        waits = [e.wait() for d in deliveries if (e := self._first_sent.get(d.id)) is not None]
         if waits:
             await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=timeout_s)
 
@@ -247,14 +250,14 @@ class Notifier:
     def _start(self, delivery: Delivery, fault: Fault | None) -> None:
         if fault is not None:
             self._in_flight[fault.id] = self._in_flight.get(fault.id, 0) + 1
-        self._first_tried[delivery.id] = asyncio.Event()
+        self._first_sent[delivery.id] = asyncio.Event()
         task = asyncio.create_task(self._deliver(delivery, fault), name=f"vigil.notifier.deliver.{delivery.id}")
         self._tasks[delivery.id] = task
         task.add_done_callback(lambda _: self._ended(delivery.id))
 
     def _ended(self, ident: DeliveryId) -> None:
         self._tasks.pop(ident, None)
-        tried = self._first_tried.pop(ident, None)
+        tried = self._first_sent.pop(ident, None)
         if tried is not None:
             tried.set()
 
@@ -265,13 +268,19 @@ class Notifier:
             delivery.attempts += 1
             if fault is not None:
                 fault.mark(Checkpoint.T07, self._wall())
+            sent = self._first_sent.get(delivery.id)
             try:
                 try:
-                    result = await self._sender.send(delivery.url, body, headers=headers, timeout_s=self._timeout_s)
+                    result = await self._sender.send(
+                        delivery.url,
+                        body,
+                        headers=headers,
+                        timeout_s=self._timeout_s,
+                        on_sent=sent.set if sent is not None else None,
+                    )
                 finally:
-                    tried = self._first_tried.get(delivery.id)
-                    if tried is not None:
-                        tried.set()
+                    if sent is not None:
+                        sent.set()
             except TemporaryError as exc:
                 delivery.last_error = str(exc)
                 delivery.last_status = getattr(exc, "status", None)

@@ -1,0 +1,104 @@
+"""Crash consistency: SIGKILL at random and named points, then the invariants, on each store.
+
+Runs the crash harness (``vigil.harness.crash``) for ``--kills`` rounds on
+SQLite and on PostgreSQL (a fresh database, dropped afterwards): each round
+kills ``vigil serve`` during an event storm with slow and absent consumers
+and maintenance sessions, restarts it, lets the monitors send again what got
+no 2xx, and checks the four invariants. The target is 0 violations over 200+
+kills per store. Prints one JSON line per store: kills, how many died at a
+named crash point, reports acknowledged, violations (and the first few), and
+the seconds per round.
+
+    python -m bench.crash [--kills 200] [--store sqlite postgresql] [--seed 1]
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.stats import percentile
+from vigil.harness.crash import CrashRun, RoundResult
+from vigil.store.sql import async_url
+
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+@asynccontextmanager
+async def database(kind: str, server: str) -> AsyncIterator[str | None]:
+    """None for SQLite (the data directory's file); a fresh PostgreSQL database's URL otherwise."""
+    if kind == "sqlite":
+        yield None
+        return
+    name = f"vigil_crash_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(async_url(server), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(async_url(server)).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+async def run_store(kind: str, kills: int, seed: int, server: str, verbose: bool) -> dict[str, object]:
+    def progress(result: RoundResult) -> None:
+        if verbose or result.violations:
+            print(f"  {kind} round {result.round}: {result.kill}, {len(result.violations)} violations", file=sys.stderr)
+            for violation in result.violations[:5]:
+                print(f"    {violation}", file=sys.stderr)
+
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"vigil-crash-{kind}-") as scratch:
+        async with database(kind, server) as url:
+            run = CrashRun(Path(scratch), store_url=url, seed=seed)
+            rounds = await run.run(kills, on_round=progress)
+    violations = [v for r in rounds for v in r.violations]
+    points = Counter(r.kill.split(":")[0] for r in rounds if r.died_at_point)
+    return {
+        "benchmark": "crash",
+        "store": kind,
+        "kills": len(rounds),
+        "at_named_points": sum(points.values()),
+        "by_point": dict(sorted(points.items())),
+        "reports_acknowledged": sum(r.acknowledged for r in rounds),
+        "violations": len(violations),
+        "first_violations": violations[:10],
+        "round_s_p50": round(percentile([r.seconds for r in rounds], 50), 2),
+        "total_s": round(time.monotonic() - began, 1),
+        "seed": seed,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=200, help="rounds (kills) per store")
+    parser.add_argument("--store", nargs="*", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--postgres", default=POSTGRES, help="a PostgreSQL server to make the database on")
+    parser.add_argument("--verbose", action="store_true", help="print every round")
+    args = parser.parse_args(argv)
+    failed = 0
+    for kind in args.store:
+        result = asyncio.run(run_store(kind, args.kills, args.seed, args.postgres, args.verbose))
+        print(json.dumps(result), flush=True)
+        failed |= int(bool(result["violations"]))
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
