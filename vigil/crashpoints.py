@@ -12,8 +12,8 @@ dangerous:
 ``after-journal``   its journal append is durable, nothing applied yet
 ``after-notify``    its notifications' first attempts are over, its effects
                     not yet committed
-``before-commit``   the committer is about to write a batch
-``after-commit``    a batch is written, its waiters not yet answered
+``before-commit``   the committer is about to write a batch of changes
+``after-commit``    a batch of changes is written, its waiters not yet answered
 ``after-delivery``  a notification was delivered, its outcome not yet recorded
 =================  ==========================================================
 

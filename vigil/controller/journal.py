@@ -47,7 +47,7 @@ class _Appending:
 
 class Journal:
     def __init__(self, store: Store) -> None:
-        self._committer = Committer(_Appending(store), _NoEvents())
+        self._committer = Committer(_Appending(store), _NoEvents(), crash_points=False)
 
     def start(self) -> None:
         self._committer.start()
