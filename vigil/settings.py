@@ -59,13 +59,16 @@ class CloudSettings(_Group):
 
 
 class NotifierSettings(_Group):
-    """Delivery of notifications: per-request timeout and the retry policy
-    (exponential backoff with jitter, for 5xx, timeouts and refused connections)."""
+    """Delivery of notifications: per-request timeout and the retries of an unreachable
+    endpoint (5xx, timeouts, refused connections): one probe at a time, spaced by
+    exponential backoff with jitter from ``retry_initial_s`` up to ``retry_max_delay_s``,
+    for ``retry_horizon_s`` from a notification's creation before it is given up
+    (FAILED, and sent again when an admin asks)."""
 
     timeout_s: float = Field(5.0, gt=0)
     retry_initial_s: float = Field(0.1, gt=0)
-    retry_max_delay_s: float = Field(30.0, gt=0)
-    retry_max_attempts: int = Field(10, ge=1)
+    retry_max_delay_s: float = Field(60.0, gt=0)
+    retry_horizon_s: float = Field(86_400.0, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> "NotifierSettings":

@@ -98,11 +98,8 @@ def timings(cloud: CloudSettings) -> CloudTimings:
 
 
 def retry_policy(notifier: NotifierSettings) -> RetryPolicy:
-    return RetryPolicy(
-        initial_s=notifier.retry_initial_s,
-        max_delay_s=notifier.retry_max_delay_s,
-        max_attempts=notifier.retry_max_attempts,
-    )
+    """The backoff between probes of an unreachable endpoint (the horizon, not a count, ends them)."""
+    return RetryPolicy(initial_s=notifier.retry_initial_s, max_delay_s=notifier.retry_max_delay_s)
 
 
 def fault_policies(inspector: InspectorSettings) -> dict[str, FaultPolicy]:
@@ -181,7 +178,9 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         sender=sender,
         saver=cloud,
         clock=utcnow,
+        alarms=alarms,
         policy=retry_policy(settings.notifier),
+        horizon_s=settings.notifier.retry_horizon_s,
         timeout_s=settings.notifier.timeout_s,
     )
     inspector = Inspector(

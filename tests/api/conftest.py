@@ -54,7 +54,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         cloud={"topology": EXAMPLE, "cold_migration_s": 0.05, "live_migration_s": 0.05, "evacuate_s": 0.05},
         server={"max_body_bytes": 4096},
-        notifier={"retry_initial_s": 0.01, "retry_max_delay_s": 0.05, "retry_max_attempts": 4, "timeout_s": 2.0},
+        notifier={"retry_initial_s": 0.01, "retry_max_delay_s": 0.05, "retry_horizon_s": 30, "timeout_s": 2.0},
         inspector={"hold_down_s": 0},  # recoveries at once; flap damping has tests of its own
     )
 

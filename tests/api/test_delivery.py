@@ -60,7 +60,7 @@ async def test_a_pending_delivery_survives_a_restart_and_is_delivered_after_it(
         None,
         data_dir=settings.data_dir,
         cloud={"topology": settings.cloud.topology},
-        notifier={"retry_initial_s": 60, "retry_max_delay_s": 120, "retry_max_attempts": 5, "timeout_s": 1},
+        notifier={"retry_initial_s": 60, "retry_max_delay_s": 120, "retry_horizon_s": 30, "timeout_s": 1},
     )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

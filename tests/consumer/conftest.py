@@ -65,7 +65,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[[dict[str, Any] | None
             None,
             data_dir=tmp_path,
             cloud={"topology": path},
-            notifier={"retry_initial_s": 0.01, "retry_max_delay_s": 0.05, "retry_max_attempts": 4, "timeout_s": 2.0},
+            notifier={"retry_initial_s": 0.01, "retry_max_delay_s": 0.05, "retry_horizon_s": 30, "timeout_s": 2.0},
         )
         server = BackgroundServer(create_server_app(settings, TokenRegistry(TOKENS)))
         await server.start()

@@ -44,7 +44,7 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
         None,
         data_dir=tmp_path,
         cloud={"topology": EXAMPLE},
-        notifier={"retry_initial_s": 0.01, "retry_max_delay_s": 0.05, "retry_max_attempts": 4, "timeout_s": 2.0},
+        notifier={"retry_initial_s": 0.01, "retry_max_delay_s": 0.05, "retry_horizon_s": 30, "timeout_s": 2.0},
     )
     async with running(settings) as started:
         yield started

@@ -173,3 +173,9 @@ class DeliveryOut(BaseModel):
     delivered_at: datetime | None
     last_status: int | None
     last_error: str | None
+    retry_since: datetime | None
+
+
+class RedeliveredOut(BaseModel):
+    redelivered: int
+    deliveries: list[str]

@@ -5,7 +5,9 @@ subscription), so a consumer that receives the same notification twice,
 after a retry or a restart, can tell. Each delivery keeps the rendered body,
 so a retry sends exactly the same bytes. Deliveries are the notifier's
 outbox: recorded PENDING in the same transaction as the alarm, resumed after
-a restart, and kept afterwards as the delivery log admins query.
+a restart, retried until delivered or refused (or given up after the retry
+horizon, and then sent again when an admin asks: ``retry_since``), and kept
+afterwards as the delivery log admins query.
 """
 
 import uuid
@@ -58,6 +60,7 @@ class Delivery:
     delivered_at: datetime | None = None
     last_status: int | None = None
     last_error: str | None = None
+    retry_since: datetime | None = None  # when an admin asked to send it again (its retries' horizon starts there)
 
     @property
     def ident(self) -> str:

@@ -55,7 +55,15 @@ from vigil.domain.faults import Severity
 from vigil.domain.maintenance import MaintenanceMessage
 from vigil.domain.subscriptions import PayloadFormat, Subscription
 
-__all__ = ["TENANT_DETAILS", "VIM_CONNECTION_ID", "render", "render_aodh", "render_message", "render_sol003"]
+__all__ = [
+    "TENANT_DETAILS",
+    "VIM_CONNECTION_ID",
+    "render",
+    "render_alarm_list_rebuilt",
+    "render_aodh",
+    "render_message",
+    "render_sol003",
+]
 
 # The details of a tenant alarm a tenant may see (the inspector's tenant and server-group alarms).
 TENANT_DETAILS = frozenset({"description", "host_status", "host_ids", "instance_state", "threshold", "members"})
@@ -110,6 +118,13 @@ _KINDS: dict[str, tuple[str, str, str, str, str]] = {
         "link failures",
     ),
     AlarmKind.SWITCH_DOWN: ("network.switch.down", "COMMUNICATIONS_ALARM", "NETWORK", "switch", "switch down"),
+    AlarmKind.SUBSCRIPTION_UNREACHABLE: (
+        "vigil.subscription.unreachable",
+        "COMMUNICATIONS_ALARM",
+        "NETWORK",
+        "subscription",
+        "notification receiver unreachable",
+    ),
 }
 _UNKNOWN_KIND = ("vigil.alarm", "EQUIPMENT_ALARM", "COMPUTE", "", "unknown")
 
@@ -335,6 +350,25 @@ def render_sol003(
         "alarm": _sol003_alarm(alarm, resource_ids, alarm_href),
         "_links": {"subscription": subscription_link},
     }
+
+
+def render_alarm_list_rebuilt(
+    subscription: Subscription, notification: NotificationId, now: datetime, api_root: str = ""
+) -> bytes:
+    """SOL 003's ``AlarmListRebuiltNotification``: notifications were missed (given up while
+    the subscriber could not be reached), so it should read the alarm list again."""
+    root = api_root.rstrip("/")
+    document = {
+        "id": notification,
+        "notificationType": "AlarmListRebuiltNotification",
+        "subscriptionId": subscription.id,
+        "timeStamp": _timestamp(now),
+        "_links": {
+            "subscription": {"href": f"{root}/v1/subscriptions/{subscription.id}"},
+            "alarms": {"href": f"{root}/v1/alarms"},
+        },
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _sol003_alarm(alarm: Alarm, resource_ids: Sequence[str], href: str) -> dict[str, Any]:

@@ -1,23 +1,29 @@
-"""The notification pipeline: match → render → record → deliver → retry.
+"""The notification pipeline: match → render → record → deliver (``vigil.notifier.outbox``).
 
 :meth:`Notifier.publish` runs on the fault's hot path, synchronously: it
 matches each alarm change to subscriptions (T05), renders one payload per
 subscription (T06), records one PENDING delivery per callback URL in the
 caller's unit of work (the outbox, made durable with the fault itself), and
-starts one task per delivery at once. It does not wait for the store: the
-sends go out while the fault's transaction is being written.
+hands them to the outbox, which sends each at once. It does not wait for the
+store: on the journaled fault path the sends go out while the fault's
+transaction is being written; every other caller starts them
+(:meth:`Notifier.deliver`) once its change is durable.
 
-Each delivery task sends, and on a TemporaryError (5xx, timeout, refused)
-waits out the retry policy's backoff and tries again; a PermanentError
-(other 4xx) or running out of attempts marks it FAILED. Every outcome is
-recorded, with the fault's T07 (first send), T08 (last delivery) and T09
-(the last consumer's own receive time, when it reports one).
-:meth:`Notifier.resume` restarts deliveries a restart left PENDING.
+The outbox (``vigil.notifier.outbox``) retries what an endpoint could not
+take, one probe at a time per unreachable endpoint, for the retry horizon,
+and records every outcome with the fault's T07 (first send), T08 (last
+delivery) and T09 (the last consumer's own receive time, when it reports
+one). This module is its watcher: while an endpoint is unreachable, admins
+have a ``subscription.unreachable`` alarm for each subscription calling
+back to it, cleared when it answers again; a SOL 003 subscriber that missed
+notifications meanwhile (given up after the horizon) then gets an
+``AlarmListRebuiltNotification``, so it reads the alarm list again. Given-up
+deliveries are sent again on an admin's request (:meth:`Notifier.redeliver`).
 
 Maintenance messages take the same road (:meth:`Notifier.publish_message`,
 :meth:`Notifier.send_message`): matched by their own rule, rendered as an
-Aodh event alarm's body, recorded as PENDING deliveries and sent and retried
-by the same tasks; they have no fault, so no checkpoints.
+Aodh event alarm's body, recorded as PENDING deliveries and sent by the
+same outbox; they have no fault, so no checkpoints.
 """
 
 import asyncio
@@ -25,32 +31,26 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
-from vigil.crashpoints import crash_point
-from vigil.domain.alarms import AlarmChange, AlarmId, Lifecycle
-from vigil.domain.deliveries import (
-    Delivery,
-    DeliveryId,
-    DeliveryState,
-    NotificationId,
-    delivery_id,
-    notification_id,
-)
-from vigil.domain.errors import DomainError
-from vigil.domain.faults import Checkpoint, Fault, FaultId
+from vigil.domain.alarms import Alarm, AlarmChange, AlarmId, AlarmKind, Lifecycle
+from vigil.domain.deliveries import Delivery, DeliveryState, NotificationId, delivery_id, notification_id
+from vigil.domain.errors import Conflict, DomainError
+from vigil.domain.faults import Checkpoint, Fault, FaultId, Severity
 from vigil.domain.maintenance import MaintenanceMessage
 from vigil.domain.records import Record
 from vigil.domain.retry import PermanentError, RetryPolicy, TemporaryError
-from vigil.domain.subscriptions import SubscriptionId, visible_resources
-from vigil.notifier.formats import render, render_message
+from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionId, visible_resources
+from vigil.notifier.alarms import AlarmBook
+from vigil.notifier.formats import render, render_alarm_list_rebuilt, render_message
+from vigil.notifier.outbox import NOTIFICATION_HEADER, Outbox, RecordSaver
 from vigil.notifier.ports import Sender
 from vigil.notifier.subscriptions import SubscriptionRegistry
 
 log = logging.getLogger(__name__)
 
-NOTIFICATION_HEADER = "X-Vigil-Notification-Id"
+__all__ = ["NOTIFICATION_HEADER", "CallbackTestFailed", "Notifier", "RecordSaver"]
 
 
 class CallbackTestFailed(DomainError):
@@ -63,10 +63,14 @@ class Recorder(Protocol):
     def record(self, record: Record) -> None: ...
 
 
-class RecordSaver(Protocol):
-    """Makes records durable in a transaction of their own."""
+class _Records:
+    """A unit of work of the notifier's own, saved in one transaction by the saver."""
 
-    async def save_records(self, *records: Record) -> None: ...
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def record(self, record: Record) -> None:
+        self.records.append(record)
 
 
 class Notifier:
@@ -77,8 +81,10 @@ class Notifier:
         sender: Sender,
         saver: RecordSaver,
         clock: Callable[[], datetime],
+        alarms: AlarmBook | None = None,
         wall: Callable[[], float] = time.time,
         policy: RetryPolicy | None = None,
+        horizon_s: float = 86_400.0,
         rng: random.Random | None = None,
         timeout_s: float = 5.0,
     ) -> None:
@@ -86,14 +92,20 @@ class Notifier:
         self._sender = sender
         self._saver = saver
         self._clock = clock
+        self._alarms = alarms
         self._wall = wall
-        self._policy = policy or RetryPolicy()
-        self._rng = rng or random.Random()
-        self._timeout_s = timeout_s
-        self._tasks: dict[DeliveryId, asyncio.Task[None]] = {}
+        self.outbox = Outbox(
+            sender=sender,
+            saver=saver,
+            clock=clock,
+            wall=wall,
+            policy=policy,
+            horizon_s=horizon_s,
+            timeout_s=timeout_s,
+            rng=rng,
+        )
+        self.outbox.watcher = self
         self._warming: set[asyncio.Task[None]] = set()
-        self._in_flight: dict[str, int] = {}  # fault id → deliveries of it not yet ended
-        self._first_sent: dict[DeliveryId, asyncio.Event] = {}
 
     # -- the hot path --------------------------------------------------------
 
@@ -133,9 +145,20 @@ class Notifier:
         return deliveries
 
     def deliver(self, deliveries: Sequence[Delivery], fault: Fault | None) -> None:
-        """Start delivering recorded deliveries (one task each)."""
+        """Hand recorded deliveries to the outbox."""
         for delivery in deliveries:
-            self._start(delivery, fault)
+            self.outbox.start(delivery, fault)
+
+    async def settle(self, deliveries: Sequence[Delivery], timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until each delivery's first request has gone out.
+
+        The committer writes a fault's unit of work after this, so the
+        commit's work (thousands of rows in a rack failure) does not compete
+        with the notifications for the event loop before they are on the
+        wire; it need not wait for the answers, so a slow consumer holds up
+        no one's commit.
+        """
+        await self.outbox.settle(deliveries, timeout_s)
 
     # -- maintenance messages -----------------------------------------------
 
@@ -155,8 +178,7 @@ class Notifier:
         deliveries = self._message_deliveries(message)
         for delivery in deliveries:
             uow.record(delivery)
-        for delivery in deliveries:
-            self._start(delivery, None)
+        self.deliver(deliveries, None)
         return deliveries
 
     async def send_message(self, message: MaintenanceMessage) -> list[Delivery]:
@@ -166,8 +188,7 @@ class Notifier:
         deliveries = self._message_deliveries(message)
         if deliveries:
             await self._saver.save_records(*deliveries)
-        for delivery in deliveries:
-            self._start(delivery, None)
+        self.deliver(deliveries, None)
         return deliveries
 
     def _message_deliveries(self, message: MaintenanceMessage) -> list[Delivery]:
@@ -177,7 +198,7 @@ class Notifier:
             nid = notification_id(message.id, 1, subscription.id)
             body = render_message(subscription, message, nid).decode()
             for url in subscription.callbacks:
-                if delivery_id(nid, url) in self._tasks:
+                if self.outbox.holds(delivery_id(nid, url)):
                     continue
                 deliveries.append(
                     _pending(
@@ -187,26 +208,119 @@ class Notifier:
                 )  # fmt: skip
         return deliveries
 
-    async def settle(self, deliveries: Sequence[Delivery], timeout_s: float) -> None:
-        """Wait (at most ``timeout_s``) until each delivery's first request has gone out
-        (or its first attempt ended without one).
-
-        The committer writes a fault's unit of work after this, so the
-        commit's work (thousands of rows in a rack failure) does not compete
-        with the notifications for the event loop before they are on the
-        wire; it need not wait for the answers, so a slow consumer holds up
-        no one's commit.
-        """
-        waits = [e.wait() for d in deliveries if (e := self._first_sent.get(d.id)) is not None]
-        if waits:
-            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=timeout_s)
+    # -- restart, redelivery --------------------------------------------------
 
     async def resume(self, pending: Sequence[Delivery], faults: dict[str, Fault] | None = None) -> None:
-        """Deliver what a restart left PENDING (each keeps its id and body)."""
-        for delivery in pending:
-            if delivery.state is DeliveryState.PENDING and delivery.id not in self._tasks:
-                fault = (faults or {}).get(delivery.fault) if delivery.fault else None
-                self._start(delivery, fault)
+        """Deliver what a restart left PENDING (each keeps its id and body); endpoints with an
+        active ``subscription.unreachable`` alarm are probed first, and one that a delivery
+        had failed on but that has no alarm yet gets it now."""
+        unreachable: dict[str, datetime] = {}
+        for alarm in self._unreachable_alarms():
+            url = str(alarm.details.get("url", ""))
+            if url:
+                unreachable[url] = min(alarm.raised_at, unreachable.get(url, alarm.raised_at))
+        self.outbox.resume(pending, faults or {}, unreachable)
+        for url, since in self.outbox.unreachable_endpoints().items():
+            if url not in unreachable:
+                await self.unreachable(url, since, "failed before the restart")
+
+    async def redeliver(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Send FAILED deliveries again (an admin's request): PENDING, with a new retry horizon."""
+        now = self._clock()
+        again: list[Delivery] = []
+        for delivery in deliveries:
+            if delivery.state is not DeliveryState.FAILED:
+                raise Conflict(f"delivery {delivery.id} is {delivery.state}; only a FAILED one is sent again")
+            delivery.state = DeliveryState.PENDING
+            delivery.retry_since = now
+            delivery.next_attempt_at = None
+            again.append(delivery)
+        if again:
+            await self._saver.save_records(*again)
+        self.deliver(again, None)
+        return again
+
+    # -- the outbox's watcher: unreachable endpoints ------------------------------
+
+    async def unreachable(self, url: str, since: datetime, error: str) -> None:
+        """Raise ``subscription.unreachable`` for each subscription calling back to ``url``."""
+        if self._alarms is None:
+            return
+        changes: list[AlarmChange] = []
+        for subscription in self._calling_back(url):
+            if self._alarms.active(AlarmKind.SUBSCRIPTION_UNREACHABLE, subscription.id) is not None:
+                continue
+            changes.append(
+                self._alarms.raise_alarm(
+                    cause=f"{url} {since.isoformat()}",
+                    kind=AlarmKind.SUBSCRIPTION_UNREACHABLE,
+                    project=None,
+                    resource_type="subscription",
+                    resource_id=subscription.id,
+                    severity=Severity.MAJOR,
+                    fault=FaultId(f"subscription:{subscription.id}"),
+                    reason=f"subscription {subscription.id} of {subscription.project} cannot be reached at {url}",
+                    now=since,
+                    details={"url": url, "project": subscription.project, "error": error},
+                )
+            )
+        await self._tell(changes)
+
+    async def reachable(self, url: str, since: datetime, missed: int) -> None:
+        """Clear the alarms of ``url``'s subscriptions; SOL 003 ones that missed notifications
+        are told their alarm list was rebuilt."""
+        now = self._clock()
+        changes: list[AlarmChange] = []
+        for subscription in self._calling_back(url):
+            if self._alarms is not None:
+                alarm = self._alarms.active(AlarmKind.SUBSCRIPTION_UNREACHABLE, subscription.id)
+                if alarm is not None:
+                    changes.append(self._alarms.clear(alarm, now))
+        await self._tell(changes)
+        if missed:
+            sol003 = [s for s in self._calling_back(url) if s.format is PayloadFormat.SOL003]
+            rebuilt = [self._rebuilt(s, url, since) for s in sol003]
+            if rebuilt:
+                await self._saver.save_records(*rebuilt)
+                self.deliver(rebuilt, None)
+
+    def subscription_removed(self, subscription: Subscription) -> list[Record]:
+        """The records that clear a removed subscription's unreachable alarm (nobody is told)."""
+        if self._alarms is None:
+            return []
+        alarm = self._alarms.active(AlarmKind.SUBSCRIPTION_UNREACHABLE, subscription.id)
+        return [] if alarm is None else [self._alarms.clear(alarm, self._clock()).alarm]
+
+    async def _tell(self, changes: list[AlarmChange]) -> None:
+        """Record alarm changes, and notify admins once they are durable."""
+        if not changes:
+            return
+        uow = _Records()
+        for change in changes:
+            uow.record(change.alarm)
+        deliveries = self.publish(changes, None, uow, start=False)
+        await self._saver.save_records(*uow.records)
+        self.deliver(deliveries, None)
+
+    def _calling_back(self, url: str) -> list[Subscription]:
+        return [s for s in self.subscriptions.of_project(None) if url in s.callbacks]
+
+    def _unreachable_alarms(self) -> list[Alarm]:
+        if self._alarms is None:
+            return []
+        return [a for a in self._alarms.query(kind=AlarmKind.SUBSCRIPTION_UNREACHABLE) if a.active]
+
+    def _rebuilt(self, subscription: Subscription, url: str, since: datetime) -> Delivery:
+        now = self._clock()
+        event = f"alarm-list-rebuilt/{since.isoformat()}"
+        nid = notification_id(event, 1, subscription.id)
+        body = render_alarm_list_rebuilt(subscription, nid, now).decode()
+        return _pending(
+            nid, subscription.id, url, body, now, AlarmId(event), 1, Lifecycle.RAISED,
+            project=subscription.project, fault=None,
+        )  # fmt: skip
+
+    # -- connections -------------------------------------------------------------
 
     def warm(self, urls: Sequence[str]) -> None:
         """Open connections to new callbacks ahead of the first notification."""
@@ -234,97 +348,16 @@ class Notifier:
             log.info("could not open a connection to %s yet: %s", url, exc)
 
     async def drain(self) -> None:
-        """Wait until every delivery under way has ended (delivered or failed)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        """Wait until every delivery has ended: delivered, refused, or given up after the horizon."""
+        await self.outbox.drain()
 
     async def aclose(self) -> None:
         """Stop delivering; what is still PENDING stays so in the outbox for the next start."""
-        tasks = [*self._tasks.values(), *self._warming]
+        await self.outbox.aclose()
+        tasks = list(self._warming)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    # -- delivery ------------------------------------------------------------
-
-    def _start(self, delivery: Delivery, fault: Fault | None) -> None:
-        if fault is not None:
-            self._in_flight[fault.id] = self._in_flight.get(fault.id, 0) + 1
-        self._first_sent[delivery.id] = asyncio.Event()
-        task = asyncio.create_task(self._deliver(delivery, fault), name=f"vigil.notifier.deliver.{delivery.id}")
-        self._tasks[delivery.id] = task
-        task.add_done_callback(lambda _: self._ended(delivery.id))
-
-    def _ended(self, ident: DeliveryId) -> None:
-        self._tasks.pop(ident, None)
-        tried = self._first_sent.pop(ident, None)
-        if tried is not None:
-            tried.set()
-
-    async def _deliver(self, delivery: Delivery, fault: Fault | None) -> None:
-        body = delivery.body.encode()
-        headers = {NOTIFICATION_HEADER: delivery.notification}
-        while True:
-            delivery.attempts += 1
-            if fault is not None:
-                fault.mark(Checkpoint.T07, self._wall())
-            sent = self._first_sent.get(delivery.id)
-            try:
-                try:
-                    result = await self._sender.send(
-                        delivery.url,
-                        body,
-                        headers=headers,
-                        timeout_s=self._timeout_s,
-                        on_sent=sent.set if sent is not None else None,
-                    )
-                finally:
-                    if sent is not None:
-                        sent.set()
-            except TemporaryError as exc:
-                delivery.last_error = str(exc)
-                delivery.last_status = getattr(exc, "status", None)
-                if delivery.attempts >= self._policy.max_attempts:
-                    await self._finish(delivery, fault, DeliveryState.FAILED)
-                    return
-                delay = exc.delay if exc.delay is not None else self._policy.delay(delivery.attempts, self._rng)
-                delivery.next_attempt_at = self._clock() + timedelta(seconds=delay)
-                await self._saver.save_records(delivery)
-                await asyncio.sleep(delay)
-                continue
-            except PermanentError as exc:
-                delivery.last_error = str(exc)
-                delivery.last_status = getattr(exc, "status", None)
-                await self._finish(delivery, fault, DeliveryState.FAILED)
-                return
-            crash_point("after-delivery")
-            delivery.last_status = result.status
-            delivery.last_error = None
-            delivery.delivered_at = self._clock()
-            if fault is not None:
-                fault.mark(Checkpoint.T08, self._wall(), keep_first=False)
-                if result.received_at is not None:
-                    previous = fault.checkpoints.get(Checkpoint.T09, 0.0)
-                    fault.mark(Checkpoint.T09, max(previous, result.received_at), keep_first=False)
-            await self._finish(delivery, fault, DeliveryState.DELIVERED)
-            return
-
-    async def _finish(self, delivery: Delivery, fault: Fault | None, state: DeliveryState) -> None:
-        delivery.state = state
-        delivery.next_attempt_at = None
-        if state is DeliveryState.FAILED:
-            log.warning("notification %s to %s failed: %s", delivery.notification, delivery.url, delivery.last_error)
-        records: list[Record] = [delivery]
-        if fault is not None:
-            # The fault's checkpoints are saved once, with its last delivery's
-            # outcome, not copied again with every one of (say) 200 deliveries.
-            left = self._in_flight.get(fault.id, 1) - 1
-            if left <= 0:
-                self._in_flight.pop(fault.id, None)
-                records.append(fault)
-            else:
-                self._in_flight[fault.id] = left
-        await self._saver.save_records(*records)
 
 
 def _pending(

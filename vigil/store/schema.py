@@ -311,6 +311,7 @@ deliveries = Table(
     Column("delivered_at", UtcDateTime, nullable=True),
     Column("last_status", BigInteger, nullable=True),
     Column("last_error", String, nullable=True),
+    Column("retry_since", UtcDateTime, nullable=True),
     Index("ix_deliveries_state", "state"),
     Index("ix_deliveries_subscription", "subscription"),
     Index("ix_deliveries_fault", "fault"),

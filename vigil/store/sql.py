@@ -433,6 +433,12 @@ class SqlStore:
             query = query.where(or_(c.created_at > since, and_(c.created_at == since, c.id > after)))
         return cast(list[Delivery], await self._select(spec, query))
 
+    async def delivery(self, ident: str) -> Delivery | None:
+        """One delivery of the log by id, if there is one."""
+        spec = RECORD_TABLES[RecordKind.DELIVERY]
+        found = await self._select(spec, select(spec.table).where(spec.table.c.id == ident))
+        return cast(Delivery, found[0]) if found else None
+
     async def fault_events(self, *, limit: int = 100, outcome: str | None = None) -> list[FaultEvent]:
         """The newest fault events (by when Vigil received them), with the given outcome if any."""
         _check_limit(limit)

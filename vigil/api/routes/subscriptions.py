@@ -11,6 +11,11 @@ does not pay for them; for the SOL 003 format that is also SOL 003's
 callback test: each callback must answer a GET with 204, or the
 subscription is refused with 422.
 
+Notifications an endpoint could not take are retried for the horizon
+(``notifier.retry_horizon_s``) and then FAILED; an admin sends them again
+with ``POST /v1/deliveries/{id}/redeliver`` or, for all of a subscription's,
+``POST /v1/subscriptions/{id}/redeliver``.
+
 Maintenance messages reach a subscription only if its ``event_types`` names
 ``maintenance.scheduled`` (a project's messages: its own, or every
 project's for an admin) or ``maintenance.host`` (host messages, which only
@@ -24,10 +29,17 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from vigil.api.auth import Principal
 from vigil.api.deps import Admin, Context, Reader
-from vigil.api.fault_schemas import DeliveryOut, FilterIn, MaintenanceEventType, SubscriptionIn, SubscriptionOut
+from vigil.api.fault_schemas import (
+    DeliveryOut,
+    FilterIn,
+    MaintenanceEventType,
+    RedeliveredOut,
+    SubscriptionIn,
+    SubscriptionOut,
+)
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.alarms import AlarmKind
-from vigil.domain.deliveries import DeliveryState
+from vigil.domain.deliveries import Delivery, DeliveryState
 from vigil.domain.errors import NotFound
 from vigil.domain.maintenance import HOST_EVENT_TYPE
 from vigil.domain.model import owner
@@ -155,9 +167,41 @@ async def show_subscription(ctx: Context, principal: Reader, ident: str) -> dict
 @router.delete("/v1/subscriptions/{ident}", status_code=204, summary="Unsubscribe")
 async def delete_subscription(ctx: Context, principal: Reader, ident: str) -> Response:
     subscription = visible_subscription(ctx, principal, ident)
-    await ctx.cloud.delete_records(subscription)
+    changes = ctx.cloud.begin("unsubscribe")
+    changes.forget(subscription)
+    for cleared in ctx.faults.notifier.subscription_removed(subscription):
+        changes.record(cleared)
+    await ctx.cloud.commit(changes)
     ctx.faults.subscriptions.remove(subscription.id)
     return Response(status_code=204)
+
+
+@router.post("/v1/subscriptions/{ident}/redeliver", summary="Send a subscription's FAILED deliveries again")
+async def redeliver_subscription(ctx: Context, _: Admin, ident: str) -> RedeliveredOut:
+    """Every delivery of the subscription that was given up (or refused) goes back to PENDING
+    and is sent again, with a new retry horizon."""
+    subscription = ctx.faults.subscriptions.get(ident)
+    failed: list[Delivery] = []
+    after: str | None = None
+    while True:
+        page = await ctx.faults.log.deliveries(
+            state=DeliveryState.FAILED, subscription=subscription.id, after=after, limit=1000
+        )
+        failed.extend(page)
+        if len(page) < 1000:
+            break
+        after = page[-1].id
+    again = await ctx.faults.notifier.redeliver(failed)
+    return RedeliveredOut(redelivered=len(again), deliveries=[d.id for d in again])
+
+
+@router.post("/v1/deliveries/{ident}/redeliver", summary="Send a FAILED delivery again")
+async def redeliver_one(ctx: Context, _: Admin, ident: str) -> dict[str, DeliveryOut]:
+    delivery = await ctx.faults.log.delivery(ident)
+    if delivery is None:
+        raise NotFound("delivery", ident)
+    [again] = await ctx.faults.notifier.redeliver([delivery])
+    return {"delivery": DeliveryOut.model_validate(again)}
 
 
 @router.get("/v1/deliveries", summary="The delivery log")

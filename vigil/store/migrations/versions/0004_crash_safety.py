@@ -11,6 +11,8 @@ Create Date: 2026-12-07
   recorded before there was a journal keep NULL.
 * ``host_findings``: what the inspector remembers of a host between reports
   (aggregated failures, reports suppressed in maintenance, held recoveries).
+* ``deliveries.retry_since``: when an admin asked to send a given-up delivery
+  again (its retries' horizon starts there).
 * Every integer column becomes 64-bit, so whatever the API accepts fits
   (PostgreSQL's INTEGER is 32-bit; SQLite's INTEGER is 64-bit already, and
   its tables are rebuilt only to match the declared type).
@@ -54,6 +56,7 @@ def upgrade() -> None:
         sa.Column("epoch", sa.BigInteger(), nullable=False),
     )
     op.add_column("fault_events", sa.Column("seq", sa.BigInteger(), nullable=True))
+    op.add_column("deliveries", sa.Column("retry_since", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_fault_events_seq", "fault_events", ["seq"], unique=True)
     op.create_table(
         "host_findings",
@@ -66,6 +69,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("host_findings")
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_column("retry_since")
     op.drop_index("ix_fault_events_seq", table_name="fault_events")
     with op.batch_alter_table("fault_events") as batch:
         batch.drop_column("seq")
