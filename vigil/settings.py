@@ -35,9 +35,13 @@ class ServerSettings(_Group):
 
 
 class StoreSettings(_Group):
-    """The database. Empty ``url`` means SQLite at ``<data_dir>/vigil.db``."""
+    """The database. Empty ``url`` means SQLite at ``<data_dir>/vigil.db``. History (cleared
+    faults and alarms, fault events, finished deliveries, resource events) older than
+    ``retention_days`` is pruned at start and every ``retention_interval_s``."""
 
     url: str | None = None
+    retention_days: float = Field(30.0, gt=0)
+    retention_interval_s: float = Field(3600.0, gt=0)
 
 
 class CloudSettings(_Group):

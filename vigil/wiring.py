@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
@@ -53,7 +53,14 @@ from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.service import Notifier
 from vigil.notifier.subscriptions import SubscriptionRegistry
 from vigil.serving import BackgroundServer
-from vigil.settings import CloudSettings, InspectorSettings, MonitorSettings, NotifierSettings, Settings
+from vigil.settings import (
+    CloudSettings,
+    InspectorSettings,
+    MonitorSettings,
+    NotifierSettings,
+    Settings,
+    StoreSettings,
+)
 from vigil.store.sql import SqlStore
 from vigil.topology.yaml_file import load_topology
 
@@ -193,6 +200,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     )
     intake = Intake(inspector, cloud, journal, notifier, clock=utcnow)
     watcher: asyncio.Task[None] | None = None
+    pruner: asyncio.Task[None] | None = None
     maintenance: MaintenanceService | None = None
     heartbeats: tuple[HeartbeatMonitor, HeartbeatListener] | None = None
     try:
@@ -216,8 +224,12 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         monitor = heartbeats[0] if heartbeats is not None else None
         services = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor)
         maintenance = await _start_maintenance(settings, store, cloud, notifier)
+        pruner = asyncio.create_task(_retention(store, settings.store), name="vigil.store.retention")
         yield Runtime(settings, store, bus, committer, cloud, services, monitor, maintenance)
     finally:
+        if pruner is not None:
+            pruner.cancel()
+            await asyncio.gather(pruner, return_exceptions=True)
         if maintenance is not None:
             await maintenance.aclose()
         if heartbeats is not None:
@@ -234,6 +246,20 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         await journal.stop()
         await committer.stop()
         await store.close()
+
+
+async def _retention(store: SqlStore, settings: StoreSettings) -> None:
+    """Prune history older than ``retention_days``: once at start (after the restore), then hourly."""
+    while True:
+        before = utcnow() - timedelta(days=settings.retention_days)
+        try:
+            pruned = await store.prune(before)
+        except Exception:  # the next round tries again; the store keeps its history meanwhile
+            log.exception("pruning history older than %s failed", before.isoformat())
+        else:
+            if any(pruned.values()):
+                log.info("pruned history older than %s: %s", before.isoformat(), pruned)
+        await asyncio.sleep(settings.retention_interval_s)
 
 
 async def _start_maintenance(
@@ -264,11 +290,12 @@ async def _restore_faults(
     intake: Intake,
     notifier: Notifier,
 ) -> None:
-    """Alarms, subscriptions, faults, the inspector's findings and the outbox as the last run
-    left them; then the reports it journaled but did not apply, applied again in order."""
-    alarms.load([r for r in await store.load_records(RecordKind.ALARM) if isinstance(r, Alarm)])
+    """The open alarms and faults, subscriptions, the inspector's findings and the outbox as the
+    last run left them (history stays in the store); then the reports it journaled but did
+    not apply, applied again in order."""
+    alarms.load([r for r in await store.open_records(RecordKind.ALARM) if isinstance(r, Alarm)])
     subscriptions.load([r for r in await store.load_records(RecordKind.SUBSCRIPTION) if isinstance(r, Subscription)])
-    faults = [r for r in await store.load_records(RecordKind.FAULT) if isinstance(r, Fault)]
+    faults = [r for r in await store.open_records(RecordKind.FAULT) if isinstance(r, Fault)]
     findings = [r for r in await store.load_records(RecordKind.HOST_FINDINGS) if isinstance(r, HostFindings)]
     named = {i for f in findings for i in (*f.suppressed.values(), *f.held.values())}
     inspector.load(faults, findings, await store.fault_events_by_id(named))

@@ -58,8 +58,10 @@ async def alarms(admin: httpx.AsyncClient, kind: str) -> list[dict[str, Any]]:
 
 
 async def events_of(admin: httpx.AsyncClient, count: int) -> list[dict[str, Any]] | None:
+    """At least ``count`` fault events, each applied (not still ``accepted`` by the journal only)."""
     found: list[dict[str, Any]] = (await admin.get("/v1/fault-events")).json()["fault_events"]
-    return found if len(found) >= count else None
+    applied = len(found) >= count and all(e["outcome"] != "accepted" for e in found)
+    return found if applied else None
 
 
 async def test_one_nic_down_warns_the_second_takes_the_host_down(

@@ -375,3 +375,35 @@ async def test_a_group_alarm_waits_for_its_threshold_of_members(
     await monitor.post("/v1/event", json=host_down("compute-2", "a2"))  # app-stby: 2 of 2
     [alarm] = (await vnf_a.get("/v1/alarms", params={"kind": "server_group.degraded"})).json()["alarms"]
     assert sorted(alarm["resource_ids"]) == ["vnf-a-app-act", "vnf-a-app-stby"]
+
+
+async def test_alarms_faults_and_fault_events_page_with_limit_and_marker(
+    admin: httpx.AsyncClient, monitor: httpx.AsyncClient
+) -> None:
+    for n in range(3):
+        await monitor.post("/v1/event", json=host_down("compute-2", f"pd{n}"))
+        await monitor.post("/v1/event", json=host_down("compute-2", f"pu{n}", type_="compute.host.up", status="up"))
+    faults = (await admin.get("/v1/faults")).json()["faults"]
+    assert len(faults) == 3
+    first = (await admin.get("/v1/faults", params={"limit": 2})).json()["faults"]
+    rest = (await admin.get("/v1/faults", params={"limit": 2, "marker": first[-1]["id"]})).json()["faults"]
+    assert [f["id"] for f in first + rest] == [f["id"] for f in faults]
+    alarms = (await admin.get("/v1/alarms")).json()["alarms"]
+    pages: list[dict[str, Any]] = []
+    marker = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"marker": marker} if marker else {})}
+        page = (await admin.get("/v1/alarms", params=params)).json()["alarms"]
+        pages.extend(page)
+        if len(page) < 2:
+            break
+        marker = page[-1]["id"]
+    assert [a["id"] for a in pages] == [a["id"] for a in alarms]
+    assert {a["state"] for a in alarms} == {"CLEARED", "ACTIVE"}  # group alarms stay while members are in ERROR
+    cleared = (await admin.get("/v1/alarms", params={"state": "CLEARED", "kind": "host.down"})).json()["alarms"]
+    assert len(cleared) == 3
+    assert (await admin.get(f"/v1/alarms/{cleared[0]['id']}")).json()["alarm"]["state"] == "CLEARED"
+    events = (await admin.get("/v1/fault-events", params={"limit": 4})).json()["fault_events"]
+    older = (await admin.get("/v1/fault-events", params={"marker": events[-1]["id"]})).json()["fault_events"]
+    assert len(events) + len(older) == 6
+    assert (await admin.get("/v1/alarms", params={"limit": 0})).status_code == 422

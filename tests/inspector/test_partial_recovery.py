@@ -67,6 +67,7 @@ class Rig:
     alarms: AlarmBook
     published: Recorder
     intake: Intake
+    store: SqlStore
     sent: int = 0
 
     async def report(self, type_: str, link: str, status: EventStatus = EventStatus.DOWN) -> FaultEvent:
@@ -86,8 +87,9 @@ class Rig:
         [handled] = await self.intake.receive([event])
         return handled
 
-    def degraded(self) -> list[Alarm]:
-        return [a for a in self.alarms.query(kind=AlarmKind.HOST_DEGRADED) if a.resource_id == HOST]
+    async def degraded(self) -> list[Alarm]:
+        """Every host.degraded alarm of the host, open or cleared (the history is the store's)."""
+        return [a for a in await self.store.alarms(kind=AlarmKind.HOST_DEGRADED) if a.resource_id == HOST]
 
     def active_degraded(self) -> Alarm | None:
         return self.alarms.active(AlarmKind.HOST_DEGRADED, HOST)
@@ -111,7 +113,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         alarms, published = AlarmBook(), Recorder()
         inspector = Inspector(cloud, alarms, published, policies=DEFAULT_POLICIES)
         intake = Intake(inspector, cloud, journal, published, clock=lambda: NOW)
-        yield Rig(cloud, alarms, published, intake)
+        yield Rig(cloud, alarms, published, intake, store)
     finally:
         await intake.aclose()
         await cloud.aclose()
@@ -148,7 +150,7 @@ async def test_a_partial_recovery_brings_the_host_back_and_warns_of_the_failure_
     assert rig.active_degraded() is None
     assert rig.host_status() is HostStatus.UP
     # One warning before the fault (cleared by it), one after; each raised once and cleared once.
-    assert [a.state for a in rig.degraded()] == [AlarmState.CLEARED, AlarmState.CLEARED]
+    assert [a.state for a in await rig.degraded()] == [AlarmState.CLEARED, AlarmState.CLEARED]
     assert rig.published.of(AlarmKind.HOST_DEGRADED) == [
         (Lifecycle.RAISED, 1, ["network.link/eth1"]),
         (Lifecycle.CLEARED, 2, ["network.link/eth1"]),
@@ -167,7 +169,7 @@ async def test_a_repeated_recovery_report_changes_nothing(rig: Rig) -> None:
     warning = rig.active_degraded()
     assert warning is not None
     assert warning.version == 1
-    assert len([a for a in rig.degraded() if a.active]) == 1
+    assert len([a for a in await rig.degraded() if a.active]) == 1
 
 
 async def test_the_failure_left_failing_again_with_another_takes_the_host_down_again(rig: Rig) -> None:
@@ -191,7 +193,7 @@ async def test_below_the_threshold_a_recovery_updates_the_one_warning(rig: Rig) 
     await rig.report("network.link.up", "eth2", EventStatus.UP)
 
     assert rig.host_status() is HostStatus.UP
-    assert len(rig.degraded()) == 1
+    assert len(await rig.degraded()) == 1
     assert rig.published.of(AlarmKind.HOST_DEGRADED) == [
         (Lifecycle.RAISED, 1, ["network.link/eth1"]),
         (Lifecycle.UPDATED, 2, ["network.link/eth1", "network.link/eth2"]),

@@ -14,9 +14,10 @@ from fastapi import Depends, Header, HTTPException, Request
 
 from vigil.api.auth import Principal, Role, TokenRegistry
 from vigil.controller.cloud import EmbeddedCloud
+from vigil.domain.alarms import Alarm
 from vigil.domain.deliveries import Delivery
 from vigil.domain.events import ResourceEvent
-from vigil.domain.faults import FaultEvent
+from vigil.domain.faults import Fault, FaultEvent
 from vigil.inspector.inspector import Inspector
 from vigil.inspector.intake import Intake
 from vigil.maintenance.service import MaintenanceService
@@ -52,7 +53,28 @@ class RecordLog(Protocol):
 
     async def delivery(self, ident: str) -> Delivery | None: ...
 
-    async def fault_events(self, *, limit: int = 100, outcome: str | None = None) -> list[FaultEvent]: ...
+    async def fault_events(
+        self, *, limit: int = 100, outcome: str | None = None, marker: str | None = None
+    ) -> list[FaultEvent]: ...
+
+    async def alarms(
+        self,
+        *,
+        project: str | None = None,
+        admin: bool = True,
+        resource_id: str | None = None,
+        severity: str | None = None,
+        state: str | None = None,
+        kind: str | None = None,
+        marker: str | None = None,
+        limit: int = 100,
+    ) -> list[Alarm]: ...
+
+    async def alarm(self, ident: str) -> Alarm | None: ...
+
+    async def faults(self, *, state: str | None = None, marker: str | None = None, limit: int = 100) -> list[Fault]: ...
+
+    async def fault(self, ident: str) -> Fault | None: ...
 
 
 @dataclass(slots=True)

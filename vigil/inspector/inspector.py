@@ -39,6 +39,7 @@ notifications carry the same ids and bodies.
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,6 +69,8 @@ from vigil.inspector.ports import Alarms, Controller, Publisher, UnitOfWork
 log = logging.getLogger(__name__)
 
 TENANT_DESCRIPTION = "host failure affecting your instances"
+# How many cleared faults stay in memory after their clearing.
+RECENT_FAULTS = 10_000
 # The purpose that derives the id of a suppressed failure applied after maintenance.
 AFTER_MAINTENANCE = "after-maintenance"
 
@@ -109,7 +112,8 @@ class Inspector:
         self.hold_down_s = hold_down_s
         self._self_damping = self_damping
         self._aggregator = Aggregator()
-        self._faults: dict[FaultId, Fault] = {}
+        self._faults: dict[FaultId, Fault] = {}  # the open faults (and the last cleared: _recent)
+        self._recent: OrderedDict[FaultId, Fault] = OrderedDict()
         self._open: dict[tuple[str, str], Fault] = {}  # (resource type, id) → active fault
         # target → failure key → the latest event suppressed while it was in maintenance
         self._suppressed: dict[str, dict[str, FaultEvent]] = {}
@@ -124,8 +128,8 @@ class Inspector:
         """Restore faults and each host's findings after a restart; ``events`` by id holds
         the suppressed and held events the findings name."""
         for fault in faults:
-            self._faults[fault.id] = fault
             if fault.state is FaultState.ACTIVE:
+                self._faults[fault.id] = fault
                 self._open[(fault.resource_type, fault.resource_id)] = fault
         for found in findings:
             for key, at in found.failures.items():
@@ -136,17 +140,19 @@ class Inspector:
                     target[found.host] = kept
 
     def fault(self, ident: str) -> Fault:
-        try:
-            return self._faults[FaultId(ident)]
-        except KeyError:
-            raise NotFound("fault", ident) from None
+        """An open fault, or one cleared recently; NotFound otherwise (the store has the rest)."""
+        found = self._faults.get(FaultId(ident)) or self._recent.get(FaultId(ident))
+        if found is None:
+            raise NotFound("fault", ident)
+        return found
 
-    def faults(self, state: FaultState | None = None) -> list[Fault]:
-        return [f for f in self._faults.values() if state is None or f.state is state]
+    def open_faults(self) -> list[Fault]:
+        return list(self._faults.values())
 
     @property
     def faults_by_id(self) -> dict[str, Fault]:
-        return {str(k): v for k, v in self._faults.items()}
+        """The faults in memory: open, and recently cleared."""
+        return {**{str(k): v for k, v in self._recent.items()}, **{str(k): v for k, v in self._faults.items()}}
 
     def held(self) -> list[tuple[str, str, FaultEvent, datetime]]:
         """Every held recovery: (target, failure key, event, when it is due)."""
@@ -584,6 +590,7 @@ class Inspector:
         fault.state = FaultState.CLEARED
         fault.cleared_at = now
         fault.events.append(event.id)
+        self._forget(fault)
         event.fault = fault.id
         rmap = self._controller.map
         own_fault = fault.resource_type == ResourceType.HOST
@@ -600,6 +607,14 @@ class Inspector:
         self._publish(changes, None, uow)
         uow.record(fault)
         event.outcome = Outcome.FAULT_CLEARED
+
+    def _forget(self, fault: Fault) -> None:
+        """A cleared fault leaves memory, but for the last ``RECENT_FAULTS`` (its profile is still
+        being completed by its deliveries; the store keeps it all)."""
+        self._faults.pop(fault.id, None)
+        self._recent[fault.id] = fault
+        if len(self._recent) > RECENT_FAULTS:
+            self._recent.popitem(last=False)
 
     # -- virtual to virtual: server groups recover with their members ----------
 

@@ -1,11 +1,17 @@
-"""The alarm book: every alarm, indexed by fault, project and active resource.
+"""The alarm book: the open alarms, indexed by fault and active resource.
 
 Raising, updating and clearing go through here so each returns the
 :class:`~vigil.domain.alarms.AlarmChange` the notifier fans out, and so an
 alarm is never raised twice for the same thing: ``active(kind, resource)``
 finds the one already raised.
+
+Only open alarms live here (and the last ``RECENT`` cleared ones, so an
+alarm cleared a moment ago is still found while its clearing is being
+written): memory does not grow with history. The history is the store's
+(``vigil.store.reads``), paged by the API.
 """
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -14,22 +20,28 @@ from vigil.domain.alarms import AckState, Alarm, AlarmChange, AlarmId, AlarmKind
 from vigil.domain.errors import NotFound
 from vigil.domain.faults import FaultId, Severity
 
+# How many cleared alarms stay in memory after their clearing.
+RECENT = 10_000
+
 
 class AlarmBook:
-    def __init__(self) -> None:
-        self._alarms: dict[AlarmId, Alarm] = {}
-        self._by_fault: dict[FaultId, list[Alarm]] = {}
+    def __init__(self, recent: int = RECENT) -> None:
+        self._alarms: dict[AlarmId, Alarm] = {}  # open alarms
+        self._recent: OrderedDict[AlarmId, Alarm] = OrderedDict()  # the last cleared ones
+        self._keep = recent
+        self._by_fault: dict[FaultId, list[Alarm]] = {}  # open alarms by fault
         self._active: dict[tuple[AlarmKind, str, str | None], Alarm] = {}
 
     def load(self, alarms: Iterable[Alarm]) -> None:
+        """The open alarms a restart found in the store."""
         for alarm in alarms:
-            self._index(alarm)
+            if alarm.active:
+                self._index(alarm)
 
     def _index(self, alarm: Alarm) -> None:
         self._alarms[alarm.id] = alarm
         self._by_fault.setdefault(alarm.fault, []).append(alarm)
-        if alarm.active:
-            self._active[(alarm.kind, alarm.resource_id, alarm.project)] = alarm
+        self._active[(alarm.kind, alarm.resource_id, alarm.project)] = alarm
 
     def raise_alarm(
         self,
@@ -80,47 +92,34 @@ class AlarmBook:
         previous = alarm.severity
         alarm.clear(now)
         self._active.pop((alarm.kind, alarm.resource_id, alarm.project), None)
+        self._alarms.pop(alarm.id, None)
+        siblings = [a for a in self._by_fault.get(alarm.fault, []) if a is not alarm]
+        if siblings:
+            self._by_fault[alarm.fault] = siblings
+        else:
+            self._by_fault.pop(alarm.fault, None)
+        self._recent[alarm.id] = alarm
+        if len(self._recent) > self._keep:
+            self._recent.popitem(last=False)
         return AlarmChange(Lifecycle.CLEARED, alarm, previous_severity=previous)
-
-    def clear_fault(self, fault: FaultId, now: datetime) -> list[AlarmChange]:
-        return [self.clear(a, now) for a in self._by_fault.get(fault, []) if a.active]
 
     def active(self, kind: AlarmKind, resource_id: str, project: str | None = None) -> Alarm | None:
         return self._active.get((kind, resource_id, project))
 
     def get(self, ident: str) -> Alarm:
-        try:
-            return self._alarms[AlarmId(ident)]
-        except KeyError:
-            raise NotFound("alarm", ident) from None
+        """An open alarm, or one cleared recently; NotFound otherwise (the store has the rest)."""
+        alarm = self._alarms.get(AlarmId(ident)) or self._recent.get(AlarmId(ident))
+        if alarm is None:
+            raise NotFound("alarm", ident)
+        return alarm
 
     def of_fault(self, fault: str) -> list[Alarm]:
+        """The open alarms of a fault."""
         return list(self._by_fault.get(FaultId(fault), []))
 
-    def query(
-        self,
-        *,
-        project: str | None = None,
-        admin: bool = True,
-        resource_id: str | None = None,
-        severity: Severity | None = None,
-        state: AlarmState | None = None,
-        kind: AlarmKind | None = None,
-    ) -> list[Alarm]:
-        """Alarms in raise order. A non-admin sees only ``project``'s alarms."""
-        found = []
-        for alarm in self._alarms.values():
-            if not admin and alarm.project != project:
-                continue
-            if admin and project is not None and alarm.project != project:
-                continue
-            if resource_id is not None and resource_id != alarm.resource_id and resource_id not in alarm.resource_ids:
-                continue
-            if severity is not None and alarm.severity is not severity:
-                continue
-            if state is not None and alarm.state is not state:
-                continue
-            if kind is not None and alarm.kind is not kind:
-                continue
-            found.append(alarm)
-        return found
+    def open(self, kind: AlarmKind | None = None) -> list[Alarm]:
+        """The open alarms (of ``kind``), in raise order."""
+        return [a for a in self._alarms.values() if kind is None or a.kind is kind]
+
+    def __len__(self) -> int:
+        return len(self._alarms)

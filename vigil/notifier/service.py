@@ -308,7 +308,7 @@ class Notifier:
     def _unreachable_alarms(self) -> list[Alarm]:
         if self._alarms is None:
             return []
-        return [a for a in self._alarms.query(kind=AlarmKind.SUBSCRIPTION_UNREACHABLE) if a.active]
+        return self._alarms.open(AlarmKind.SUBSCRIPTION_UNREACHABLE)
 
     def _rebuilt(self, subscription: Subscription, url: str, since: datetime) -> Delivery:
         now = self._clock()

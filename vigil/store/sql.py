@@ -21,15 +21,16 @@ changes it caused, its alarms and the deliveries that announce them become
 durable together. Upserts go parent-first and deletes child-first,
 and there are no foreign keys to check (see :mod:`vigil.store.schema`).
 
-Reading: :meth:`SqlStore.load` gives the resource map's snapshot,
-:meth:`SqlStore.load_records` every record of a kind (restoring the
-inspector, alarm book, subscriptions and notifier after a restart), and
-:meth:`SqlStore.events`, :meth:`SqlStore.deliveries` and
-:meth:`SqlStore.fault_events` are the paged, filtered queries of the admin
-API (the event log, the delivery log, the raw fault events) and the
-notifier's outbox on restart (``deliveries(state="PENDING")``).
-:meth:`SqlStore.maintenance_sessions`, :meth:`SqlStore.instance_constraints`
-and :meth:`SqlStore.group_constraints` restore the maintenance engine.
+Reading: :meth:`SqlStore.load` gives the resource map's snapshot; the
+paged, filtered queries of the admin API and what a start reads of the
+history (open faults and alarms, the journal's unapplied tail, the outbox)
+are in ``vigil.store.reads``. Old history is pruned by
+``vigil.store.retention``.
+
+On SQLite, writes run in one thread of their own (a transaction is one
+hand-off), and the journal's small appends go through
+``vigil.store.quick`` on the caller's thread when the lock is free. On
+PostgreSQL they go through the async engine.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: readers (the admin API
 paging the event log) never block the writer, and a commit appends to the
@@ -47,19 +48,19 @@ advisory lock on PostgreSQL, the write lock on SQLite).
 """
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Select, Table, and_, create_engine, delete, event, func, or_, select, text
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -69,19 +70,19 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.sql.dml import Insert
 
 from vigil.controller.ports import ChangeBatch, Snapshot
-from vigil.domain.deliveries import Delivery
 from vigil.domain.errors import DomainError
-from vigil.domain.events import EventAction, ResourceEvent
-from vigil.domain.faults import FaultEvent, Outcome
-from vigil.domain.ids import ProjectId
-from vigil.domain.maintenance import GroupConstraints, InstanceConstraints, MaintenanceSession
+from vigil.domain.events import ResourceEvent
 from vigil.domain.model import Resource, ResourceType
-from vigil.domain.records import Record, RecordKind
 from vigil.domain.retry import PermanentError, TemporaryError
 from vigil.store.lease import StoreInUse, WriterLease
-from vigil.store.schema import RECORD_TABLES, RESOURCE_TABLES, TABLES, Stored, TableSpec, resource_events
+from vigil.store.quick import QuickWriter
+from vigil.store.reads import Reads
+from vigil.store.retention import prune
+from vigil.store.schema import RESOURCE_TABLES, TABLES, Stored, TableSpec, resource_events
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+T = TypeVar("T")
 
 # asyncpg refuses statements with more bind parameters than this.
 MAX_PARAMETERS = 32_767
@@ -146,7 +147,7 @@ def _rows_per_statement(table: Table) -> int:
     return max(1, min(MAX_ROWS, MAX_PARAMETERS // len(table.columns)))
 
 
-class SqlStore:
+class SqlStore(Reads):
     """The durable resource map and event log (implements ``vigil.controller.ports.Store``).
 
     ``SqlStore(url)`` does nothing until :meth:`open` (or ``async with``);
@@ -173,7 +174,7 @@ class SqlStore:
         # meeting SQLite's busy handler, which sleeps (1, 2, 5 ... 100 ms) between tries.
         self._writer: Engine | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
-        self._quick: _QuickWriter | None = None
+        self._quick: QuickWriter | None = None
         self._engine: AsyncEngine | None = None
         self._upserts: dict[str, Insert] = {}
 
@@ -210,7 +211,7 @@ class SqlStore:
         if self._writer is not None and self._file is not None:
             # Small writes (the journal's) are tried at once on the event loop's thread,
             # never waiting for the lock: no hand-off at all when the database is free.
-            self._quick = _QuickWriter(self._file, self._upserts)
+            self._quick = QuickWriter(self._file, self._upserts)
         self._engine = engine
         self.lease = lease
 
@@ -331,14 +332,23 @@ class SqlStore:
         if not batch:
             return
         try:
-            if self._writer is not None:
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._writer_thread, self._save_in_writer_thread, batch)
-            else:
-                async with self._transaction(self.engine, write=True) as conn:
-                    await conn.run_sync(self._write, batch)
+            await self.in_write_transaction(lambda conn: self._write(conn, batch))
         except Exception as exc:
             raise classify_failure(exc) from exc
+
+    async def in_write_transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` (synchronous SQLAlchemy Core on ``conn``) in one write transaction: on
+        SQLite in the writer thread, so this process's writers take turns; elsewhere through
+        the async engine. Raises what the database raised."""
+        if self._writer is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._writer_thread, self._in_writer_thread, work)
+        async with self._transaction(self.engine, write=True) as conn:
+            return await conn.run_sync(work)
+
+    async def prune(self, before: datetime, *, chunk: int = 5_000) -> dict[str, int]:
+        """Delete the history older than ``before`` (``vigil.store.retention``), a chunk per transaction."""
+        return await prune(self, before, chunk=chunk)
 
     async def append(self, batch: ChangeBatch) -> None:
         """As :meth:`save`, for a small batch that must be durable quickly (the journal's).
@@ -357,15 +367,12 @@ class SqlStore:
                 return
         await self.save(batch)
 
-    def _save_in_writer_thread(self, batch: ChangeBatch) -> None:
+    def _in_writer_thread(self, work: Callable[[Connection], T]) -> T:
         assert self._writer is not None
-        self._save_with(self._writer, batch)
-
-    def _save_with(self, engine: Engine, batch: ChangeBatch) -> None:
-        with engine.connect() as conn:
+        with self._writer.connect() as conn:
             conn = conn.execution_options(**{_BEGIN: "BEGIN IMMEDIATE"})
             with conn.begin():
-                self._write(conn, batch)
+                return work(conn)
 
     def _write(self, conn: Connection, batch: ChangeBatch) -> None:
         """The statements of one batch, in a transaction the caller holds."""
@@ -397,194 +404,12 @@ class SqlStore:
             last_seq = await conn.scalar(select(func.coalesce(func.max(resource_events.c.seq), 0)))
         return Snapshot(resources=resources, last_seq=int(last_seq or 0))
 
-    # -- reading records ----------------------------------------------------
-
-    async def load_records(self, kind: RecordKind) -> list[Record]:
-        """Every stored record of a kind, oldest first (by its time field, if it has one, then its key)."""
-        spec = RECORD_TABLES[kind]
-        c = spec.table.c
-        query = select(spec.table).order_by(*(c[name] for name in spec.order), c[spec.key])
-        return await self._select(spec, query)
-
-    async def deliveries(
-        self,
-        *,
-        state: str | None = None,
-        subscription: str | None = None,
-        fault: str | None = None,
-        project: str | None = None,
-        after: str | None = None,
-        limit: int = 100,
-    ) -> list[Delivery]:
-        """Deliveries that match every filter given, by ``created_at`` then id, at most ``limit``.
-
-        Page by passing the last id of one page as ``after`` of the next; an
-        ``after`` that names no delivery gives an empty page.
-        """
-        _check_limit(limit)
-        spec = RECORD_TABLES[RecordKind.DELIVERY]
-        c = spec.table.c
-        query = select(spec.table).order_by(c.created_at, c.id).limit(limit)
-        for column, value in (("state", state), ("subscription", subscription), ("fault", fault), ("project", project)):
-            if value is not None:
-                query = query.where(c[column] == value)
-        if after is not None:
-            since = select(c.created_at).where(c.id == after).scalar_subquery()
-            query = query.where(or_(c.created_at > since, and_(c.created_at == since, c.id > after)))
-        return cast(list[Delivery], await self._select(spec, query))
-
-    async def delivery(self, ident: str) -> Delivery | None:
-        """One delivery of the log by id, if there is one."""
-        spec = RECORD_TABLES[RecordKind.DELIVERY]
-        found = await self._select(spec, select(spec.table).where(spec.table.c.id == ident))
-        return cast(Delivery, found[0]) if found else None
-
-    async def fault_events(self, *, limit: int = 100, outcome: str | None = None) -> list[FaultEvent]:
-        """The newest fault events (by when Vigil received them), with the given outcome if any."""
-        _check_limit(limit)
-        spec = RECORD_TABLES[RecordKind.FAULT_EVENT]
-        c = spec.table.c
-        query = select(spec.table).order_by(c.received_at.desc(), c.id.desc()).limit(limit)
-        if outcome is not None:
-            query = query.where(c.outcome == outcome)
-        return cast(list[FaultEvent], await self._select(spec, query))
-
-    async def journal_pending(self) -> list[FaultEvent]:
-        """The reports journaled but not yet applied (outcome ``accepted``), in journal order."""
-        spec = RECORD_TABLES[RecordKind.FAULT_EVENT]
-        c = spec.table.c
-        query = select(spec.table).where(c.outcome == Outcome.ACCEPTED).order_by(c.seq)
-        return cast(list[FaultEvent], await self._select(spec, query))
-
-    async def journal_state(self, keys: int) -> tuple[int, list[tuple[str, str]]]:
-        """The journal's last seq, and the dedup keys ``(monitor, monitor_event_id)`` of the
-        newest ``keys`` reports that were taken in (not refused), oldest first."""
-        c = RECORD_TABLES[RecordKind.FAULT_EVENT].table.c
-        refused = (Outcome.UNKNOWN_HOST, Outcome.NOT_APPLIED)
-        query = (
-            select(c.monitor, c.monitor_event_id)
-            .where(c.outcome.not_in(refused))
-            .order_by(c.received_at.desc(), c.seq.desc())
-            .limit(keys)
-        )
-        async with self.engine.connect() as conn:
-            last = await conn.scalar(select(func.coalesce(func.max(c.seq), 0)))
-            rows = (await conn.execute(query)).all()
-        return int(last or 0), [(row[0], row[1]) for row in reversed(rows)]
-
-    async def fault_events_by_id(self, ids: Iterable[str]) -> dict[str, FaultEvent]:
-        """The fault events with these ids, by id (missing ones are left out)."""
-        wanted = sorted(set(ids))
-        spec = RECORD_TABLES[RecordKind.FAULT_EVENT]
-        found: dict[str, FaultEvent] = {}
-        for chunk in _chunks(wanted, MAX_ROWS):
-            query = select(spec.table).where(spec.table.c.id.in_(chunk))
-            for found_event in cast(list[FaultEvent], await self._select(spec, query)):
-                found[found_event.id] = found_event
-        return found
-
-    async def maintenance_sessions(self) -> list[MaintenanceSession]:
-        """Every stored maintenance session, oldest first (by ``created_at``, then id), finished ones too."""
-        return cast(list[MaintenanceSession], await self.load_records(RecordKind.MAINTENANCE_SESSION))
-
-    async def instance_constraints(self) -> list[InstanceConstraints]:
-        """Every stored instance's FEAT03 constraints, by instance id."""
-        return cast(list[InstanceConstraints], await self.load_records(RecordKind.INSTANCE_CONSTRAINTS))
-
-    async def group_constraints(self) -> list[GroupConstraints]:
-        """Every stored instance group's FEAT03 constraints, by group id."""
-        return cast(list[GroupConstraints], await self.load_records(RecordKind.GROUP_CONSTRAINTS))
-
-    async def _select(self, spec: TableSpec[Record], query: Select[Any]) -> list[Record]:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(query)
-            return [spec.from_row(row) for row in result]
-
-    # -- reading the event log ---------------------------------------------
-
-    async def events(
-        self,
-        *,
-        after_seq: int = 0,
-        resource_type: str | None = None,
-        resource_id: str | None = None,
-        project: str | None = None,
-        limit: int = 100,
-    ) -> list[ResourceEvent]:
-        """Events with ``seq > after_seq`` that match every filter given, oldest first, at most ``limit``.
-
-        Page through the log by passing the last ``seq`` of one page as ``after_seq`` of the next.
-        """
-        _check_limit(limit)
-        c = resource_events.c
-        query = select(resource_events).where(c.seq > after_seq).order_by(c.seq).limit(limit)
-        if resource_type is not None:
-            query = query.where(c.resource_type == resource_type)
-        if resource_id is not None:
-            query = query.where(c.resource_id == resource_id)
-        if project is not None:
-            query = query.where(c.project == project)
-        async with self.engine.connect() as conn:
-            result = await conn.execute(query)
-            return [_event_from_row(row._mapping) for row in result]
-
     async def is_empty(self) -> bool:
         """Whether no host is stored yet, i.e. the cloud has not been bootstrapped."""
         hosts = RESOURCE_TABLES[ResourceType.HOST].table
         async with self.engine.connect() as conn:
             first = await conn.scalar(select(hosts.c.name).limit(1))
         return first is None
-
-
-class _QuickWriter:
-    """Upserts written at once on the calling thread, through a plain sqlite3 connection that
-    never waits for the lock: SQLAlchemy compiles each table's upsert once (with each column's
-    bind processor, so the values stored are exactly those of the usual path), and a batch is
-    one ``executemany`` per table between ``BEGIN IMMEDIATE`` and ``COMMIT``. Any failure
-    (the lock is taken, a value is refused) rolls back and reports False: the caller then
-    takes the usual path, which waits its turn and says what a failure means."""
-
-    def __init__(self, path: str, upserts: dict[str, Insert]) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout = 0")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        dialect = sqlite.dialect()
-        self._plans: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
-        for kind, statement in upserts.items():
-            compiled = statement.compile(dialect=dialect)
-            types = {c.name: c.type for c in TABLES[kind].table.columns}
-            columns = [(name, types[name].bind_processor(dialect)) for name in compiled.positiontup or ()]
-            self._plans[kind] = (compiled.string, columns)
-
-    def write(self, rows: dict[str, list[dict[str, Any]]]) -> bool:
-        cursor = self._conn.cursor()
-        try:
-            cursor.execute("BEGIN IMMEDIATE")
-            for kind in TABLES:
-                if kind in rows:
-                    sql, columns = self._plans[kind]
-                    values = [
-                        tuple(
-                            row[n] if convert is None or row[n] is None else convert(row[n]) for n, convert in columns
-                        )
-                        for row in rows[kind]
-                    ]
-                    cursor.executemany(sql, values)
-            cursor.execute("COMMIT")
-            return True
-        except Exception:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            return False
-        finally:
-            cursor.close()
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-def _bound(value: Any, convert: Callable[[Any], Any] | None) -> Any:
-    return value if convert is None or value is None else convert(value)
 
 
 def classify_failure(exc: BaseException) -> TemporaryError | PermanentError:
@@ -616,11 +441,6 @@ def _spec(kind: str) -> TableSpec[Stored]:
         raise ValueError(f"the store keeps no kind {kind!r}") from None
 
 
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, not {limit}")
-
-
 def _upsert(insert: postgresql.Insert | sqlite.Insert, spec: TableSpec[Stored]) -> Insert:
     """``INSERT … ON CONFLICT (key) DO UPDATE`` every other column to the new row's value."""
     others = {name: insert.excluded[name] for name in spec.columns if name != spec.key}
@@ -640,21 +460,6 @@ def _event_row(e: ResourceEvent) -> dict[str, Any]:
         "reason": e.reason,
         "changes": {name: [old, new] for name, (old, new) in e.changes.items()},
     }
-
-
-def _event_from_row(row: Any) -> ResourceEvent:
-    # JSON has no tuples: each change comes back as a two-item list.
-    changes = {name: (old, new) for name, (old, new) in row["changes"].items()}
-    return ResourceEvent(
-        seq=row["seq"],
-        time=row["time"],
-        resource_type=ResourceType(row["resource_type"]),
-        resource_id=row["resource_id"],
-        action=EventAction(row["action"]),
-        changes=changes,
-        project=ProjectId(row["project"]) if row["project"] is not None else None,
-        reason=row["reason"],
-    )
 
 
 __all__ = ["MIGRATIONS", "SqlStore", "StoreInUse", "StoreNotReady", "async_url", "migrations_config"]

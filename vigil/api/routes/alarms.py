@@ -1,19 +1,34 @@
-"""Alarms: members see their own project's (tenant) alarms, admins every alarm."""
+"""Alarms: members see their own project's (tenant) alarms, admins every alarm.
 
-from fastapi import APIRouter
+Lists come from the store, paged (``limit``, and ``marker`` the id of the
+last alarm of the previous page, in raise order), so no answer grows with
+history; one alarm is looked up in memory (open ones and those cleared a
+moment ago) before the store.
+"""
+
+from fastapi import APIRouter, Query
 
 from vigil.api.auth import Principal
 from vigil.api.deps import Context, Reader
 from vigil.api.fault_schemas import AlarmOut, AlarmPatch
+from vigil.api.views import Marker
 from vigil.domain.alarms import Alarm, AlarmKind, AlarmState
 from vigil.domain.errors import NotFound
 from vigil.domain.faults import Severity
 
 router = APIRouter(prefix="/v1/alarms", tags=["alarms"])
 
+ALARM_LIMIT = Query(100, ge=1, le=1000, description="At most this many alarms.")
 
-def visible_alarm(ctx: Context, principal: Principal, ident: str) -> Alarm:
-    alarm = ctx.faults.alarms.get(ident)
+
+async def visible_alarm(ctx: Context, principal: Principal, ident: str) -> Alarm:
+    try:
+        alarm = ctx.faults.alarms.get(ident)
+    except NotFound:
+        stored = await ctx.faults.log.alarm(ident)
+        if stored is None:
+            raise
+        alarm = stored
     if not principal.is_admin and alarm.project != principal.project:
         raise NotFound("alarm", ident)
     return alarm
@@ -28,30 +43,34 @@ async def list_alarms(
     severity: Severity | None = None,
     state: AlarmState | None = None,
     kind: AlarmKind | None = None,
+    limit: int = ALARM_LIMIT,
+    marker: str | None = Marker,
 ) -> dict[str, list[AlarmOut]]:
     if not principal.is_admin:
         if project is not None and project != principal.project:
             return {"alarms": []}
         project = principal.project
-    alarms = ctx.faults.alarms.query(
+    alarms = await ctx.faults.log.alarms(
         project=project,
         admin=principal.is_admin,
         resource_id=resource_id,
         severity=severity,
         state=state,
         kind=kind,
+        marker=marker,
+        limit=limit,
     )
     return {"alarms": [AlarmOut.model_validate(a) for a in alarms]}
 
 
 @router.get("/{ident}", summary="Show an alarm")
 async def show_alarm(ctx: Context, principal: Reader, ident: str) -> dict[str, AlarmOut]:
-    return {"alarm": AlarmOut.model_validate(visible_alarm(ctx, principal, ident))}
+    return {"alarm": AlarmOut.model_validate(await visible_alarm(ctx, principal, ident))}
 
 
 @router.patch("/{ident}", summary="Acknowledge an alarm")
 async def acknowledge_alarm(ctx: Context, principal: Reader, ident: str, body: AlarmPatch) -> dict[str, AlarmOut]:
-    alarm = visible_alarm(ctx, principal, ident)
+    alarm = await visible_alarm(ctx, principal, ident)
     alarm.acknowledge()
     await ctx.cloud.save_records(alarm)
     return {"alarm": AlarmOut.model_validate(alarm)}

@@ -1,12 +1,29 @@
-"""Faults and their Doctor profile, and the raw event log: admin only."""
+"""Faults and their Doctor profile, and the raw event log: admin only.
+
+Lists come from the store, paged (``limit``, ``marker``): faults in the order
+they opened, fault events newest first. One fault is looked up in memory
+(open ones and those cleared a moment ago) before the store.
+"""
 
 from fastapi import APIRouter, Query
 
 from vigil.api.deps import Admin, Context
 from vigil.api.fault_schemas import FaultEventOut, FaultOut, ProfileOut
+from vigil.api.views import Marker
+from vigil.domain.errors import NotFound
 from vigil.domain.faults import Checkpoint, Fault, FaultState
 
 router = APIRouter(tags=["faults"])
+
+
+async def find_fault(ctx: Context, ident: str) -> Fault:
+    try:
+        return ctx.faults.inspector.fault(ident)
+    except NotFound:
+        stored = await ctx.faults.log.fault(ident)
+        if stored is None:
+            raise
+        return stored
 
 
 def fault_view(fault: Fault) -> FaultOut:
@@ -26,18 +43,25 @@ def fault_view(fault: Fault) -> FaultOut:
 
 
 @router.get("/v1/faults", summary="List faults")
-async def list_faults(ctx: Context, _: Admin, state: FaultState | None = None) -> dict[str, list[FaultOut]]:
-    return {"faults": [fault_view(f) for f in ctx.faults.inspector.faults(state)]}
+async def list_faults(
+    ctx: Context,
+    _: Admin,
+    state: FaultState | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    marker: str | None = Marker,
+) -> dict[str, list[FaultOut]]:
+    faults = await ctx.faults.log.faults(state=state, marker=marker, limit=limit)
+    return {"faults": [fault_view(f) for f in faults]}
 
 
 @router.get("/v1/faults/{ident}", summary="Show a fault")
 async def show_fault(ctx: Context, _: Admin, ident: str) -> dict[str, FaultOut]:
-    return {"fault": fault_view(ctx.faults.inspector.fault(ident))}
+    return {"fault": fault_view(await find_fault(ctx, ident))}
 
 
 @router.get("/v1/faults/{ident}/profile", summary="Doctor profiler checkpoints of a fault")
 async def fault_profile(ctx: Context, _: Admin, ident: str) -> ProfileOut:
-    fault = ctx.faults.inspector.fault(ident)
+    fault = await find_fault(ctx, ident)
     relative = fault.profile_ms()
     return ProfileOut(
         fault=fault.id,
@@ -53,6 +77,7 @@ async def list_fault_events(
     _: Admin,
     outcome: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
+    marker: str | None = Marker,
 ) -> dict[str, list[FaultEventOut]]:
-    events = await ctx.faults.log.fault_events(limit=limit, outcome=outcome)
+    events = await ctx.faults.log.fault_events(limit=limit, outcome=outcome, marker=marker)
     return {"fault_events": [FaultEventOut.model_validate(e) for e in events]}

@@ -214,8 +214,9 @@ async def list_deliveries(
     project: str | None = None,
     after: str | None = Query(None, description="Start after the delivery with this id."),
     limit: int = Query(100, ge=1, le=1000),
+    marker: str | None = Query(None, description="The same as after, as every other list names it."),
 ) -> dict[str, list[DeliveryOut]]:
     found = await ctx.faults.log.deliveries(
-        state=state, subscription=subscription, fault=fault, project=project, after=after, limit=limit
+        state=state, subscription=subscription, fault=fault, project=project, after=after or marker, limit=limit
     )
     return {"deliveries": [DeliveryOut.model_validate(d) for d in found]}
