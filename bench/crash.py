@@ -67,8 +67,12 @@ async def run_store(kind: str, kills: int, seed: int, server: str, verbose: bool
         async with database(kind, server) as url:
             run = CrashRun(Path(scratch), store_url=url, seed=seed)
             rounds = await run.run(kills, on_round=progress)
-    violations = [v for r in rounds for v in r.violations]
-    points = Counter(r.kill.split(":")[0] for r in rounds if r.died_at_point)
+    violations = list(dict.fromkeys(v for r in rounds for v in r.violations))  # each distinct one once
+    points = Counter(
+        r.kill.split(":")[0] + (" (during start)" if "during start" in r.kill else "")
+        for r in rounds
+        if r.died_at_point
+    )
     return {
         "benchmark": "crash",
         "store": kind,
@@ -82,6 +86,12 @@ async def run_store(kind: str, kills: int, seed: int, server: str, verbose: bool
         "total_s": round(time.monotonic() - began, 1),
         "seed": seed,
     }
+
+
+def _point(kill: str) -> str:
+    """``after-notify:3`` → ``after-notify``; a death while starting is counted apart."""
+    name = kill.split(":")[0]
+    return f"{name} (during start)" if kill.endswith("during start") else name
 
 
 def main(argv: Sequence[str] | None = None) -> int:

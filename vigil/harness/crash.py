@@ -165,19 +165,30 @@ class CrashRun:
         if self.rng.random() < 0.5:
             crash_at = f"{self.rng.choice(sorted(POINTS))}:{self.rng.randint(1, 4)}"
         kill_after = self.rng.uniform(0.05, self.storm_s)
-        await self.server.start(crash_at=crash_at)
         acknowledged_before = sum(len(m.acknowledged) for m in self.monitors)
-        storm = asyncio.ensure_future(self._storm())
+        self._harness_killed = False
         try:
-            await self._until_death(crash_at, kill_after)
-        finally:
-            storm.cancel()
-            await asyncio.gather(storm, return_exceptions=True)
-        died_at_point = crash_at is not None and self.server.killed_itself() and not self._harness_killed
-        if crash_at is None:
-            kill = f"random after {kill_after * 1000:.0f} ms"
+            await self.server.start(crash_at=crash_at)
+        except RuntimeError:
+            if not self.server.killed_itself():
+                raise
+            # It died at its crash point while starting: recovering from the last kill
+            # (replaying the journal, rolling sessions back, resuming deliveries).
+            kill = f"{crash_at} during start"
         else:
-            kill = crash_at if died_at_point else f"{crash_at} not reached; killed after the storm"
+            storm = asyncio.ensure_future(self._storm())
+            try:
+                await self._until_death(crash_at, kill_after)
+            finally:
+                storm.cancel()
+                await asyncio.gather(storm, return_exceptions=True)
+            if crash_at is None:
+                kill = f"random after {kill_after * 1000:.0f} ms"
+            elif self._harness_killed:
+                kill = f"{crash_at} not reached; killed after the storm"
+            else:
+                kill = crash_at
+        died_at_point = crash_at is not None and self.server.killed_itself() and not self._harness_killed
 
         await self.server.start()
         violations: list[str] = []
@@ -201,7 +212,6 @@ class CrashRun:
     async def _until_death(self, crash_at: str | None, kill_after: float) -> None:
         """Wait for the server to die at its crash point, or kill it: at ``kill_after`` when no
         point is armed, or when the storm is over and the armed point was never reached."""
-        self._harness_killed = False
         deadline = kill_after if crash_at is None else self.storm_s + 0.5
         try:
             await asyncio.wait_for(self.server.wait(), deadline)

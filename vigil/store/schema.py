@@ -225,6 +225,7 @@ fault_events = Table(
     Index("ix_fault_events_monitor", "monitor", "monitor_event_id"),
     Index("ix_fault_events_received_at", "received_at"),
     Index("ix_fault_events_seq", "seq", unique=True),
+    Index("ix_fault_events_outcome", "outcome"),  # a start reads the journal's unapplied tail by it
 )
 
 host_findings = Table(

@@ -8,7 +8,8 @@ Create Date: 2026-12-07
   store's writer lease (host, pid, since) and the lease's ``epoch``, which
   grows by one at every taking (``vigil.store.lease``).
 * ``fault_events.seq``: the journal's order of the southbound reports; rows
-  recorded before there was a journal keep NULL.
+  recorded before there was a journal keep NULL. An index on ``outcome``
+  finds the journal's unapplied tail at start.
 * ``host_findings``: what the inspector remembers of a host between reports
   (aggregated failures, reports suppressed in maintenance, held recoveries).
 * ``deliveries.retry_since``: when an admin asked to send a given-up delivery
@@ -58,6 +59,7 @@ def upgrade() -> None:
     op.add_column("fault_events", sa.Column("seq", sa.BigInteger(), nullable=True))
     op.add_column("deliveries", sa.Column("retry_since", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_fault_events_seq", "fault_events", ["seq"], unique=True)
+    op.create_index("ix_fault_events_outcome", "fault_events", ["outcome"])
     op.create_table(
         "host_findings",
         sa.Column("host", sa.String(), primary_key=True),
@@ -71,6 +73,7 @@ def downgrade() -> None:
     op.drop_table("host_findings")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("retry_since")
+    op.drop_index("ix_fault_events_outcome", table_name="fault_events")
     op.drop_index("ix_fault_events_seq", table_name="fault_events")
     with op.batch_alter_table("fault_events") as batch:
         batch.drop_column("seq")
