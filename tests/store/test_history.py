@@ -86,7 +86,9 @@ async def test_retention_prunes_old_history_but_nothing_open_or_owed(store: SqlS
         fault(3),  # open: kept however old
         alarm(1, state=AlarmState.CLEARED, cleared_at=T0),
         alarm(2),  # open
-        fault_event(1, outcome=Outcome.FAULT_OPENED),
+        fault_event(1, outcome=Outcome.FAULT_OPENED, seq=1),
+        fault_event(4, outcome=Outcome.FAULT_OPENED),  # recorded before there was a journal (no seq)
+        fault_event(6, outcome=Outcome.FAULT_CLEARED, seq=6),  # old, but the journal's newest seq: kept
         fault_event(2, outcome=Outcome.ACCEPTED),  # still journaled: kept
         fault_event(3, outcome=Outcome.DUPLICATE, received_at=T0 + timedelta(days=40)),
         named,  # a held recovery names it: kept
@@ -98,15 +100,17 @@ async def test_retention_prunes_old_history_but_nothing_open_or_owed(store: SqlS
     batch.events = [
         ResourceEvent(1, T0, ResourceType.HOST, "compute-1", EventAction.UPDATED, {"forced_down": (False, True)}),
         ResourceEvent(2, T0 + timedelta(days=40), ResourceType.HOST, "compute-1", EventAction.UPDATED, {}),
+        ResourceEvent(3, T0, ResourceType.HOST, "compute-1", EventAction.UPDATED, {}),  # old, but the newest seq
     ]
     await store.save(batch)
 
     pruned = await store.prune(T0 + timedelta(days=30), chunk=1)
-    assert pruned == {"faults": 1, "alarms": 1, "fault_events": 1, "deliveries": 2, "resource_events": 1}
+    assert pruned == {"faults": 1, "alarms": 1, "fault_events": 2, "deliveries": 2, "resource_events": 1}
     assert sorted(f.ident for f in await store.load_records(RecordKind.FAULT)) == ["fault-2", "fault-3"]
     assert [a.ident for a in await store.load_records(RecordKind.ALARM)] == ["alarm-2"]
-    assert sorted(e.ident for e in await store.load_records(RecordKind.FAULT_EVENT)) == ["ev-002", "ev-003", "ev-005"]
+    kept = sorted(e.ident for e in await store.load_records(RecordKind.FAULT_EVENT))
+    assert kept == ["ev-002", "ev-003", "ev-005", "ev-006"]
     assert [d.ident for d in await store.load_records(RecordKind.DELIVERY)] == ["dl-002"]
-    assert [e.seq for e in await store.events()] == [2]
+    assert [e.seq for e in await store.events()] == [2, 3]  # the newest seq stays: numbering goes on from it
     assert await store.prune(T0 + timedelta(days=30)) == dict.fromkeys(pruned, 0)
     assert await store.save(ChangeBatch()) is None

@@ -9,6 +9,9 @@ fault cycle. :func:`prune` deletes, older than a cut-off:
 * finished deliveries (by ``created_at``; a PENDING one is still owed);
 * resource events (by ``time``).
 
+The newest fault event and resource event are always kept: their ``seq`` is
+where the journal's and the event log's numbering goes on after a restart.
+
 Open faults and alarms, pending deliveries, and the resources themselves are
 never pruned. Each chunk is its own short transaction, so a prune never holds
 the writer for long. ``vigil.wiring`` runs it at start and then hourly, for
@@ -19,7 +22,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy import Connection, and_, delete, func, or_, select
 
 from vigil.domain.alarms import AlarmState
 from vigil.domain.deliveries import DeliveryState
@@ -45,11 +48,25 @@ def _targets(before: datetime, named: set[str]) -> list[tuple[str, Any, Any]]:
         (
             "fault_events",
             events.id,
-            and_(events.received_at < before, events.outcome != Outcome.ACCEPTED, events.id.not_in(sorted(named))),
+            and_(
+                events.received_at < before,
+                events.outcome != Outcome.ACCEPTED,
+                events.id.not_in(sorted(named)),
+                or_(events.seq.is_(None), events.seq < _newest(events.seq)),  # no seq: from before the journal
+            ),
         ),
         ("deliveries", deliveries.id, and_(deliveries.state != DeliveryState.PENDING, deliveries.created_at < before)),
-        ("resource_events", resource_events.c.seq, resource_events.c.time < before),
+        (
+            "resource_events",
+            resource_events.c.seq,
+            and_(resource_events.c.time < before, resource_events.c.seq < _newest(resource_events.c.seq)),
+        ),
     ]
+
+
+def _newest(seq: Any) -> Any:
+    """The highest seq: its row is kept, so the numbering goes on from it after a restart."""
+    return select(func.max(seq)).scalar_subquery()
 
 
 async def prune(store: Writer, before: datetime, *, chunk: int = 5_000) -> dict[str, int]:
