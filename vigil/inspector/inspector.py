@@ -41,7 +41,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from vigil.domain.alarms import AlarmChange, AlarmKind
@@ -62,7 +62,7 @@ from vigil.domain.faults import (
 from vigil.domain.findings import HostFindings
 from vigil.domain.model import Host, ResourceType
 from vigil.domain.states import InstanceState
-from vigil.inspector.aggregation import Aggregator
+from vigil.inspector.memory import HostMemory
 from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy, Target, split_type
 from vigil.inspector.ports import Alarms, Controller, Publisher, UnitOfWork
 
@@ -111,16 +111,12 @@ class Inspector:
         self.policies = dict(policies)
         self.hold_down_s = hold_down_s
         self._self_damping = self_damping
-        self._aggregator = Aggregator()
+        self._memory = HostMemory()
+        self._aggregator = self._memory.aggregator
         self._faults: dict[FaultId, Fault] = {}  # the open faults (and the last cleared: _recent)
         self._recent: OrderedDict[FaultId, Fault] = OrderedDict()
         self._open: dict[tuple[str, str], Fault] = {}  # (resource type, id) → active fault
-        # target → failure key → the latest event suppressed while it was in maintenance
-        self._suppressed: dict[str, dict[str, FaultEvent]] = {}
-        # target → failure key → the recovery held back until the hold-down has passed
-        self._held: dict[str, dict[str, FaultEvent]] = {}
         self._started: list[Delivery] = []  # deliveries started by the unit of work being applied
-        self._dirty: set[str] = set()  # targets whose findings the unit of work changed
 
     # -- state -------------------------------------------------------------
 
@@ -131,13 +127,7 @@ class Inspector:
             if fault.state is FaultState.ACTIVE:
                 self._faults[fault.id] = fault
                 self._open[(fault.resource_type, fault.resource_id)] = fault
-        for found in findings:
-            for key, at in found.failures.items():
-                self._aggregator.add(found.host, key, at)
-            for target, ids in ((self._suppressed, found.suppressed), (self._held, found.held)):
-                kept = {key: events[ident] for key, ident in ids.items() if ident in events}
-                if kept:
-                    target[found.host] = kept
+        self._memory.load(findings, events)
 
     def fault(self, ident: str) -> Fault:
         """An open fault, or one cleared recently; NotFound otherwise (the store has the rest)."""
@@ -156,30 +146,25 @@ class Inspector:
 
     def held(self) -> list[tuple[str, str, FaultEvent, datetime]]:
         """Every held recovery: (target, failure key, event, when it is due)."""
-        delay = timedelta(seconds=self.hold_down_s)
-        return [
-            (target, key, event, event.received_at + delay)
-            for target, by_key in self._held.items()
-            for key, event in by_key.items()
-        ]
+        return self._memory.held(self.hold_down_s)
 
     def suppressed_out_of_maintenance(self) -> dict[str, list[FaultEvent]]:
         """Failures still suppressed on hosts no longer in maintenance (a restart came between)."""
         found: dict[str, list[FaultEvent]] = {}
-        for host, by_key in self._suppressed.items():
+        for host in self._memory.suppressed_targets():
             try:
                 in_maintenance = self._controller.map.host(host).in_maintenance
             except NotFound:
                 continue
             if not in_maintenance:
-                found[host] = list(by_key.values())
+                found[host] = list(self._memory.suppressed(host).values())
         return found
 
     def take_suppressed(self, host: str) -> list[FaultEvent]:
         """The latest suppressed event of each failure of ``host`` that still matters: a failure
         still down, or a recovery of a failure that was open before maintenance began."""
         wanted: list[FaultEvent] = []
-        for key, event in self._suppressed.get(host, {}).items():
+        for key, event in self._memory.suppressed(host).items():
             family, direction = split_type(event.type, event.status)
             if direction is EventStatus.DOWN or self._recovers(host, key, family, self.policies[family]):
                 wanted.append(event)
@@ -202,7 +187,7 @@ class Inspector:
     def apply(self, events: Sequence[FaultEvent], uow: UnitOfWork) -> list[Delivery]:
         """Handle journaled events in ``uow`` (events already ``duplicate`` are only recorded);
         return the deliveries started (their notifications are already under way)."""
-        self._started, self._dirty = [], set()
+        self._started = []
         for event in events:
             if event.outcome is Outcome.ACCEPTED:
                 self._handle(event, uow)
@@ -212,8 +197,8 @@ class Inspector:
     def apply_after_maintenance(self, host: str, events: Sequence[FaultEvent], uow: UnitOfWork) -> list[Delivery]:
         """``host`` left maintenance: drop what was suppressed on it, and apply ``events``, the
         failures still down it had suppressed, journaled again (:meth:`take_suppressed`)."""
-        self._started, self._dirty = [], set()
-        self._drop_suppressed(host)
+        self._started = []
+        self._memory.drop_suppressed(host)
         for event in events:
             self._handle(event, uow)
             uow.record(event)
@@ -221,32 +206,19 @@ class Inspector:
 
     def release(self, target: str, key: str, event_id: str, at: datetime, uow: UnitOfWork) -> list[Delivery]:
         """Apply a held recovery whose hold-down has passed (no-op if it was damped meanwhile)."""
-        self._started, self._dirty = [], set()
-        event = self._held.get(target, {}).get(key)
+        self._started = []
+        event = self._memory.held_event(target, key)
         if event is not None and event.id == event_id:
-            self._unhold(target, key)
+            self._memory.unhold(target, key)
             event.outcome = Outcome.ACCEPTED
             self._act(event, uow, at)
             uow.record(event)
         return self._finish(uow)
 
     def _finish(self, uow: UnitOfWork) -> list[Delivery]:
-        for target in sorted(self._dirty):
-            findings = self._findings(target)
-            if findings.empty:
-                uow.forget(findings)
-            else:
-                uow.record(findings)
-        started, self._started, self._dirty = self._started, [], set()
+        self._memory.record(uow)
+        started, self._started = self._started, []
         return started
-
-    def _findings(self, target: str) -> HostFindings:
-        return HostFindings(
-            host=target,
-            failures=self._aggregator.times(target),
-            suppressed={k: e.id for k, e in self._suppressed.get(target, {}).items()},
-            held={k: e.id for k, e in self._held.get(target, {}).items()},
-        )
 
     def _handle(self, event: FaultEvent, uow: UnitOfWork) -> None:
         family, direction = split_type(event.type, event.status)
@@ -256,13 +228,12 @@ class Inspector:
         self._forget_reapplied(target, event)
         if policy.target is Target.HOST and self._controller.map.host(target).in_maintenance:
             event.outcome = Outcome.SUPPRESSED
-            self._suppressed.setdefault(target, {})[key] = event
-            self._dirty.add(target)
+            self._memory.suppress(target, key, event)
             return
-        held = self._held.get(target, {}).get(key)
+        held = self._memory.held_event(target, key)
         if direction is EventStatus.DOWN and held is not None:
             # The failure is back before its recovery was told: nobody hears of either.
-            self._unhold(target, key)
+            self._memory.unhold(target, key)
             held.outcome = Outcome.DAMPED
             uow.record(held)
             event.outcome = Outcome.DAMPED
@@ -272,8 +243,7 @@ class Inspector:
             if held is not None:
                 event.outcome = Outcome.DAMPED  # already held: the first recovery's hold-down stands
                 return
-            self._held.setdefault(target, {})[key] = event
-            self._dirty.add(target)
+            self._memory.hold(target, key, event)
             event.outcome = Outcome.HELD
             return
         self._act(event, uow, event.received_at)
@@ -289,23 +259,12 @@ class Inspector:
             return (ResourceType.HOST, target) in self._open
         return key in self._aggregator.times(target)
 
-    def _unhold(self, target: str, key: str) -> None:
-        by_key = self._held.get(target, {})
-        by_key.pop(key, None)
-        if not by_key:
-            self._held.pop(target, None)
-        self._dirty.add(target)
-
     def _forget_reapplied(self, target: str, event: FaultEvent) -> None:
         """Once a suppressed failure is applied after maintenance (after a crash, from the
         journal), the host's suppressed set has been taken: it is dropped."""
-        by_key = self._suppressed.get(target)
-        if by_key and any(derived_event_id(e.id, AFTER_MAINTENANCE) == event.id for e in by_key.values()):
-            self._drop_suppressed(target)
-
-    def _drop_suppressed(self, target: str) -> None:
-        if self._suppressed.pop(target, None) is not None:
-            self._dirty.add(target)
+        suppressed = self._memory.suppressed(target)
+        if any(derived_event_id(e.id, AFTER_MAINTENANCE) == event.id for e in suppressed.values()):
+            self._memory.drop_suppressed(target)
 
     def _act(self, event: FaultEvent, uow: UnitOfWork, now: datetime) -> None:
         """Apply an event: a switch's or a host's recovery, failure or one more non-critical failure."""
@@ -498,7 +457,7 @@ class Inspector:
         key = failure_key(event, family, policy)
         at = event.time.timestamp()
         self._aggregator.add(host.name, key, at)
-        self._dirty.add(host.name)
+        self._memory.changed(host.name)
         count = self._aggregator.count(host.name, at, policy.window_s)
         if (ResourceType.HOST, host.name) in self._open:
             event.outcome = Outcome.CORRELATED
@@ -554,12 +513,12 @@ class Inspector:
         if policy.critical:
             if self._aggregator.keys(host.name):
                 self._aggregator.reset(host.name)
-                self._dirty.add(host.name)
+                self._memory.changed(host.name)
             self._clear_degraded(host.name, uow, now)
             self._clear(event, ResourceType.HOST, uow, now)
             return
         self._aggregator.remove(host.name, failure_key(event, family, policy))
-        self._dirty.add(host.name)
+        self._memory.changed(host.name)
         fault = self._open.get((ResourceType.HOST, host.name))
         remaining = self._aggregator.count(host.name, event.time.timestamp(), float("inf"))
         if fault is not None and fault.type == "aggregated" and remaining < policy.threshold:
