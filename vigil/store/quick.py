@@ -30,6 +30,9 @@ class QuickWriter:
         self._conn = sqlite3.connect(path, isolation_level=None)
         self._conn.execute("PRAGMA busy_timeout = 0")
         self._conn.execute("PRAGMA synchronous = NORMAL")
+        # WAL checkpoints are left to the writer thread's connection: one run here would
+        # stall the event loop for milliseconds now and then.
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         dialect = sqlite.dialect()
         self._plans: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
         for kind, statement in upserts.items():
