@@ -22,7 +22,7 @@ cloud: $(VENV)/.installed
 	$(BIN)/vigil cloud show --topology examples/cloud.yaml --instances
 
 serve: $(VENV)/.installed
-	$(BIN)/vigil serve --topology examples/cloud.yaml
+	$(BIN)/vigil serve --config examples/vigil.yaml
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check vigil tests bench

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from vigil.domain.callbacks import LOOPBACK
 from vigil.harness.consumers import Recorder
 from vigil.harness.crash import TOPOLOGY
 from vigil.harness.server import ServeProcess, free_port
@@ -53,7 +54,11 @@ async def run(minutes: float, every_s: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="vigil-bench-outage-") as scratch:
         data_dir = Path(scratch)
         (data_dir / "topology.yaml").write_text(TOPOLOGY)
-        server = ServeProcess(data_dir / "vigil", TOKENS, {"cloud": {"topology": str(data_dir / "topology.yaml")}})
+        settings = {
+            "cloud": {"topology": str(data_dir / "topology.yaml")},
+            "notifier": {"allowed_callback_networks": list(LOOPBACK)},
+        }
+        server = ServeProcess(data_dir / "vigil", TOKENS, settings)
         admin_hooks, consumer = Recorder("admin"), Recorder("p1")
         await admin_hooks.start()
         port = free_port()

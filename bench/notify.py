@@ -46,6 +46,7 @@ import httpx
 
 from bench.stats import emit, percentile
 from vigil.api.auth import Principal, Role, TokenRegistry
+from vigil.domain.callbacks import LOOPBACK
 from vigil.settings import load_settings
 from vigil.wiring import BackgroundServer, create_server_app
 
@@ -218,6 +219,7 @@ async def run_case(case: Case, runs: int, warmup: int, payload_format: str) -> N
             cloud={"hosts": case.hosts, "instances_per_host": case.per_host, "projects": case.projects},
             monitor={"listen": "off"},
             inspector={"hold_down_s": 0},  # each fault recovers at once, so the next starts from the same state
+            notifier={"allowed_callback_networks": list(LOOPBACK)},  # the receivers listen on loopback
         )
         projects = [f"project-{p + 1:03d}" for p in range(case.projects)]
         tokens = {ADMIN: Principal("admin", Role.ADMIN), MONITOR: Principal("monitoring", Role.MONITOR)}

@@ -6,7 +6,8 @@
   cannot pass CI silently.
 * Every Vigil a test starts, in process or as a ``vigil serve`` child, has its
   heartbeat monitor on a free loopback UDP port rather than the default 8771,
-  so tests never collide with each other or with a Vigil running here.
+  so tests never collide with each other or with a Vigil running here, and
+  lets callbacks reach loopback, where the tests' receivers listen.
 """
 
 import asyncio
@@ -16,6 +17,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 os.environ.setdefault("VIGIL_MONITOR__LISTEN", "127.0.0.1:0")
+# The tests' receivers listen on loopback, which the callback policy refuses unless allowed.
+os.environ.setdefault("VIGIL_NOTIFIER__ALLOWED_CALLBACK_NETWORKS", '["127.0.0.0/8", "::1/128"]')
 
 
 @pytest.fixture(autouse=True)

@@ -42,6 +42,7 @@ from rich.table import Table
 
 from vigil.api.auth import Principal, Role, TokenRegistry, new_token
 from vigil.consumer.webhook import running_consumer
+from vigil.domain.callbacks import LOOPBACK
 from vigil.settings import load_settings
 from vigil.testbed import bed
 from vigil.testbed.netns import TestbedError
@@ -158,6 +159,7 @@ async def run_fault_demo(
             auth={"tokens_file": data_dir / "tokens.yaml"},
             cloud={"topology": topology},
             monitor={"listen": "off"},  # the demo reports its fault itself; never take UDP 8771 from a Vigil here
+            notifier={"allowed_callback_networks": list(LOOPBACK)},  # the VNF manager listens on loopback
         )
         admin, monitor, member = new_token(), new_token(), new_token()
         tokens = TokenRegistry(

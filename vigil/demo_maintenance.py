@@ -62,6 +62,7 @@ from vigil.consumer.app_manager import AppManager, MaintenanceStep
 from vigil.consumer.manager import VnfManager
 from vigil.consumer.webhook import running_consumer
 from vigil.controller.resource_map import ResourceMap
+from vigil.domain.callbacks import LOOPBACK
 from vigil.domain.errors import DomainError
 from vigil.domain.model import Host, Instance
 from vigil.domain.states import InstanceState
@@ -370,6 +371,7 @@ def demo_settings(setup: DemoSetup, data_dir: Path) -> Settings:
             "migration_timeout_s": max(10.0, 20 * setup.migration_s),
         },
         monitor={"listen": "off"},  # no fault comes in; never take UDP 8771 from a Vigil here
+        notifier={"allowed_callback_networks": list(LOOPBACK)},  # the app manager listens on loopback
     )
 
 

@@ -7,6 +7,7 @@ then the defaults below. A typo in a file or a bad value stops start-up with
 a message naming the field, rather than being ignored.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,31 @@ class NotifierSettings(_Group):
     endpoint (5xx, timeouts, refused connections): one probe at a time, spaced by
     exponential backoff with jitter from ``retry_initial_s`` up to ``retry_max_delay_s``,
     for ``retry_horizon_s`` from a notification's creation before it is given up
-    (FAILED, and sent again when an admin asks)."""
+    (FAILED, and sent again when an admin asks). Callbacks may reach only globally
+    routable addresses, and those in ``allowed_callback_networks``; a project has at
+    most ``max_subscriptions_per_project`` subscriptions of at most
+    ``max_callbacks_per_subscription`` callbacks each."""
 
     timeout_s: float = Field(5.0, gt=0)
     retry_initial_s: float = Field(0.1, gt=0)
     retry_max_delay_s: float = Field(60.0, gt=0)
     retry_horizon_s: float = Field(86_400.0, gt=0)
+    allowed_callback_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks callbacks may reach although not globally routable, e.g. 10.0.0.0/8 or 127.0.0.0/8.",
+    )
+    max_subscriptions_per_project: int = Field(20, ge=1)
+    max_callbacks_per_subscription: int = Field(3, ge=1, le=10)
+
+    @field_validator("allowed_callback_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network: {network!r} ({exc})") from None
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> "NotifierSettings":

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from vigil.api.app import create_app
 from vigil.api.auth import TokenRegistry
-from vigil.api.deps import ApiContext, FaultServices
+from vigil.api.deps import ApiContext, FaultServices, SubscriptionLimits
 from vigil.bus.memory import InProcessBus
 from vigil.controller.changes import Committer
 from vigil.controller.cloud import CloudTimings, EmbeddedCloud
@@ -32,6 +32,7 @@ from vigil.controller.journal import Journal
 from vigil.controller.resource_map import ResourceMap
 from vigil.delivery.http import HttpSender
 from vigil.domain.alarms import Alarm, AlarmKind
+from vigil.domain.callbacks import CallbackPolicy
 from vigil.domain.deliveries import DeliveryState
 from vigil.domain.errors import NotFound
 from vigil.domain.faults import Fault
@@ -176,7 +177,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     journal = Journal(store)
     journal.start()
     cloud = EmbeddedCloud(ResourceMap(), committer, utcnow, timings=timings(settings.cloud))
-    sender = HttpSender()
+    sender = HttpSender(policy=CallbackPolicy.allowing(settings.notifier.allowed_callback_networks))
     await sender.start()
     alarms = AlarmBook()
     subscriptions = SubscriptionRegistry()
@@ -222,7 +223,10 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         await intake.resume()
         heartbeats = _start_monitor(settings.monitor, cloud, intake, alarms)
         monitor = heartbeats[0] if heartbeats is not None else None
-        services = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor)
+        limits = SubscriptionLimits(
+            settings.notifier.max_subscriptions_per_project, settings.notifier.max_callbacks_per_subscription
+        )
+        services = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor, limits)
         maintenance = await _start_maintenance(settings, store, cloud, notifier)
         pruner = asyncio.create_task(_retention(store, settings.store), name="vigil.store.retention")
         yield Runtime(settings, store, bus, committer, cloud, services, monitor, maintenance)

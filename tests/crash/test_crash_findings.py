@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from vigil.domain.callbacks import LOOPBACK
 from vigil.harness.consumers import Recorder
 from vigil.harness.crash import TOPOLOGY
 from vigil.harness.server import ServeProcess
@@ -60,7 +61,11 @@ async def consumer() -> AsyncIterator[Recorder]:
 async def server(tmp_path: Path, consumer: Recorder) -> AsyncIterator[ServeProcess]:
     """A server with p1's subscription made (and stopped again): each test starts it its way."""
     (tmp_path / "topology.yaml").write_text(TOPOLOGY)
-    settings = {"cloud": {"topology": str(tmp_path / "topology.yaml")}, "inspector": {"hold_down_s": 0}}
+    settings = {
+        "cloud": {"topology": str(tmp_path / "topology.yaml")},
+        "inspector": {"hold_down_s": 0},
+        "notifier": {"allowed_callback_networks": list(LOOPBACK)},
+    }
     serve = ServeProcess(tmp_path / "vigil", TOKENS, settings)
     await serve.start()
     async with client(serve, MEMBER) as member:

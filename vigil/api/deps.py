@@ -77,6 +77,14 @@ class RecordLog(Protocol):
     async def fault(self, ident: str) -> Fault | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionLimits:
+    """The notifier's quotas (``notifier.max_subscriptions_per_project``, ``max_callbacks_per_subscription``)."""
+
+    max_subscriptions_per_project: int = 20
+    max_callbacks_per_subscription: int = 3
+
+
 @dataclass(slots=True)
 class FaultServices:
     """The fault-management engines the routes drive."""
@@ -88,6 +96,7 @@ class FaultServices:
     log: RecordLog
     intake: Intake
     monitor: HeartbeatMonitor | None = None
+    limits: SubscriptionLimits = SubscriptionLimits()
 
 
 @dataclass(slots=True)

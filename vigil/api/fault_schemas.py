@@ -12,14 +12,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigil.api.storable import StorableIn
 from vigil.domain.alarms import AckState, AlarmKind, AlarmState, Lifecycle
+from vigil.domain.callbacks import MAX_URL_LENGTH
 from vigil.domain.deliveries import DeliveryState
 from vigil.domain.faults import EventStatus, FaultState, Severity
 from vigil.domain.maintenance import HOST_EVENT_TYPE, PROJECT_EVENT_TYPE
-from vigil.domain.subscriptions import PayloadFormat
+from vigil.domain.subscriptions import AuthType, PayloadFormat
 
 
 class _In(StorableIn):
@@ -137,11 +138,59 @@ class FilterIn(_In):
     lifecycles: list[Lifecycle] = Field(default_factory=list)
 
 
+class BasicParams(_In):
+    userName: Name
+    password: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class OAuth2Params(_In):
+    clientId: Name
+    clientPassword: Annotated[str, Field(min_length=1, max_length=255)]
+    tokenEndpoint: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+
+
+class AuthenticationIn(_In):
+    """SOL 003's ``SubscriptionAuthentication``: how Vigil proves itself to the callback.
+
+    One type: BASIC with ``paramsBasic``, or OAUTH2_CLIENT_CREDENTIALS with
+    ``paramsOauth2ClientCredentials`` (Vigil gets a token from the endpoint
+    and sends it as a Bearer token). Secrets are kept and never shown back."""
+
+    authType: list[AuthType] = Field(min_length=1, max_length=1)
+    paramsBasic: BasicParams | None = None
+    paramsOauth2ClientCredentials: OAuth2Params | None = None
+
+    @model_validator(mode="after")
+    def _params(self) -> "AuthenticationIn":
+        wanted = self.authType[0]
+        if wanted is AuthType.BASIC and self.paramsBasic is None:
+            raise ValueError("BASIC needs paramsBasic")
+        if wanted is AuthType.OAUTH2_CLIENT_CREDENTIALS and self.paramsOauth2ClientCredentials is None:
+            raise ValueError("OAUTH2_CLIENT_CREDENTIALS needs paramsOauth2ClientCredentials")
+        return self
+
+
+class AuthenticationOut(BaseModel):
+    """The authentication a subscription uses, without its secrets."""
+
+    authType: list[AuthType]
+    userName: str | None = None
+    tokenEndpoint: str | None = None
+
+
 class SubscriptionIn(_In):
     name: str = Field("", max_length=255)
     filter: FilterIn = Field(default_factory=FilterIn)
-    callbacks: list[AnyHttpUrl] = Field(min_length=1, max_length=10)
+    callbacks: list[Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]] = Field(
+        min_length=1,
+        max_length=10,
+        description=(
+            "http(s) URLs without credentials, reaching a globally routable address or one in "
+            "notifier.allowed_callback_networks; at most notifier.max_callbacks_per_subscription of them."
+        ),
+    )
     format: PayloadFormat = PayloadFormat.AODH
+    authentication: AuthenticationIn | None = None
 
 
 class SubscriptionOut(BaseModel):
@@ -153,6 +202,7 @@ class SubscriptionOut(BaseModel):
     callbacks: list[str]
     format: PayloadFormat
     created_at: datetime
+    authentication: AuthenticationOut | None = None
 
 
 class DeliveryOut(BaseModel):

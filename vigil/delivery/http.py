@@ -21,18 +21,35 @@ next request on it (aiohttp only retries idempotent methods itself), so a
 POST that fails that way is sent once more, at once, on a fresh
 connection. The receiver may then see it twice; the
 ``X-Vigil-Notification-Id`` header tells it so.
+
+The callback policy (``vigil.domain.callbacks``) is enforced where the
+connection is made: the session resolves names through
+:class:`PolicyResolver`, which drops every address the policy refuses, and
+aiohttp connects only to the addresses it returns, so the address checked is
+the address called (a name that later resolves elsewhere is checked again).
+A host aiohttp takes for an address literal (``127.0.0.1``, but also
+``2130706433``) never reaches a resolver: :meth:`HttpSender._url` reads it
+the way the system would and checks it once. A refused callback fails with
+PermanentError, for good. :meth:`HttpSender.check` applies the same rules
+when a subscription is made.
 """
 
 import asyncio
+import base64
 import json
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.helpers import is_ip_address
+from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from vigil.domain.callbacks import CallbackPolicy, CallbackRefused, check_url
 from vigil.domain.retry import PermanentError, TemporaryError, classify
 from vigil.notifier.ports import SendResult
 
@@ -46,6 +63,31 @@ async def _on_chunk_sent(session: aiohttp.ClientSession, context: Any, params: A
     asked = getattr(context, "trace_request_ctx", None)
     if isinstance(asked, dict) and (on_sent := asked.get("on_sent")) is not None:
         on_sent()
+
+
+class ForbiddenCallback(OSError):
+    """Every address of a callback's host is one the callback policy refuses."""
+
+
+class PolicyResolver(AbstractResolver):
+    """aiohttp's resolver, with every address the callback policy refuses taken out."""
+
+    def __init__(self, policy: CallbackPolicy) -> None:
+        self._policy = policy
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if self._policy.refusal(r["host"]) is None]
+        if not allowed:
+            reasons = sorted({self._policy.refusal(r["host"]) or "" for r in found})
+            raise ForbiddenCallback(f"{host} resolves to no address a callback may use: {'; '.join(reasons)}")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 _JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": "vigil-notifier"}
@@ -68,7 +110,9 @@ class HttpSender:
         limit_per_host: int = 100,
         keepalive_timeout_s: float = 60.0,
         warm_timeout_s: float = 2.0,
+        policy: CallbackPolicy | None = None,
     ) -> None:
+        self.policy = policy or CallbackPolicy()
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._keepalive_timeout_s = keepalive_timeout_s
@@ -86,6 +130,7 @@ class HttpSender:
             raise RuntimeError("this HttpSender was closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(
+                resolver=PolicyResolver(self.policy),
                 limit=self._limit,
                 limit_per_host=self._limit_per_host,
                 keepalive_timeout=self._keepalive_timeout_s,
@@ -162,6 +207,7 @@ class HttpSender:
                     json_answer = "json" in response.content_type
                 break
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                _forbidden(url, exc)
                 if isinstance(exc, aiohttp.ClientConnectorError):
                     raise TemporaryError(f"cannot connect to {url}: {exc}") from exc
                 remaining = deadline - loop.time()
@@ -202,17 +248,68 @@ class HttpSender:
         except aiohttp.InvalidURL as exc:
             raise PermanentError(f"not a usable URL: {url!r} ({exc})") from exc
         except aiohttp.ClientError as exc:
+            _forbidden(url, exc)
             raise TemporaryError(f"cannot reach {url}: {exc!r}") from exc
 
+    async def fetch_token(self, endpoint: str, client_id: str, secret: str) -> tuple[str, float]:
+        """RFC 6749 client credentials: POST ``grant_type=client_credentials`` with HTTP Basic
+        to ``endpoint`` (under the callback policy); the access token and its lifetime."""
+        session = await self._ready()
+        try:
+            async with session.post(
+                self._url(endpoint),
+                data={"grant_type": "client_credentials"},
+                headers={"Authorization": _basic(client_id, secret)},
+                timeout=self._timeout(self._warm_timeout_s),
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                answer = await response.read()
+        except TimeoutError as exc:
+            raise TemporaryError(f"no answer from the token endpoint within {self._warm_timeout_s} s") from exc
+        except aiohttp.ClientError as exc:
+            _forbidden(endpoint, exc)
+            raise TemporaryError(f"cannot reach the token endpoint: {exc!r}") from exc
+        classify(status)
+        try:
+            document = json.loads(answer)
+            return str(document["access_token"]), float(document.get("expires_in", 300))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentError("the token endpoint's answer has no access_token") from exc
+
+    async def check(self, url: str) -> None:
+        """Whether ``url`` is a callback the policy allows, now (its host resolved):
+        PermanentError naming the rule if not. Nothing is sent."""
+        host = self._url(url).raw_host or ""
+        if is_ip_address(host):
+            return  # an address literal, checked by _url
+        try:
+            await PolicyResolver(self.policy).resolve(host, 0, socket.AF_UNSPEC)
+        except ForbiddenCallback as exc:
+            raise PermanentError(f"callback refused: {exc}") from exc
+        except OSError as exc:
+            raise PermanentError(f"callback refused: its host {host} does not resolve") from exc
+
     def _url(self, url: str) -> URL:
+        """The parsed URL, once it passed the policy's URL rules and, for an address literal,
+        the address rules (an address does not change; a name is checked on each connection)."""
         parsed = self._urls.get(url)
         if parsed is None:
-            if len(self._urls) >= _MAX_CACHED_URLS:
-                self._urls.clear()
             try:
-                parsed = self._urls[url] = URL(url)
+                check_url(url)
+                parsed = URL(url)
+            except CallbackRefused as exc:
+                raise PermanentError(f"callback refused: {exc}") from exc
             except ValueError as exc:
                 raise PermanentError(f"not a usable URL: {url!r} ({exc})") from exc
+            host = parsed.raw_host or ""
+            if is_ip_address(host):
+                refusal = self.policy.refusal(_literal(host))
+                if refusal is not None:
+                    raise PermanentError(f"callback refused: {refusal}")
+            if len(self._urls) >= _MAX_CACHED_URLS:
+                self._urls.clear()
+            self._urls[url] = parsed
         return parsed
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
@@ -220,6 +317,29 @@ class HttpSender:
         if timeout is None:
             timeout = self._timeouts.setdefault(seconds, aiohttp.ClientTimeout(total=seconds))
         return timeout
+
+
+def _basic(user: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+
+
+def _literal(host: str) -> str:
+    """The address a host that looks like a literal means, as the system reads it
+    (``2130706433`` and ``127.1`` are 127.0.0.1); PermanentError if it means none."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), None, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror as exc:
+        raise PermanentError(f"callback refused: {host} is not an address") from exc
+    return str(infos[0][4][0]).split("%")[0]
+
+
+def _forbidden(url: str, exc: BaseException) -> None:
+    """Raise PermanentError if a connection failed because the policy refused every address."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ForbiddenCallback):
+            raise PermanentError(f"callback refused: {cause}") from exc
+        cause = cause.__cause__ or getattr(cause, "os_error", None)
 
 
 def _check_scheme(url: str) -> None:

@@ -44,6 +44,29 @@ class SubscriptionFilter:
     lifecycles: list[Lifecycle] = field(default_factory=list)
 
 
+class AuthType(StrEnum):
+    """ETSI SOL 013's authentication types for notifications (SOL 003 uses them)."""
+
+    BASIC = "BASIC"
+    OAUTH2_CLIENT_CREDENTIALS = "OAUTH2_CLIENT_CREDENTIALS"
+
+
+@dataclass(slots=True)
+class Authentication:
+    """How Vigil authenticates to a subscriber's callback: SOL 003's ``SubscriptionAuthentication``.
+
+    BASIC sends ``user``/``secret`` as HTTP Basic; OAUTH2_CLIENT_CREDENTIALS
+    gets a token from ``token_endpoint`` with ``user`` (client id) and
+    ``secret`` (client password) and sends it as a Bearer token. The secret
+    is kept in the store and never shown back.
+    """
+
+    type: AuthType
+    user: str
+    secret: str
+    token_endpoint: str | None = None
+
+
 @dataclass(slots=True)
 class Subscription:
     id: SubscriptionId
@@ -54,6 +77,7 @@ class Subscription:
     created_at: datetime
     filter: SubscriptionFilter = field(default_factory=SubscriptionFilter)
     name: str = ""
+    authentication: Authentication | None = None
 
     @property
     def ident(self) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 
 from vigil.crashpoints import POINTS
+from vigil.domain.callbacks import LOOPBACK
 from vigil.harness.consumers import Recorder
 from vigil.harness.invariants import check_notifications, check_state, snapshot
 from vigil.harness.monitors import Monitor
@@ -115,7 +116,11 @@ class CrashRun:
         settings: dict[str, Any] = {
             "cloud": {"topology": str(topology)},
             "inspector": {"hold_down_s": self.hold_down_s},
-            "notifier": {"retry_initial_s": 0.05, "retry_max_delay_s": 0.5},
+            "notifier": {
+                "retry_initial_s": 0.05,
+                "retry_max_delay_s": 0.5,
+                "allowed_callback_networks": list(LOOPBACK),
+            },
             "maintenance": {"reply_window_s": 2.0},
         }
         self.server = ServeProcess(self.data_dir / "vigil", tokens, settings, store_url=self.store_url)

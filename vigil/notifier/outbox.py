@@ -30,7 +30,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -101,6 +101,8 @@ class Outbox:
         self._timeout_s = timeout_s
         self._rng = rng or random.Random()
         self.watcher: EndpointWatcher | None = None
+        # Headers a delivery needs beyond the notification id (its subscription's authentication).
+        self.headers: Callable[[Delivery], Awaitable[Mapping[str, str]]] | None = None
         self._endpoints: dict[str, _Endpoint] = {}
         self._tasks: dict[DeliveryId, asyncio.Task[None]] = {}
         self._in_flight: dict[str, int] = {}  # fault id → deliveries of it not yet ended
@@ -205,10 +207,13 @@ class Outbox:
         sent = self._first_sent.get(delivery.id)
         try:
             try:
+                headers: dict[str, str] = {NOTIFICATION_HEADER: delivery.notification}
+                if self.headers is not None:
+                    headers.update(await self.headers(delivery))
                 result = await self._sender.send(
                     delivery.url,
                     delivery.body.encode(),
-                    headers={NOTIFICATION_HEADER: delivery.notification},
+                    headers=headers,
                     timeout_s=self._timeout_s,
                     on_sent=sent.set if sent is not None else None,
                 )

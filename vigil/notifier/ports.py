@@ -43,3 +43,12 @@ class Sender(Protocol):
         """Open a connection to ``url``'s server ahead of the first notification
         (a GET); return the status it answered."""
         ...
+
+    async def check(self, url: str) -> None:
+        """Raise PermanentError, naming the rule, if the callback policy refuses ``url`` (nothing is sent)."""
+        ...
+
+    async def fetch_token(self, endpoint: str, client_id: str, secret: str) -> tuple[str, float]:
+        """An OAuth 2.0 client-credentials token from ``endpoint``, and how many seconds it lasts;
+        TemporaryError or PermanentError as a send's."""
+        ...

@@ -27,6 +27,7 @@ same outbox; they have no fault, so no checkpoints.
 """
 
 import asyncio
+import base64
 import logging
 import random
 import time
@@ -41,7 +42,7 @@ from vigil.domain.faults import Checkpoint, Fault, FaultId, Severity
 from vigil.domain.maintenance import MaintenanceMessage
 from vigil.domain.records import Record
 from vigil.domain.retry import PermanentError, RetryPolicy, TemporaryError
-from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionId, visible_resources
+from vigil.domain.subscriptions import AuthType, PayloadFormat, Subscription, SubscriptionId, visible_resources
 from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.formats import render, render_alarm_list_rebuilt, render_message
 from vigil.notifier.outbox import NOTIFICATION_HEADER, Outbox, RecordSaver
@@ -50,11 +51,15 @@ from vigil.notifier.subscriptions import SubscriptionRegistry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NOTIFICATION_HEADER", "CallbackTestFailed", "Notifier", "RecordSaver"]
+__all__ = ["NOTIFICATION_HEADER", "CallbackNotAllowed", "CallbackTestFailed", "Notifier", "RecordSaver"]
 
 
 class CallbackTestFailed(DomainError):
     """A subscriber's callback did not pass the test (HTTP 422)."""
+
+
+class CallbackNotAllowed(DomainError):
+    """A callback the policy refuses (HTTP 422, naming the rule)."""
 
 
 class Recorder(Protocol):
@@ -105,7 +110,10 @@ class Notifier:
             rng=rng,
         )
         self.outbox.watcher = self
+        self.outbox.headers = self._authentication
         self._warming: set[asyncio.Task[None]] = set()
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}  # (endpoint, client) → (token, expiry)
+        self._token_locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     # -- the hot path --------------------------------------------------------
 
@@ -329,17 +337,47 @@ class Notifier:
             self._warming.add(task)
             task.add_done_callback(self._warming.discard)
 
+    async def check_callbacks(self, urls: Sequence[str]) -> None:
+        """Every URL a callback the policy allows (names resolved now): CallbackNotAllowed
+        naming the rule otherwise. Nothing is sent."""
+        for url in urls:
+            try:
+                await self._sender.check(url)
+            except PermanentError as exc:
+                raise CallbackNotAllowed(f"{url}: {exc.reason}") from None
+
     async def test_callbacks(self, urls: Sequence[str]) -> None:
         """ETSI SOL 003's callback test: a GET on each callback URI must answer 204.
 
-        Raises CallbackTestFailed naming the first that does not."""
+        Raises CallbackTestFailed naming the first that does not, and nothing
+        more: whether the port was closed, timed out or answered something else
+        is not told (it would make the test a port scanner)."""
         for url in urls:
             try:
                 status = await self._sender.warm(url)
-            except (TemporaryError, PermanentError) as exc:
-                raise CallbackTestFailed(f"callback test of {url} failed: {exc}") from exc
+            except (TemporaryError, PermanentError):
+                status = None
             if status != 204:
-                raise CallbackTestFailed(f"callback test: GET {url} answered {status}; SOL 003 expects 204")
+                raise CallbackTestFailed(f"callback test of {url} failed: a GET on it must answer 204")
+
+    async def _authentication(self, delivery: Delivery) -> dict[str, str]:
+        """The Authorization header the delivery's subscription asked for, if any."""
+        try:
+            auth = self.subscriptions.get(delivery.subscription).authentication
+        except DomainError:
+            return {}
+        if auth is None:
+            return {}
+        if auth.type is AuthType.BASIC:
+            credentials = base64.b64encode(f"{auth.user}:{auth.secret}".encode()).decode()
+            return {"Authorization": f"Basic {credentials}"}
+        key = (auth.token_endpoint or "", auth.user)
+        async with self._token_locks.setdefault(key, asyncio.Lock()):  # one fetch for concurrent deliveries
+            cached = self._tokens.get(key)
+            if cached is None or cached[1] <= self._wall():
+                token, lasts_s = await self._sender.fetch_token(key[0], auth.user, auth.secret)
+                cached = self._tokens[key] = (token, self._wall() + max(0.0, lasts_s - 10))
+        return {"Authorization": f"Bearer {cached[0]}"}
 
     async def _warm(self, url: str) -> None:
         try:

@@ -81,7 +81,7 @@ from vigil.domain.model import (
 )
 from vigil.domain.records import Record, RecordKind
 from vigil.domain.states import AdminState, DataPlaneStatus, GroupPolicy, InstanceState
-from vigil.domain.subscriptions import PayloadFormat, Subscription, SubscriptionFilter
+from vigil.domain.subscriptions import Authentication, AuthType, PayloadFormat, Subscription, SubscriptionFilter
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -290,6 +290,7 @@ subscriptions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("filter", JSON, nullable=False),
     Column("name", String, nullable=False),
+    Column("authentication", JSON, nullable=True),  # secrets: the database is the owner's only (0600)
 )
 
 deliveries = Table(
@@ -533,6 +534,7 @@ RESOURCE_TABLES: dict[str, TableSpec[Resource]] = {
 }
 
 _SUBSCRIPTION_FILTER = json_dataclass(SubscriptionFilter, {"severities": Severity, "lifecycles": Lifecycle})
+_AUTHENTICATION = json_dataclass(Authentication, enums={"type": AuthType})
 _HOST_PROGRESS = json_dict_of(
     json_dataclass(HostProgress, enums={"state": HostMaintenanceState}, times=("started_at", "ended_at"))
 )
@@ -566,7 +568,7 @@ RECORD_TABLES: dict[str, TableSpec[Record]] = {
             Subscription,
             "id",
             {"format": PayloadFormat},
-            {"filter": _SUBSCRIPTION_FILTER},
+            {"filter": _SUBSCRIPTION_FILTER, "authentication": _AUTHENTICATION},
             order=("created_at",),
         ),
         TableSpec[Record](

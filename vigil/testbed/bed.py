@@ -34,6 +34,7 @@ import httpx
 import yaml
 
 from vigil.api.auth import Role, new_token
+from vigil.domain.callbacks import LOOPBACK
 from vigil.settings import Settings
 from vigil.testbed import plan
 from vigil.testbed.netns import (
@@ -164,6 +165,8 @@ def _vigil_config(state: TestbedState, *, interval_ms: float | None) -> Path:
         "cloud": {"topology": str(topology)},
         "auth": {"tokens_file": str(tokens_file)},
     }
+    # The VNF manager listens in the root namespace, on the testbed's benchmarking addresses.
+    settings["notifier"] = {"allowed_callback_networks": [plan.TESTBED_NETWORK, *LOOPBACK]}
     fields = Settings.model_fields
     if "monitor" in fields:
         settings["monitor"] = {"listen": plan.heartbeat_address()}

@@ -24,6 +24,8 @@ MAX_HOSTS = 200
 
 MGMT_BRIDGE = "vgt-mgmt"
 DC_BRIDGE = "vgt-dc"
+# Every testbed address is in RFC 2544's benchmarking range (which Vigil's callback policy must allow).
+TESTBED_NETWORK = "198.18.0.0/15"
 MGMT_NET = "198.18.0"
 DC_NET = "198.19.0"
 PREFIXLEN = 24

@@ -30,6 +30,8 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from vigil.api.auth import Principal
 from vigil.api.deps import Admin, Context, Reader
 from vigil.api.fault_schemas import (
+    AuthenticationIn,
+    AuthenticationOut,
     DeliveryOut,
     FilterIn,
     MaintenanceEventType,
@@ -45,6 +47,8 @@ from vigil.domain.maintenance import HOST_EVENT_TYPE
 from vigil.domain.model import owner
 from vigil.domain.subscriptions import (
     MESSAGE_EVENT_TYPES,
+    Authentication,
+    AuthType,
     PayloadFormat,
     Subscription,
     SubscriptionFilter,
@@ -98,6 +102,25 @@ def _event_type(stored: str) -> AlarmKind | MaintenanceEventType:
     return MaintenanceEventType(stored) if stored in MESSAGE_EVENT_TYPES else AlarmKind(stored)
 
 
+def authentication_of(body: AuthenticationIn | None) -> Authentication | None:
+    if body is None:
+        return None
+    if body.authType[0] is AuthType.BASIC and body.paramsBasic is not None:
+        return Authentication(AuthType.BASIC, body.paramsBasic.userName, body.paramsBasic.password)
+    params = body.paramsOauth2ClientCredentials
+    assert params is not None  # the schema requires it
+    return Authentication(
+        AuthType.OAUTH2_CLIENT_CREDENTIALS, params.clientId, params.clientPassword, params.tokenEndpoint
+    )
+
+
+def authentication_view(auth: Authentication | None) -> AuthenticationOut | None:
+    """What a subscription's view shows of its authentication: never the secret."""
+    if auth is None:
+        return None
+    return AuthenticationOut(authType=[auth.type], userName=auth.user, tokenEndpoint=auth.token_endpoint)
+
+
 def subscription_view(s: Subscription) -> SubscriptionOut:
     return SubscriptionOut(
         id=s.id,
@@ -114,6 +137,7 @@ def subscription_view(s: Subscription) -> SubscriptionOut:
         callbacks=list(s.callbacks),
         format=s.format,
         created_at=s.created_at,
+        authentication=authentication_view(s.authentication),
     )
 
 
@@ -128,7 +152,24 @@ def visible_subscription(ctx: Context, principal: Principal, ident: str) -> Subs
 async def create_subscription(ctx: Context, principal: Reader, body: SubscriptionIn) -> dict[str, SubscriptionOut]:
     _authorize(ctx.cloud.map, principal, body.filter)
     _check_event_types(principal, body)
-    callbacks = [str(url) for url in body.callbacks]
+    limits = ctx.faults.limits
+    if len(body.callbacks) > limits.max_callbacks_per_subscription:
+        raise HTTPException(
+            422,
+            f"a subscription has at most {limits.max_callbacks_per_subscription} callbacks "
+            "(notifier.max_callbacks_per_subscription)",
+        )
+    held = len(ctx.faults.subscriptions.of_project(principal.project))
+    if held >= limits.max_subscriptions_per_project:
+        raise HTTPException(
+            409,
+            f"project {principal.project} has {held} subscriptions, the most it may have "
+            "(notifier.max_subscriptions_per_project): delete one first",
+        )
+    callbacks = list(body.callbacks)
+    authentication = authentication_of(body.authentication)
+    endpoints = [authentication.token_endpoint] if authentication and authentication.token_endpoint else []
+    await ctx.faults.notifier.check_callbacks([*callbacks, *endpoints])
     if body.format is PayloadFormat.SOL003:
         await ctx.faults.notifier.test_callbacks(callbacks)
     subscription = Subscription(
@@ -146,6 +187,7 @@ async def create_subscription(ctx: Context, principal: Reader, body: Subscriptio
             lifecycles=list(body.filter.lifecycles),
         ),
         name=body.name,
+        authentication=authentication,
     )
     await ctx.cloud.save_records(subscription)
     ctx.faults.subscriptions.add(subscription)
