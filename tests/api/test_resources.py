@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from vigil.domain.model import opaque_host_id
+
 
 async def wait_for_state(client: httpx.AsyncClient, ident: str, state: str) -> dict[str, object]:
     for _ in range(200):
@@ -50,7 +52,7 @@ async def test_members_see_only_their_own_instances(vnf_a: httpx.AsyncClient, vn
 
 async def test_an_instance_carries_its_hosts_status(admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient) -> None:
     before = (await vnf_a.get("/v1/instances/vnf-a-app-act")).json()["instance"]
-    assert before["host"] == "compute-1"
+    assert before["host"] == opaque_host_id("vnf-a", "compute-1")  # a tenant sees Nova's hostId, not the name
     assert before["host_status"] == "UP"
     response = await admin.post("/v1/hosts/compute-1/action", json={"action": "force-down", "reason": "test"})
     assert response.status_code == 200
@@ -62,7 +64,7 @@ async def test_an_instance_carries_its_hosts_status(admin: httpx.AsyncClient, vn
 async def test_ports_list_by_instance_and_host(admin: httpx.AsyncClient, vnf_b: httpx.AsyncClient) -> None:
     ports = (await vnf_b.get("/v1/ports", params={"instance": "vnf-b-gw"})).json()["ports"]
     assert {p["id"] for p in ports} == {"vnf-b-gw-data", "vnf-b-gw-mgmt"}
-    assert all(p["data_plane_status"] == "ACTIVE" and p["host"] == "compute-2" for p in ports)
+    assert all(p["data_plane_status"] == "ACTIVE" and p["host"] == opaque_host_id("vnf-b", "compute-2") for p in ports)
     on_host = (await admin.get("/v1/ports", params={"host": "compute-2"})).json()["ports"]
     assert {"vnf-b-gw-data", "vnf-b-gw-mgmt"} <= {p["id"] for p in on_host}
 

@@ -329,7 +329,7 @@ async def test_a_migration_whose_target_goes_down_ends_back_on_its_source(
     [port] = cloud.map.ports_of("worker")
     assert port.host == "compute-1"
     last = events.drain()[-1]
-    assert (last.resource_id, last.reason) == ("worker", "live-migrate failed: compute-2 went DOWN")
+    assert (last.resource_id, last.reason) == ("worker", "live-migrate failed: the destination host went DOWN")
     assert last.changes == {"state": (MIGRATING, ACTIVE), "migrating_to": ("compute-2", None)}
     assert await stored_state(rig) == map_state(cloud.map)
 

@@ -1,7 +1,10 @@
 """Turning domain objects into response bodies, and paging lists.
 
 Kept apart from the routes so every route renders a resource the same way
-(an instance always carries its host's ``host_status``).
+(an instance always carries its host's ``host_status``). A tenant never sees
+a host's name: where an answer to a member (``viewer``) would name a host, it
+names Nova's opaque host id for that project instead
+(``vigil.domain.model.opaque_host_id``), as the tenant's alarms do.
 """
 
 from collections.abc import Callable, Sequence
@@ -9,11 +12,22 @@ from typing import TypeVar
 
 from fastapi import Query
 
+from vigil.api.auth import Principal
 from vigil.api.schemas import EventOut, HostOut, InstanceOut, PortOut, ServerGroupOut
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.errors import NotFound
 from vigil.domain.events import ResourceEvent
-from vigil.domain.model import Host, Instance, Port, ServerGroup
+from vigil.domain.model import Host, Instance, Port, ServerGroup, opaque_host_id
+
+# Fields that name a host, in resources and in the changes of their events.
+HOST_FIELDS = ("host", "migrating_to")
+
+
+def shown_host(viewer: Principal | None, project: str | None, host: str | None) -> str | None:
+    """A host as ``viewer`` may see it: its name for an admin, its opaque id for a tenant."""
+    if host is None or viewer is None or viewer.is_admin:
+        return host
+    return opaque_host_id(project or viewer.project, host)
 
 T = TypeVar("T")
 
@@ -51,24 +65,26 @@ def host_view(rmap: ResourceMap, host: Host) -> HostOut:
     )
 
 
-def instance_view(rmap: ResourceMap, inst: Instance) -> InstanceOut:
+def instance_view(rmap: ResourceMap, inst: Instance, viewer: Principal | None = None) -> InstanceOut:
     host_status = rmap.host(inst.host).status if inst.host is not None else None
     return InstanceOut(
         id=inst.id,
         name=inst.name,
         project=inst.project,
-        host=inst.host,
+        host=shown_host(viewer, inst.project, inst.host),
         host_status=host_status,
         vcpus=inst.vcpus,
         state=inst.state,
         group=inst.group,
         metadata=dict(inst.metadata),
-        migrating_to=inst.migrating_to,
+        migrating_to=shown_host(viewer, inst.project, inst.migrating_to),
     )
 
 
-def port_view(port: Port) -> PortOut:
-    return PortOut.model_validate(port)
+def port_view(port: Port, viewer: Principal | None = None) -> PortOut:
+    view = PortOut.model_validate(port)
+    view.host = shown_host(viewer, port.project, port.host)
+    return view
 
 
 def group_view(rmap: ResourceMap, group: ServerGroup) -> ServerGroupOut:
@@ -82,7 +98,12 @@ def group_view(rmap: ResourceMap, group: ServerGroup) -> ServerGroupOut:
     )
 
 
-def event_view(event: ResourceEvent) -> EventOut:
+def event_view(event: ResourceEvent, viewer: Principal | None = None) -> EventOut:
+    def shown(name: str, value: object) -> object:
+        if name in HOST_FIELDS and isinstance(value, str):
+            return shown_host(viewer, event.project, value)
+        return value
+
     return EventOut(
         seq=event.seq,
         time=event.time.isoformat(),
@@ -91,5 +112,5 @@ def event_view(event: ResourceEvent) -> EventOut:
         resource_id=event.resource_id,
         project=event.project,
         reason=event.reason,
-        changes={k: list(v) for k, v in event.changes.items()},
+        changes={k: [shown(k, v) for v in values] for k, values in event.changes.items()},
     )

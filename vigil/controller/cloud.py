@@ -237,7 +237,8 @@ class EmbeddedCloud:
         target = self.map.host(destination)
         kind = "live-migrate" if live else "migrate"
         if target.status is not HostStatus.UP:
-            changes = self._changes(f"{kind} failed: {destination} went {target.status}")
+            # The reason reaches the instance's owner in its event log: no host name in it.
+            changes = self._changes(f"{kind} failed: the destination host went {target.status}")
             changes.update(inst, state=previous, migrating_to=None)
         else:
             changes = self._changes(kind)

@@ -7,6 +7,7 @@ instances must fit in well under a gigabyte). They are changed only through
 transitions and keeps its indices true; code elsewhere reads them.
 """
 
+import hashlib
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -178,3 +179,11 @@ def owner(resource: Resource) -> ProjectId | None:
 def as_dict(resource: Resource) -> dict[str, Any]:
     """The resource's fields as plain values (enums stay ``str`` subclasses)."""
     return {f.name: getattr(resource, f.name) for f in fields(resource)}
+
+
+def opaque_host_id(project: str, host: str) -> str:
+    """Nova's ``hostId``: tells a tenant whether two of its instances share a host, not which host.
+
+    Every answer to a tenant that would name a host names this instead (its
+    instances and ports, their events, its alarms)."""
+    return hashlib.sha224(f"{project}{host}".encode()).hexdigest()

@@ -36,7 +36,6 @@ therefore opens the same fault and raises the same alarms, whose
 notifications carry the same ids and bodies.
 """
 
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -60,7 +59,7 @@ from vigil.domain.faults import (
     fault_id,
 )
 from vigil.domain.findings import HostFindings
-from vigil.domain.model import Host, ResourceType
+from vigil.domain.model import Host, ResourceType, opaque_host_id
 from vigil.domain.states import InstanceState
 from vigil.inspector.memory import HostMemory
 from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy, Target, split_type
@@ -77,11 +76,6 @@ AFTER_MAINTENANCE = "after-maintenance"
 
 class UnknownResource(DomainError):
     """An event named a host or switch Vigil does not know; nothing was applied."""
-
-
-def opaque_host_id(project: str, host: str) -> str:
-    """Nova's ``hostId``: tells a tenant whether two instances share a host, not which host."""
-    return hashlib.sha224(f"{project}{host}".encode()).hexdigest()
 
 
 def failure_key(event: FaultEvent, family: str, policy: FaultPolicy) -> str:

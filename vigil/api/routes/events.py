@@ -30,4 +30,4 @@ async def list_events(
         project=None if principal.is_admin else principal.project,
         limit=limit,
     )
-    return {"events": [event_view(e) for e in events]}
+    return {"events": [event_view(e, principal) for e in events]}

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from vigil.api.auth import Principal
 from vigil.api.deps import Context, Reader
 from vigil.api.schemas import BootRequest, InstanceAction, InstanceOut
-from vigil.api.views import Limit, Marker, instance_view, page
+from vigil.api.views import Limit, Marker, instance_view, page, shown_host
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.errors import NotFound
 from vigil.domain.model import Instance
@@ -44,18 +44,20 @@ async def list_instances(
         if project is not None and project != principal.project:
             return {"instances": []}
         project = principal.project
-    if host is not None:
+    if host is not None and principal.is_admin:
         candidates = [i for i in rmap.instances_on(host) if project is None or i.project == project]
+    elif host is not None:  # a member names a host by the opaque id it was shown
+        candidates = [i for i in rmap.instances(project) if shown_host(principal, i.project, i.host) == host]
     else:
         candidates = rmap.instances(project)
     found = [i for i in candidates if state is None or i.state is state]
-    return {"instances": [instance_view(rmap, i) for i in page(found, marker, limit, lambda i: i.id)]}
+    return {"instances": [instance_view(rmap, i, principal) for i in page(found, marker, limit, lambda i: i.id)]}
 
 
 @router.get("/{ident}", summary="Show an instance")
 async def show_instance(ctx: Context, principal: Reader, ident: str) -> dict[str, InstanceOut]:
     rmap = ctx.cloud.map
-    return {"instance": instance_view(rmap, visible_instance(rmap, principal, ident))}
+    return {"instance": instance_view(rmap, visible_instance(rmap, principal, ident), principal)}
 
 
 @router.post("", status_code=202, summary="Boot an instance")
@@ -75,7 +77,7 @@ async def boot_instance(ctx: Context, principal: Reader, body: BootRequest) -> d
         host=body.host,
         networks=body.networks,
     )
-    return {"instance": instance_view(ctx.cloud.map, op.instance)}
+    return {"instance": instance_view(ctx.cloud.map, op.instance, principal)}
 
 
 @router.delete("/{ident}", status_code=204, summary="Delete an instance")
@@ -107,4 +109,4 @@ async def instance_action(ctx: Context, principal: Reader, ident: str, body: Ins
             if body.state is None:
                 raise HTTPException(422, "reset-state needs a state: ACTIVE or ERROR")
             inst = await cloud.reset_state(ident, body.state)
-    return {"instance": instance_view(cloud.map, inst)}
+    return {"instance": instance_view(cloud.map, inst, principal)}

@@ -161,7 +161,10 @@ def _visible_instance(ctx: Context, principal: Principal, instance_id: str) -> s
 
 
 def _visible_group(ctx: Context, principal: Principal, group_id: str) -> str:
-    group = ctx.cloud.map.group(group_id)
+    try:
+        group = ctx.cloud.map.group(group_id)
+    except NotFound:
+        raise NotFound("instance group", group_id) from None  # the same words as for another project's
     if not principal.sees(group.project):
         raise NotFound("instance group", group_id)
     return group.project

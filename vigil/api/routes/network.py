@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from vigil.api.deps import Context, Reader
 from vigil.api.routes.instances import visible_instance
 from vigil.api.schemas import PortOut
-from vigil.api.views import Limit, Marker, page, port_view
+from vigil.api.views import Limit, Marker, page, port_view, shown_host
 from vigil.domain.errors import NotFound
 from vigil.domain.states import DataPlaneStatus
 
@@ -29,12 +29,14 @@ async def list_ports(
             ports = rmap.ports_of(visible_instance(rmap, principal, instance).id)
         except NotFound:
             ports = []
-    elif host is not None:
-        ports = [p for p in rmap.ports_on(host) if project is None or p.project == project]
+    elif host is not None and project is None:
+        ports = rmap.ports_on(host)
     else:
         ports = rmap.ports(project)
+    if host is not None and project is not None:  # a member names a host by its opaque id
+        ports = [p for p in ports if shown_host(principal, p.project, p.host) == host]
     found = [p for p in ports if data_plane_status is None or p.data_plane_status is data_plane_status]
-    return {"ports": [port_view(p) for p in page(found, marker, limit, lambda p: p.id)]}
+    return {"ports": [port_view(p, principal) for p in page(found, marker, limit, lambda p: p.id)]}
 
 
 @router.get("/{ident}", summary="Show a port")
@@ -42,4 +44,4 @@ async def show_port(ctx: Context, principal: Reader, ident: str) -> dict[str, Po
     port = ctx.cloud.map.port(ident)
     if not principal.sees(port.project):
         raise NotFound("port", ident)
-    return {"port": port_view(port)}
+    return {"port": port_view(port, principal)}

@@ -3,8 +3,9 @@
 Doctor: "the VIM should only accept notification subscriptions for each
 resource by its owner or administrator". A member may name in its filter
 only resources of its own project (instances, ports, server groups, or the
-project itself): anything else that exists is 403, anything that does not
-is 422. A member's subscription hears only its project's alarms; an
+project itself): anything else is 422 "unknown", whether it belongs to
+another project, is a host or switch, or does not exist at all, so the
+answer tells a tenant nothing of what lies outside its project. A member's subscription hears only its project's alarms; an
 admin's hears every alarm, including host-level ones. Creating a
 subscription opens connections to its callbacks, so the first notification
 does not pay for them; for the SOL 003 format that is also SOL 003's
@@ -70,18 +71,16 @@ def _owner_of(rmap: ResourceMap, ident: str) -> tuple[bool, str | None]:
 
 
 def _authorize(rmap: ResourceMap, principal: Principal, wanted: FilterIn) -> None:
-    missing: list[str] = []
-    foreign: list[str] = []
+    """Every resource named must exist and be the caller's (an admin's: any). A tenant hears
+    the same for another project's resource, a host, a switch, and a name nobody has: the
+    answer must not tell what exists beyond its own project."""
+    unknown: list[str] = []
     for ident in wanted.resource_ids:
         exists, project = _owner_of(rmap, ident)
-        if not exists:
-            missing.append(ident)
-        elif not principal.is_admin and project != principal.project:
-            foreign.append(ident)
-    if foreign:
-        raise HTTPException(403, f"only the owner or an admin may subscribe to {', '.join(foreign)}")
-    if missing:
-        raise HTTPException(422, f"unknown resources in filter: {', '.join(missing)}")
+        if not exists or (not principal.is_admin and project != principal.project):
+            unknown.append(ident)
+    if unknown:
+        raise HTTPException(422, f"unknown resources in filter: {', '.join(unknown)}")
 
 
 def _check_event_types(principal: Principal, body: SubscriptionIn) -> None:
