@@ -5,8 +5,9 @@ resource by its owner or administrator". A member may name in its filter
 only resources of its own project (instances, ports, server groups, or the
 project itself): anything else is 422 "unknown", whether it belongs to
 another project, is a host or switch, or does not exist at all, so the
-answer tells a tenant nothing of what lies outside its project. A member's subscription hears only its project's alarms; an
-admin's hears every alarm, including host-level ones. Creating a
+answer tells a tenant nothing of what lies outside its project. A member's
+subscription hears only its project's alarms; an admin's hears every alarm,
+including host-level ones. Creating a
 subscription opens connections to its callbacks, so the first notification
 does not pay for them; for the SOL 003 format that is also SOL 003's
 callback test: each callback must answer a GET with 204, or the
