@@ -26,10 +26,18 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Three empty hosts: a session needs no app manager's answer."""
+    """Three empty hosts (a session needs no app manager's answer), and a ``mark`` action."""
     port = free_port()
     env = {**os.environ, "VIGIL_LOG_LEVEL": "WARNING", "VIGIL_MONITOR__LISTEN": "off"}
-    args = ["serve", "--data-dir", str(tmp_path), "--port", str(port), "--hosts", "3", "--instances-per-host", "0"]
+    mark = {
+        "plugin": "script",
+        "command": ["sh", "-c", 'touch "$VIGIL_PARAM_DIR/$VIGIL_HOST"'],
+        "parameters": {"dir": "string"},
+    }
+    config = tmp_path / "vigil.yaml"
+    config.write_text(json.dumps({"maintenance": {"actions": {"upgrade": {"plugin": "upgrade"}, "mark": mark}}}))
+    args = ["serve", "--config", str(config), "--data-dir", str(tmp_path), "--port", str(port), "--hosts", "3"]
+    args += ["--instances-per-host", "0"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "vigil", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     )
@@ -57,7 +65,7 @@ def test_start_wait_list_show_and_forget(server: tuple[str, str], tmp_path: Path
     runner = CliRunner()
     marks = tmp_path / "marks"
     marks.mkdir()
-    script = ["--script", "sh", "--script", "-c", "--script", f'touch "{marks}/$VIGIL_HOST"']
+    script = ["--action", "mark", "--param", f"dir={marks}"]
     started = runner.invoke(
         app,
         ["maintenance", "start", "--url", url, "--token", token, "--upgrade-s", "0.01", *script, "--wait", "--json"],

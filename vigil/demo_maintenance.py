@@ -438,7 +438,7 @@ async def run_maintenance_demo(
                     return act.id if act is not None else None
 
                 probe = ServiceProbe(cloud_map, active, interval_s=probe_interval_s)
-                body = session_body(hosts, [{"plugin": "upgrade", "duration_s": setup.upgrade_s}])
+                body = session_body(hosts, [{"action": "upgrade", "duration_s": setup.upgrade_s}])
                 async with probe.running():
                     await _maintain(adm, body, runtime.maintenance.wait, timeout_s, result)
                     with contextlib.suppress(TimeoutError):  # the app's last reply may still be on its way
@@ -596,7 +596,7 @@ async def _maintain_testbed(
     names = [h.name for h in plan.hosts(app.state.hosts)]
     result.layout = await _testbed_layout(admin, app.state.project, names)
     faults_before = await _fault_ids(admin)
-    body = session_body(names, [maintain.action(app.state.python, down_s)])
+    body = session_body(names, [maintain.action(down_s)])
     timeout_s = timeout_s if timeout_s is not None else 60.0 + len(names) * (down_s + 15.0)
 
     async def ended(ident: str) -> None:  # Vigil runs in another process: ask it every 50 ms

@@ -67,13 +67,28 @@ def _run(action: Any) -> Any:
         raise typer.Exit(2) from None
 
 
-def _actions(upgrade_s: float | None, script: list[str] | None) -> list[dict[str, Any]]:
+def _actions(upgrade_s: float | None, action: str | None, params: list[str] | None) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
     if upgrade_s is not None:
-        actions.append({"plugin": "upgrade", "duration_s": upgrade_s})
-    if script:
-        actions.append({"plugin": "script", "command": list(script)})
+        actions.append({"action": "upgrade", "duration_s": upgrade_s})
+    if action is not None:
+        named: dict[str, Any] = {"action": action}
+        for param in params or []:
+            key, sep, value = param.partition("=")
+            if not sep or not key:
+                raise typer.BadParameter(f"--param takes KEY=VALUE, not {param!r}")
+            named[key] = _number_or_text(value)
+        actions.append(named)
+    elif params:
+        raise typer.BadParameter("--param gives parameters to --action NAME")
     return actions
+
+
+def _number_or_text(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 @maintenance_app.command("start")
@@ -84,15 +99,23 @@ def start(
         str | None, typer.Option("--at", help="maintenance_at, ISO 8601 or '2026-11-22 10:00:00' (UTC).")
     ] = None,
     upgrade_s: Annotated[float | None, typer.Option("--upgrade-s", min=0, help="Run the upgrade action (s).")] = None,
-    script: Annotated[
-        list[str] | None, typer.Option("--script", help="Run this command per host (repeat for each argument).")
+    action: Annotated[
+        str | None,
+        typer.Option("--action", help="Run this action per host (one the server's maintenance.actions names)."),
+    ] = None,
+    params: Annotated[
+        list[str] | None, typer.Option("--param", help="KEY=VALUE: a parameter of --action (repeat for each).")
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the session to its end.")] = False,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Open a maintenance session; with --wait, exit 0 only if it ends MAINTENANCE_DONE."""
-    body: dict[str, Any] = {"hosts": list(hosts or []), "state": "MAINTENANCE", "actions": _actions(upgrade_s, script)}
+    body: dict[str, Any] = {
+        "hosts": list(hosts or []),
+        "state": "MAINTENANCE",
+        "actions": _actions(upgrade_s, action, params),
+    }
     if at is not None:
         body["maintenance_at"] = at
     created = _run(lambda: _call(url, token, "POST", "/v1/maintenance", body))

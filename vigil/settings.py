@@ -10,7 +10,7 @@ a message naming the field, rather than being ignored.
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -166,6 +166,30 @@ class InspectorSettings(_Group):
         return value
 
 
+class MaintenanceActionSettings(_Group):
+    """One per-host maintenance action a session may name: the ``upgrade`` plug-in (a
+    ``duration_s`` parameter), or a ``script`` running ``command`` (no shell) for at most
+    ``timeout_s``, given the ``parameters`` a session passes (each ``string`` or ``number``)
+    as ``VIGIL_PARAM_<NAME>`` in its environment, with ``VIGIL_HOST`` and ``VIGIL_SESSION``."""
+
+    plugin: Literal["upgrade", "script"]
+    command: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(600.0, gt=0)
+    parameters: dict[str, Literal["string", "number"]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _command(self) -> "MaintenanceActionSettings":
+        if self.plugin == "script" and not self.command:
+            raise ValueError("a script action needs a command (a list: the program and its arguments)")
+        if self.plugin == "upgrade" and (self.command or self.parameters):
+            raise ValueError("the upgrade plug-in takes no command and no parameters (only duration_s)")
+        return self
+
+
+def _default_actions() -> dict[str, MaintenanceActionSettings]:
+    return {"upgrade": MaintenanceActionSettings(plugin="upgrade")}
+
+
 class MaintenanceSettings(_Group):
     """Maintenance sessions: how long a project's app manager has to answer a
     message (its ``reply_at``), how long a migration may run before the
@@ -175,6 +199,10 @@ class MaintenanceSettings(_Group):
     reply_window_s: float = Field(30.0, gt=0)
     migration_timeout_s: float = Field(600.0, gt=0)
     public_url: str | None = None
+    actions: dict[str, MaintenanceActionSettings] = Field(
+        default_factory=_default_actions,
+        description="The per-host actions sessions may name; a session never carries a command line.",
+    )
 
 
 class AuthSettings(_Group):

@@ -46,6 +46,8 @@ from vigil.inspector.inspector import Inspector
 from vigil.inspector.intake import DEDUP_MEMORY, Intake
 from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy
 from vigil.inspector.watcher import watch
+from vigil.maintenance.actions import ActionSpec
+from vigil.maintenance.actions import configured as configured_actions
 from vigil.maintenance.service import MaintenanceService
 from vigil.maintenance.workflow import WorkflowConfig
 from vigil.monitor.monitor import MONITOR_NAME, HeartbeatMonitor
@@ -276,7 +278,13 @@ async def _start_maintenance(
         migration_timeout_s=settings.maintenance.migration_timeout_s,
         reply_url_root=settings.maintenance.public_url or "",
     )
-    service = MaintenanceService(cloud=cloud, messenger=notifier, clock=utcnow, config=config)
+    specs = {
+        name: ActionSpec(a.plugin, tuple(a.command), a.timeout_s, dict(a.parameters))
+        for name, a in settings.maintenance.actions.items()
+    }
+    service = MaintenanceService(
+        cloud=cloud, messenger=notifier, clock=utcnow, config=config, plugins=configured_actions(specs)
+    )
     service.load(
         await store.maintenance_sessions(), await store.instance_constraints(), await store.group_constraints()
     )

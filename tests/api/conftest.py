@@ -24,6 +24,18 @@ TOKENS = {
 }
 
 
+# The per-host maintenance actions sessions may name in these tests: the upgrade, and two scripts.
+MAINTENANCE_ACTIONS = {
+    "upgrade": {"plugin": "upgrade"},
+    "mark": {
+        "plugin": "script",
+        "command": ["sh", "-c", 'touch "$VIGIL_PARAM_DIR/$VIGIL_HOST"'],
+        "parameters": {"dir": "string"},
+    },
+    "disk-full": {"plugin": "script", "command": ["sh", "-c", "echo disk full >&2; exit 3"]},
+}
+
+
 @dataclass
 class Api:
     url: str
@@ -56,6 +68,7 @@ def settings(tmp_path: Path) -> Settings:
         server={"max_body_bytes": 4096},
         notifier={"retry_initial_s": 0.01, "retry_max_delay_s": 0.05, "retry_horizon_s": 30, "timeout_s": 2.0},
         inspector={"hold_down_s": 0},  # recoveries at once; flap damping has tests of its own
+        maintenance={"actions": MAINTENANCE_ACTIONS},
     )
 
 

@@ -65,9 +65,12 @@ async def test_a_project_sees_and_answers_only_for_itself(
     [
         ({"hosts": ["compute-99"]}, 422, "host 'compute-99' does not exist"),
         ({"hosts": ["compute-1"], "workflow": "fancy"}, 422, "unknown workflow 'fancy'"),
-        ({"hosts": ["compute-1"], "actions": [{"plugin": "reboot"}]}, 422, "unknown action plugin 'reboot'"),
-        ({"hosts": ["compute-1"], "actions": [{"plugin": "upgrade", "duration_s": -1}]}, 422, "duration_s must be"),
-        ({"hosts": ["compute-1"], "actions": [{"plugin": "script", "command": "rm -rf /"}]}, 422, "list of strings"),
+        ({"hosts": ["compute-1"], "actions": [{"action": "reboot"}]}, 422, "unknown action 'reboot'"),
+        ({"hosts": ["compute-1"], "actions": [{"action": "upgrade", "duration_s": -1}]}, 422, "duration_s must be"),
+        # No command line travels in a request: "script" is no action unless the operator named one so.
+        ({"hosts": ["compute-1"], "actions": [{"plugin": "script", "command": ["rm", "-rf", "/"]}]}, 422, "'script'"),
+        ({"hosts": ["compute-1"], "actions": [{"action": "mark", "command": ["id"]}]}, 422, "unknown: command"),
+        ({"hosts": ["compute-1"], "actions": [{"action": "mark", "dir": 3}]}, 422, "is a string"),
         ({"hosts": ["compute-1"], "state": "IN_MAINTENANCE"}, 422, "state"),
         ({"hosts": ["compute-1"], "color": "red"}, 422, "color"),
         ({"hosts": ["compute-1"], "maintenance_at": "soon"}, 422, "maintenance_at"),

@@ -321,14 +321,13 @@ async def test_a_failing_script_action_fails_the_session_and_a_good_one_runs_per
 ) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    script = ["sh", "-c", f'touch "{marks}/$VIGIL_HOST"']
-    session = await start(admin, hosts=["compute-3", "compute-5"], actions=[{"plugin": "script", "command": script}])
+    mark = {"action": "mark", "dir": str(marks)}  # a script the server's configuration names (tests/api/conftest.py)
+    session = await start(admin, hosts=["compute-3", "compute-5"], actions=[mark])
     assert (await finished(admin, session))["state"] == "MAINTENANCE_DONE"
     assert sorted(p.name for p in marks.iterdir()) == ["compute-3", "compute-5"]
 
     before = await placement(admin)
-    failing = ["sh", "-c", "echo disk full >&2; exit 3"]
-    session = await start(admin, hosts=["compute-3"], actions=[{"plugin": "script", "command": failing}])
+    session = await start(admin, hosts=["compute-3"], actions=[{"action": "disk-full"}])
     failed = await finished(admin, session)
     assert failed["state"] == "MAINTENANCE_FAILED"
     assert "exited 3: disk full" in failed["reason"]

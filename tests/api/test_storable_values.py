@@ -92,7 +92,7 @@ async def test_a_float_that_is_not_finite_is_422(any_api: Api) -> None:
         response = await monitor.post("/v1/event", content=raw, headers={"content-type": "application/json"})
         refused(response, "injected_at")
     async with any_api.client("admin-token") as admin:
-        nested = '{"hosts": ["compute-3"], "actions": [{"plugin": "upgrade", "duration_s": Infinity}]}'
+        nested = '{"hosts": ["compute-3"], "actions": [{"action": "upgrade", "duration_s": Infinity}]}'
         response = await admin.post("/v1/maintenance", content=nested, headers={"content-type": "application/json"})
         refused(response, "actions")
 

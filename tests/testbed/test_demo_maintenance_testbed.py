@@ -64,19 +64,11 @@ def test_the_probe_window_counts_requests_failures_and_missing_outcomes(tmp_path
 
 
 def test_the_maintenance_action_runs_this_module_with_the_down_time() -> None:
-    action = maintain.action("/usr/bin/python3", down_s=0.5, settle_s=0.25)
-    assert action["plugin"] == "script"
-    assert action["command"] == [
-        "/usr/bin/python3",
-        "-m",
-        "vigil.testbed.maintain",
-        "--down-s",
-        "0.5",
-        "--settle-s",
-        "0.25",
-    ]
-    assert isinstance(action["timeout_s"], float)
-    assert action["timeout_s"] > 0.75
+    assert maintain.action(down_s=0.5, settle_s=0.25) == {"action": "link-down", "down_s": 0.5, "settle_s": 0.25}
+    configured = maintain.configuration("/usr/bin/python3")
+    assert configured["plugin"] == "script"
+    assert configured["command"] == ["/usr/bin/python3", "-m", "vigil.testbed.maintain"]
+    assert configured["parameters"] == {"down_s": "number", "settle_s": "number"}
 
 
 def test_the_maintenance_action_needs_a_known_host(monkeypatch: pytest.MonkeyPatch) -> None:

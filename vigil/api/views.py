@@ -29,6 +29,7 @@ def shown_host(viewer: Principal | None, project: str | None, host: str | None) 
         return host
     return opaque_host_id(project or viewer.project, host)
 
+
 T = TypeVar("T")
 
 Limit = Query(1000, ge=1, le=10000, description="At most this many items.")

@@ -244,7 +244,7 @@ class CrashRun:
     async def _maintain(self, admin: httpx.AsyncClient) -> None:
         rng = random.Random(self.rng.random())
         await asyncio.sleep(rng.uniform(0, self.storm_s / 2))
-        body = {"hosts": [rng.choice(MAINTAINED)], "actions": [{"plugin": "upgrade", "duration_s": 0.3}]}
+        body = {"hosts": [rng.choice(MAINTAINED)], "actions": [{"action": "upgrade", "duration_s": 0.3}]}
         with contextlib.suppress(httpx.TransportError):
             await admin.post("/v1/maintenance", json=body)
 

@@ -1,26 +1,32 @@
 """Per-host maintenance actions: what is done to a host while it is in maintenance.
 
-A session names its actions as ``[{"plugin": "upgrade", "duration_s": 30},
-{"plugin": "script", "command": ["/usr/local/bin/upgrade-host"]}]``; they run
-in order on each host once it is empty and flagged in maintenance, as
-Fenix's per-host action plug-ins do. A plug-in is a factory from its
-parameters to a :class:`HostAction`; :func:`build_actions` checks the
-parameters when the session is created, so a typo is a 422 at once, not a
-failed session an hour later.
+The operator names the actions in the server's configuration
+(``maintenance.actions``), and a session refers to them by name with typed
+parameters: ``[{"action": "upgrade", "duration_s": 30}, {"action":
+"firmware", "version": "2.4"}]``. They run in order on each host once it is
+empty and flagged in maintenance, as Fenix's per-host action plug-ins do. No
+request ever carries a command line: an API token is not a shell on the
+server. An action is built from an :class:`ActionSpec` by its plug-in;
+:func:`build_actions` checks a session's references and parameters when the
+session is created, so a typo is a 422 at once, not a failed session an
+hour later. (``plugin`` is read as ``action`` for older clients.)
 
-Built in:
+Plug-ins:
 
 * ``upgrade``: stands for an upgrade (or a reboot) taking ``duration_s``
-  seconds; in the embedded cloud nothing else happens to the host.
-* ``script``: runs ``command`` (a list of arguments, no shell) with
-  ``VIGIL_HOST`` and ``VIGIL_SESSION`` in its environment; a non-zero exit
-  or running past ``timeout_s`` fails the session.
+  seconds; in the embedded cloud nothing else happens to the host. An
+  ``upgrade`` action is configured by default.
+* ``script``: runs the configured ``command`` (a list of arguments, no
+  shell) with ``VIGIL_HOST``, ``VIGIL_SESSION`` and one
+  ``VIGIL_PARAM_<NAME>`` per parameter in its environment; a non-zero exit
+  or running past ``timeout_s`` fails the session. It exists only where the
+  operator configured it.
 """
 
 import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from vigil.domain.errors import DomainError
@@ -52,11 +58,10 @@ def _number(params: Mapping[str, object], key: str, default: float) -> float:
 
 
 def _known(params: Mapping[str, object], allowed: set[str], plugin: str) -> None:
-    unknown = set(params) - allowed - {"plugin"}
+    unknown = set(params) - allowed
     if unknown:
-        raise InvalidAction(
-            f"action {plugin!r} takes {', '.join(sorted(allowed))}; unknown: {', '.join(sorted(unknown))}"
-        )
+        takes = ", ".join(sorted(allowed)) or "no parameters"
+        raise InvalidAction(f"action {plugin!r} takes {takes}; unknown: {', '.join(sorted(unknown))}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +82,11 @@ def upgrade(params: Mapping[str, object]) -> HostAction:
 class Script:
     command: tuple[str, ...]
     timeout_s: float
+    env: Mapping[str, str] = field(default_factory=dict)
     name: str = "script"
 
     async def run(self, host: str, session_id: str) -> None:
-        env = {**os.environ, "VIGIL_HOST": host, "VIGIL_SESSION": session_id}
+        env = {**os.environ, **self.env, "VIGIL_HOST": host, "VIGIL_SESSION": session_id}
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
@@ -105,15 +111,54 @@ class Script:
             raise ActionFailed(f"script {self.command[0]!r} on {host} exited {proc.returncode}: {tail}")
 
 
-def script(params: Mapping[str, object]) -> HostAction:
-    _known(params, {"command", "timeout_s"}, "script")
-    command = params.get("command")
-    if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
-        raise InvalidAction("script needs command: a non-empty list of strings (no shell)")
-    return Script(command=tuple(command), timeout_s=_number(params, "timeout_s", 600.0))
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One action as the operator configured it: its plug-in, and for a script its command,
+    time limit and the parameters (``string`` or ``number``) a session may give it."""
+
+    plugin: str
+    command: tuple[str, ...] = ()
+    timeout_s: float = 600.0
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
 
-BUILTIN: dict[str, ActionFactory] = {"upgrade": upgrade, "script": script}
+def _configured_script(name: str, spec: ActionSpec) -> ActionFactory:
+    def build(params: Mapping[str, object]) -> HostAction:
+        _known(params, set(spec.parameters), name)
+        env: dict[str, str] = {}
+        for key, kind in spec.parameters.items():
+            if key not in params:
+                continue
+            value = params[key]
+            if kind == "number":
+                value = _number(params, key, 0.0)
+            elif not isinstance(value, str):
+                raise InvalidAction(f"{key} of action {name!r} is a string, not {value!r}")
+            env[f"VIGIL_PARAM_{key.upper()}"] = f"{value:g}" if isinstance(value, float) else str(value)
+        return Script(command=spec.command, timeout_s=spec.timeout_s, env=env, name=name)
+
+    return build
+
+
+def configured(actions: Mapping[str, ActionSpec]) -> dict[str, ActionFactory]:
+    """The factories of the operator's actions, by name; ValueError for a spec that cannot run."""
+    factories: dict[str, ActionFactory] = {}
+    for name, spec in actions.items():
+        if spec.plugin == "upgrade":
+            factories[name] = upgrade
+        elif spec.plugin == "script":
+            if not spec.command:
+                raise ValueError(f"maintenance action {name!r}: a script needs a command")
+            unknown = {k: v for k, v in spec.parameters.items() if v not in ("string", "number")}
+            if unknown:
+                raise ValueError(f"maintenance action {name!r}: parameters are string or number, not {unknown}")
+            factories[name] = _configured_script(name, spec)
+        else:
+            raise ValueError(f"maintenance action {name!r}: unknown plug-in {spec.plugin!r}")
+    return factories
+
+
+BUILTIN: dict[str, ActionFactory] = configured({"upgrade": ActionSpec("upgrade")})
 
 
 def build_actions(
@@ -122,9 +167,10 @@ def build_actions(
     """The actions a session's ``actions`` list names, checked; InvalidAction otherwise."""
     actions: list[HostAction] = []
     for spec in specs:
-        plugin = spec.get("plugin")
-        factory = plugins.get(plugin) if isinstance(plugin, str) else None
+        name = spec.get("action", spec.get("plugin"))
+        factory = plugins.get(name) if isinstance(name, str) else None
         if factory is None:
-            raise InvalidAction(f"unknown action plugin {plugin!r}; known: {', '.join(sorted(plugins))}")
-        actions.append(factory(spec))
+            known = ", ".join(sorted(plugins))
+            raise InvalidAction(f"unknown action {name!r}; the server's maintenance.actions name: {known}")
+        actions.append(factory({k: v for k, v in spec.items() if k not in ("action", "plugin")}))
     return actions

@@ -36,7 +36,7 @@ import yaml
 from vigil.api.auth import Role, new_token
 from vigil.domain.callbacks import LOOPBACK
 from vigil.settings import Settings
-from vigil.testbed import plan
+from vigil.testbed import maintain, plan
 from vigil.testbed.netns import (
     TestbedError,
     ip,
@@ -167,6 +167,10 @@ def _vigil_config(state: TestbedState, *, interval_ms: float | None) -> Path:
     }
     # The VNF manager listens in the root namespace, on the testbed's benchmarking addresses.
     settings["notifier"] = {"allowed_callback_networks": [plan.TESTBED_NETWORK, *LOOPBACK]}
+    # What a maintenance session may do to a testbed host (sessions carry no command line).
+    settings["maintenance"] = {
+        "actions": {"upgrade": {"plugin": "upgrade"}, maintain.ACTION: maintain.configuration(sys.executable)}
+    }
     fields = Settings.model_fields
     if "monitor" in fields:
         settings["monitor"] = {"listen": plan.heartbeat_address()}
