@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -35,8 +36,9 @@ from rich.table import Table
 import vigil
 from vigil.agent.command import agent_command
 from vigil.api.app import create_app
-from vigil.api.auth import Role, TokenFileError, TokenRegistry, add_token, ensure_admin_token
+from vigil.api.auth import Role, TokenFileError, TokenRegistry, add_token, ensure_admin_token, revoke_token
 from vigil.api.schemas import HostOut, InstanceOut
+from vigil.api.tokens import read_entries, rewrite_hashed
 from vigil.api.views import host_view, instance_view
 from vigil.consumer.client import ApiError
 from vigil.consumer.webhook import running_consumer
@@ -128,7 +130,10 @@ def serve(
     with _friendly_errors():
         settings = _settings(config, data_dir, topology, hosts, instances_per_host, projects, host=host, port=port)
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        _own_data_dir(settings.data_dir)
         created = ensure_admin_token(settings.tokens_file)
+        if rewrite_hashed(settings.tokens_file):
+            err.print(f"tokens in {settings.tokens_file} were kept in plain text: now only their digests are")
         tokens = TokenRegistry.load(settings.tokens_file)
 
     def announce() -> None:
@@ -149,13 +154,40 @@ def serve(
         _run_loop(_serve(settings, tokens, announce))
 
 
+def _own_data_dir(path: Path) -> None:
+    """The data dir holds the database and the tokens: created owner-only (0700)."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+
+
+async def _reloading(tokens: TokenRegistry, every_s: float = 1.0) -> None:
+    """Re-read the token file when it changes (and on SIGHUP): made and revoked tokens count at once."""
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
+        loop.add_signal_handler(signal.SIGHUP, wake.set)
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), every_s)
+            wake.clear()
+            try:
+                if tokens.reload():
+                    logging.getLogger("vigil.api.auth").info("token file reloaded: %d tokens", len(tokens))
+            except (OSError, TokenFileError) as exc:
+                logging.getLogger("vigil.api.auth").error("token file not reloaded, the old tokens stay: %s", exc)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGHUP)
+
+
 async def _serve(settings: Settings, tokens: TokenRegistry, announce: Callable[[], None]) -> None:
     """The engines first (the store's writer lease, the restore), then the API on its port.
 
     A store another server holds stops here, with one line naming the holder,
     before anything is bound or announced.
     """
-    async with running(settings) as runtime:
+    async with running(settings) as runtime, _background(_reloading(tokens), "vigil.api.tokens"):
         context = runtime.api_context(tokens)
         app = create_app(lambda: contextlib.nullcontext(context), max_body_bytes=settings.server.max_body_bytes)
         config = uvicorn.Config(
@@ -167,6 +199,16 @@ async def _serve(settings: Settings, tokens: TokenRegistry, announce: Callable[[
         )
         announce()
         await uvicorn.Server(config).serve()
+
+
+@contextlib.asynccontextmanager
+async def _background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -297,15 +339,48 @@ def cloud_show(
 def token_create(
     project: Annotated[str, typer.Option(help="Project the token acts for.")],
     role: Annotated[Role, typer.Option(help="admin, member or monitor.")] = Role.MEMBER,
+    name: Annotated[str, typer.Option(help="What it is for (shown by token list).")] = "",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Add a token to the token file and print it (a running server reads the file at start)."""
+    """Make a token and print it: it is shown this once; the file keeps only its digest.
+
+    A running server takes it within a second (it watches the file)."""
     with _friendly_errors():
         settings = _settings(config, data_dir)
-        token = add_token(settings.tokens_file, project, role)
+        _own_data_dir(settings.data_dir)
+        token = add_token(settings.tokens_file, project, role, name=name)
     console.print(token, soft_wrap=True)
     err.print(f"added a {role} token for project {project} to {settings.tokens_file}")
+
+
+@token_app.command("list")
+def token_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """The tokens of the token file: id, project, role, name, created (never the token)."""
+    with _friendly_errors():
+        settings = _settings(config, data_dir)
+        entries, plain = read_entries(settings.tokens_file)
+    table = Table(title=f"Tokens in {settings.tokens_file}")
+    for column in ("id", "project", "role", "name", "created"):
+        table.add_column(column, no_wrap=column == "id")
+    for entry in entries:
+        table.add_row(entry.ident, entry.project, entry.role, entry.name or "-", entry.created or "-")
+    console.print(table)
+    if plain:
+        err.print("some tokens are kept in plain text: vigil serve keeps only their digests from its next start")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ident: Annotated[str, typer.Argument(help="The token's id, or its first characters (token list).")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Remove a token: a running server refuses it within a second (it watches the file)."""
+    with _friendly_errors():
+        settings = _settings(config, data_dir)
+        gone = revoke_token(settings.tokens_file, ident)
+    console.print(f"revoked token {gone.ident} ({gone.role} of {gone.project})")
 
 
 def _listen_address(listen: str) -> tuple[str, int]:

@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import yaml
 
+from vigil.api.tokens import TokenEntry, digest, write_entries
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -48,9 +50,8 @@ class ServeProcess:
 
     def write_config(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        tokens_file = self.data_dir / "tokens.yaml"
-        tokens_file.write_text(yaml.safe_dump(self.tokens))
-        tokens_file.chmod(0o600)
+        entries = [TokenEntry(digest(t), e["project"], e["role"]) for t, e in self.tokens.items()]
+        write_entries(self.data_dir / "tokens.yaml", entries)  # digests only, as vigil token create writes
         config: dict[str, Any] = {
             "data_dir": str(self.data_dir),
             "log_level": "WARNING",

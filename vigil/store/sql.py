@@ -48,6 +48,7 @@ advisory lock on PostgreSQL, the write lock on SQLite).
 """
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -136,6 +137,18 @@ async def _check_revision(engine: AsyncEngine) -> None:
     if revision != head:
         found = "no schema" if revision is None else f"schema revision {revision}"
         raise StoreNotReady(f"the store has {found}, this Vigil reads {head}: start 'vigil serve' on it first")
+
+
+def _owner_only(database: Path) -> Path:
+    """The database file (and its WAL and shared-memory files) readable by its owner only:
+    it holds callback credentials. A missing directory is made 0700, a missing file 0600."""
+    database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not database.exists():
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        if path.exists():
+            path.chmod(0o600)
+    return database
 
 
 def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -268,8 +281,7 @@ class SqlStore(Reads):
             self._file = str(path)
             engine = create_async_engine(url.set(database=f"file:{path}?mode=ro", query={"uri": "true"}))
         else:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            self._file = str(Path(database).expanduser())
+            self._file = str(_owner_only(Path(database).expanduser()))
             engine = create_async_engine(url)
 
         self._set_up_sqlite(engine.sync_engine, in_memory=in_memory)

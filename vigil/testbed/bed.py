@@ -34,6 +34,7 @@ import httpx
 import yaml
 
 from vigil.api.auth import Role, new_token
+from vigil.api.tokens import TokenEntry, digest, write_entries, write_secret
 from vigil.domain.callbacks import LOOPBACK
 from vigil.settings import Settings
 from vigil.testbed import maintain, plan
@@ -153,11 +154,10 @@ def _vigil_config(state: TestbedState, *, interval_ms: float | None) -> Path:
         "member": (state.project, Role.MEMBER),
     }
     tokens_file = ctl / "tokens.yaml"
-    tokens_file.write_text(
-        yaml.safe_dump({state.tokens[k]: {"project": p, "role": str(r)} for k, (p, r) in principals.items()})
+    write_entries(
+        tokens_file, [TokenEntry(digest(state.tokens[k]), p, str(r), name=k) for k, (p, r) in principals.items()]
     )
-    os.chmod(tokens_file, 0o600)
-    (ctl / "admin-token").write_text(state.tokens["admin"] + "\n")
+    write_secret(ctl / "admin-token", state.tokens["admin"] + "\n")
     settings: dict[str, Any] = {
         "data_dir": str(ctl),
         "log_level": "WARNING",
