@@ -114,7 +114,8 @@ class MonitorSettings(_Group):
     """The heartbeat monitor: the UDP address the hosts' agents send heartbeats to
     (``off`` disables it), the defaults for agents that do not advertise their
     interval and multiplier, the hold-down before a lost host counts as up again,
-    an optional shared key for authenticated (HMAC-SHA256) heartbeats, and the
+    an optional shared key for authenticated (HMAC-SHA256) heartbeats and
+    southbound reports (required of every report with ``require_signed_reports``), and the
     mass-silence guard: when more than ``mass_silence_fraction`` of at least
     ``mass_silence_min_hosts`` hosts fall silent at once, the monitoring side is
     suspected and no host is declared lost (1.0 turns the guard off)."""
@@ -124,6 +125,9 @@ class MonitorSettings(_Group):
     detect_mult: int = Field(3, ge=1, le=255)
     hold_down_s: float = Field(1.0, ge=0)
     key: str | None = Field(None, description="Shared HMAC key; heartbeats without a valid MAC are dropped.")
+    require_signed_reports: bool = Field(
+        False, description="Refuse (401) southbound reports without a valid X-Vigil-Signature made with the key."
+    )
     mass_silence_fraction: float = Field(0.5, gt=0, le=1, description="More hosts silent at once: none declared lost.")
     mass_silence_min_hosts: int = Field(10, ge=1, description="Hosts UP below which the mass-silence guard is off.")
 
@@ -135,9 +139,19 @@ class MonitorSettings(_Group):
         parse_host_port(value)
         return value
 
+    @model_validator(mode="after")
+    def _key_for_signatures(self) -> "MonitorSettings":
+        if self.require_signed_reports and not self.key:
+            raise ValueError("monitor.require_signed_reports needs monitor.key, the key reports are signed with")
+        return self
+
     @property
     def address(self) -> tuple[str, int] | None:
         return None if self.listen is None else parse_host_port(self.listen)
+
+    @property
+    def key_bytes(self) -> bytes | None:
+        return self.key.encode() if self.key else None
 
 
 FAMILIES = ("compute.host", "network.switch", "network.link", "compute.process")

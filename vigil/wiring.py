@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from vigil.api.app import create_app
 from vigil.api.auth import TokenRegistry
-from vigil.api.deps import ApiContext, FaultServices, SubscriptionLimits
+from vigil.api.deps import ApiContext, FaultServices, ReportSigning, SubscriptionLimits
 from vigil.bus.memory import InProcessBus
 from vigil.controller.changes import Committer
 from vigil.controller.cloud import CloudTimings, EmbeddedCloud
@@ -145,7 +145,7 @@ def _start_monitor(
         clock=time.monotonic,
         known=known,
         timing=Timing(settings.interval_ms, settings.detect_mult, settings.hold_down_s),
-        key=settings.key.encode() if settings.key else None,
+        key=settings.key_bytes,
         mass_fraction=settings.mass_silence_fraction,
         mass_min_hosts=settings.mass_silence_min_hosts,
     )
@@ -228,7 +228,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         limits = SubscriptionLimits(
             settings.notifier.max_subscriptions_per_project, settings.notifier.max_callbacks_per_subscription
         )
-        services = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor, limits)
+        signing = ReportSigning(settings.monitor.key_bytes, settings.monitor.require_signed_reports)
+        services = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor, limits, signing)
         maintenance = await _start_maintenance(settings, store, cloud, notifier)
         pruner = asyncio.create_task(_retention(store, settings.store), name="vigil.store.retention")
         yield Runtime(settings, store, bus, committer, cloud, services, monitor, maintenance)

@@ -52,7 +52,7 @@ class AgentConfig:
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self.reporter = EventReporter(config.vigil_url, config.token, config.host)
+        self.reporter = EventReporter(config.vigil_url, config.token, config.host, key=config.key)
         self.sender: HeartbeatSender | None = None
         if config.heartbeat is not None:
             self.sender = HeartbeatSender(

@@ -41,7 +41,11 @@ def agent_command(
     ] = 3,
     key: Annotated[
         str | None,
-        typer.Option("--key", help="Shared key to authenticate heartbeats (HMAC).", envvar="VIGIL_HEARTBEAT_KEY"),
+        typer.Option(
+            "--key",
+            help="Shared key (monitor.key) signing heartbeats and event reports (HMAC-SHA256).",
+            envvar="VIGIL_HEARTBEAT_KEY",
+        ),
     ] = None,
     nic: Annotated[
         list[str] | None, typer.Option("--nic", help="A data-plane NIC whose carrier to watch (repeatable).")

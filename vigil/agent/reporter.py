@@ -9,12 +9,15 @@ first event. If Vigil is unreachable or answers 5xx, 408 or 429, the same
 events are sent again with exponential backoff, in order, under the same
 ``monitor_event_id``: Vigil drops a repeat it already took, so a retried
 request whose first answer was lost does not count twice. Another 4xx
-(a bad token, an unknown host) is logged and its events dropped. The queue
+(a bad token, an unknown host) is logged and its events dropped. With a
+shared ``key`` each request carries ``X-Vigil-Signature``, the HMAC-SHA256
+of its body (:mod:`vigil.domain.signatures`), as the heartbeats do. The queue
 is bounded: when it is full the oldest event is dropped (and counted).
 """
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -24,6 +27,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+
+from vigil.domain.signatures import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ class EventReporter:
         retry_initial_s: float = 0.05,
         retry_max_s: float = 2.0,
         new_id: Callable[[], str] | None = None,
+        key: bytes | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._token = token
@@ -72,6 +78,7 @@ class EventReporter:
         self._idle.set()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+        self._key = key
         self.counters = Counters()
 
     def _sequential_id(self, boot: int) -> Callable[[], str]:
@@ -164,7 +171,11 @@ class EventReporter:
     async def _send(self, batch: list[dict[str, Any]]) -> str:
         assert self._session is not None
         try:
-            async with self._session.put(f"{self.url}/events", json=batch) as response:
+            body = json.dumps(batch, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json"}
+            if self._key is not None:
+                headers[SIGNATURE_HEADER] = sign(self._key, body)
+            async with self._session.put(f"{self.url}/events", data=body, headers=headers) as response:
                 text = await response.text()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

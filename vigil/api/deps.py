@@ -85,6 +85,15 @@ class SubscriptionLimits:
     max_callbacks_per_subscription: int = 3
 
 
+@dataclass(frozen=True, slots=True)
+class ReportSigning:
+    """How southbound reports are authenticated beyond the token: the shared
+    ``monitor.key`` a signature is checked with, and whether one is required."""
+
+    key: bytes | None = None
+    required: bool = False
+
+
 @dataclass(slots=True)
 class FaultServices:
     """The fault-management engines the routes drive."""
@@ -97,6 +106,7 @@ class FaultServices:
     intake: Intake
     monitor: HeartbeatMonitor | None = None
     limits: SubscriptionLimits = SubscriptionLimits()
+    signing: ReportSigning = ReportSigning()
 
 
 @dataclass(slots=True)

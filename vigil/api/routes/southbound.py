@@ -8,22 +8,53 @@ outcome (``fault_opened``, ``correlated``, ``aggregated``, ``duplicate``,
 gone out by then. An event type Vigil has no policy for is a 422 naming the
 known ones; an unknown host or switch is a 422 too, and no event of that
 request is applied (they are recorded, with outcome ``unknown_host``).
+
+A monitor holding the shared ``monitor.key`` signs each request body
+(``X-Vigil-Signature: sha256=<hex>``, :mod:`vigil.domain.signatures`); a
+wrong signature is a 401, and with ``monitor.require_signed_reports`` so is a
+missing one, so a leaked monitor token alone cannot report hosts down.
 """
 
 import uuid
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
 
 from vigil.api.deps import Context, Reporter
 from vigil.api.fault_schemas import EventOutcome, SouthboundEvent
 from vigil.domain.faults import EventId, FaultEvent
+from vigil.domain.signatures import SIGNATURE_HEADER, verify
 from vigil.inspector.policy import known_types, split_type
 
 router = APIRouter(tags=["southbound events"])
 
 MAX_EVENTS = 1000
+
+
+async def signed(
+    ctx: Context,
+    _: Reporter,
+    request: Request,
+    signature: Annotated[
+        str | None,
+        Header(
+            alias=SIGNATURE_HEADER,
+            description="sha256=<hex>: the HMAC-SHA256 of the body under monitor.key",
+        ),
+    ] = None,
+) -> None:
+    """Check the body's signature once the token has passed (401 when wrong, or missing where required)."""
+    signing = ctx.faults.signing
+    if signature is None:
+        if signing.required:
+            raise HTTPException(401, f"this server takes only signed reports: send {SIGNATURE_HEADER}")
+        return
+    if signing.key is not None and not verify(signing.key, await request.body(), signature):
+        raise HTTPException(401, f"{SIGNATURE_HEADER} does not match the body")
+
+
+Signed = Annotated[None, Depends(signed)]
 
 
 def _to_domain(ctx: Context, events: Sequence[SouthboundEvent]) -> list[FaultEvent]:
@@ -59,13 +90,13 @@ def _outcome(event: FaultEvent) -> EventOutcome:
 
 @router.put("/events", summary="Report raw fault events (a list)")
 async def put_events(
-    ctx: Context, _: Reporter, events: Annotated[list[SouthboundEvent], Body(max_length=MAX_EVENTS)]
+    ctx: Context, _: Signed, events: Annotated[list[SouthboundEvent], Body(max_length=MAX_EVENTS)]
 ) -> dict[str, list[EventOutcome]]:
     handled = await ctx.faults.intake.receive(_to_domain(ctx, events))
     return {"events": [_outcome(e) for e in handled]}
 
 
 @router.post("/v1/event", summary="Report one raw fault event")
-async def post_event(ctx: Context, _: Reporter, event: SouthboundEvent) -> dict[str, EventOutcome]:
+async def post_event(ctx: Context, _: Signed, event: SouthboundEvent) -> dict[str, EventOutcome]:
     [handled] = await ctx.faults.intake.receive(_to_domain(ctx, [event]))
     return {"event": _outcome(handled)}
