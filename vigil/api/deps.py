@@ -10,7 +10,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader
 
 from vigil.api.auth import Principal, Role, TokenRegistry
 from vigil.controller.cloud import EmbeddedCloud
@@ -126,9 +127,18 @@ def context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(context)]
 
 
-async def authenticate(
-    ctx: Context, x_auth_token: Annotated[str | None, Header(description="API token")] = None
-) -> Principal:
+# The token travels in X-Auth-Token (as Keystone's do); declared as an apiKey
+# security scheme so the OpenAPI document, and Swagger UI's Authorize button, know it.
+# auto_error is off so a missing token gets Vigil's own 401 (with WWW-Authenticate).
+token_header = APIKeyHeader(
+    name="X-Auth-Token",
+    scheme_name="token",
+    description="A Vigil API token (`vigil token create`); its role is admin, member (of one project) or monitor.",
+    auto_error=False,
+)
+
+
+async def authenticate(ctx: Context, x_auth_token: Annotated[str | None, Depends(token_header)]) -> Principal:
     if not x_auth_token:
         raise HTTPException(401, "missing X-Auth-Token header", headers={"WWW-Authenticate": "X-Auth-Token"})
     principal = ctx.tokens.authenticate(x_auth_token)

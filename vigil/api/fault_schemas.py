@@ -31,89 +31,161 @@ Name = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 class EventDetails(_In):
-    hostname: Name
-    status: EventStatus
-    monitor: Name
-    monitor_event_id: Name
-    severity: str | None = Field(None, max_length=64)
-    cause: str | None = Field(None, max_length=1024)
-    related_to: str | None = Field(None, max_length=255)
-    injected_at: float | None = Field(None, description="Vigil extension: when the fault was injected (T00).")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "hostname": "compute-1",
+                    "status": "down",
+                    "monitor": "vigil-agent",
+                    "monitor_event_id": "compute-1-1741944413-17",
+                }
+            ]
+        }
+    )
+
+    hostname: Name = Field(description="The host the event is about (for a network.switch event, the switch).")
+    status: EventStatus = Field(
+        description="down (a failure) or up (a recovery); a type ending in .up is a recovery whatever this says."
+    )
+    monitor: Name = Field(description="The reporting monitor's name, e.g. vigil-agent.")
+    monitor_event_id: Name = Field(
+        description="The monitor's own id of the event: a repeated (monitor, monitor_event_id) is a duplicate."
+    )
+    severity: str | None = Field(
+        None, max_length=64, description="The monitor's severity, recorded as given; Vigil's policy sets the fault's."
+    )
+    cause: str | None = Field(None, max_length=1024, description="What the monitor saw, in its words.")
+    related_to: str | None = Field(
+        None,
+        max_length=255,
+        description=(
+            "What failed on the host, e.g. eth1: for a non-critical family, failures with different values "
+            "count as distinct toward its threshold."
+        ),
+    )
+    injected_at: float | None = Field(
+        None, description="Vigil extension: when the fault was injected (T00), in Unix seconds."
+    )
 
 
 class SouthboundEvent(_In):
-    time: datetime
-    type: str = Field(min_length=3, max_length=128, examples=["compute.host.down"])
-    details: EventDetails
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "time": "2026-03-14T09:26:53.589Z",
+                    "type": "compute.host.down",
+                    "details": {
+                        "hostname": "compute-1",
+                        "status": "down",
+                        "monitor": "vigil-agent",
+                        "monitor_event_id": "compute-1-1741944413-17",
+                        "cause": "heartbeat lost",
+                    },
+                },
+                {
+                    "time": "2026-03-14T09:31:02Z",
+                    "type": "network.link.down",
+                    "details": {
+                        "hostname": "compute-2",
+                        "status": "down",
+                        "monitor": "vigil-agent",
+                        "monitor_event_id": "compute-2-1741944600-3",
+                        "related_to": "eth1",
+                        "cause": "carrier lost",
+                    },
+                },
+            ]
+        }
+    )
+
+    time: datetime = Field(description="When the monitor detected it (the profiler's T01); UTC without a zone.")
+    type: str = Field(
+        min_length=3,
+        max_length=128,
+        examples=["compute.host.down"],
+        description=(
+            "<family>.down or <family>.up, for a family the server has a policy for (by default compute.host, "
+            "network.switch, network.link and compute.process); any other is a 422 naming the known ones."
+        ),
+    )
+    details: EventDetails = Field(description="What the event is about, its direction, and the monitor's ids.")
 
 
 class EventOutcome(BaseModel):
-    id: str
-    type: str
-    hostname: str
-    outcome: str
-    fault: str | None
+    id: str = Field(description="Vigil's id of the event, as GET /v1/fault-events shows it.")
+    type: str = Field(description="The event's type.")
+    hostname: str = Field(description="The host or switch it named.")
+    outcome: str = Field(
+        description="What became of it: fault_opened, correlated, aggregated, duplicate, suppressed, fault_cleared, ..."
+    )
+    fault: str | None = Field(description="The fault it opened, joined or cleared, if any.")
 
 
 class FaultOut(BaseModel):
-    id: str
-    type: str
-    resource_type: str
-    resource_id: str
-    severity: Severity
-    state: FaultState
-    opened_at: datetime
-    cleared_at: datetime | None
-    events: list[str]
-    hosts: list[str]
-    instances: int
+    id: str = Field(description="The fault's id.")
+    type: str = Field(description="The type of the event that opened it, e.g. compute.host.down.")
+    resource_type: str = Field(description="host or switch.")
+    resource_id: str = Field(description="The host's or switch's name.")
+    severity: Severity = Field(description="Its severity.")
+    state: FaultState = Field(description="ACTIVE or CLEARED.")
+    opened_at: datetime = Field(description="When it opened.")
+    cleared_at: datetime | None = Field(description="When it cleared, if it has.")
+    events: list[str] = Field(description="Ids of the raw events that make it up.")
+    hosts: list[str] = Field(description="The hosts it concerns.")
+    instances: int = Field(description="How many instances it affected.")
 
 
 class ProfileOut(BaseModel):
-    fault: str
+    fault: str = Field(description="The fault's id.")
     checkpoints: dict[str, float] = Field(description="Unix times in seconds.")
-    ms_after_T01: dict[str, float]
+    ms_after_T01: dict[str, float] = Field(description="Each checkpoint in milliseconds after T01 (detection).")
     notification_ms: float | None = Field(description="T09 - T01: detection to the last consumer's receipt.")
 
 
 class FaultEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
-    id: str
-    time: datetime
-    received_at: datetime
-    type: str
-    hostname: str
-    status: EventStatus
-    monitor: str
-    monitor_event_id: str
-    outcome: str
-    fault: str | None
+    id: str = Field(description="Vigil's id of the event.")
+    time: datetime = Field(description="When the monitor detected it.")
+    received_at: datetime = Field(description="When Vigil received it.")
+    type: str = Field(description="Its type, e.g. compute.host.down.")
+    hostname: str = Field(description="The host or switch it named.")
+    status: EventStatus = Field(description="down or up.")
+    monitor: str = Field(description="The monitor that reported it.")
+    monitor_event_id: str = Field(description="The monitor's own id of it.")
+    outcome: str = Field(
+        description="What became of it: accepted, fault_opened, correlated, duplicate, unknown_host, ..."
+    )
+    fault: str | None = Field(description="The fault it went to, if any.")
 
 
 class AlarmOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
-    id: str
-    kind: AlarmKind
-    project: str | None
-    resource_type: str
-    resource_id: str
-    resource_ids: list[str]
-    severity: Severity
-    state: AlarmState
-    ack_state: AckState
-    fault: str
-    raised_at: datetime
-    changed_at: datetime
-    cleared_at: datetime | None
-    version: int
-    reason: str
-    details: dict[str, Any]
+    id: str = Field(description="The alarm's id.")
+    kind: AlarmKind = Field(description="What it is about: host.down, instance.down, server_group.degraded, ...")
+    project: str | None = Field(description="The project it is for; none for an admin (infrastructure) alarm.")
+    resource_type: str = Field(description="The type of the resource it is about.")
+    resource_id: str = Field(description="The resource it is about.")
+    resource_ids: list[str] = Field(description="The resources it affects.")
+    severity: Severity = Field(description="Its severity.")
+    state: AlarmState = Field(description="ACTIVE or CLEARED.")
+    ack_state: AckState = Field(description="ACKNOWLEDGED once someone acknowledged it (PATCH), else UNACKNOWLEDGED.")
+    fault: str = Field(description="The fault that raised it.")
+    raised_at: datetime = Field(description="When it was raised.")
+    changed_at: datetime = Field(description="When it last changed.")
+    cleared_at: datetime | None = Field(description="When it cleared, if it has.")
+    version: int = Field(description="Goes up with each update or clearing; deliveries name the version they carried.")
+    reason: str = Field(description="What happened, in words.")
+    details: dict[str, Any] = Field(description="More about it, by kind.")
 
 
 class AlarmPatch(_In):
     """As ETSI SOL 003's alarm modification: only acknowledging is possible."""
 
-    ackState: Literal["ACKNOWLEDGED"]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ackState": "ACKNOWLEDGED"}]})
+
+    ackState: Literal["ACKNOWLEDGED"] = Field(description="ACKNOWLEDGED, the one change an alarm takes.")
 
 
 class MaintenanceEventType(StrEnum):
@@ -124,8 +196,33 @@ class MaintenanceEventType(StrEnum):
 
 
 class FilterIn(_In):
-    resource_ids: list[Name] = Field(default_factory=list, max_length=10_000)
-    resource_types: list[Name] = Field(default_factory=list, max_length=16)
+    """Which alarms a subscription receives: every non-empty list must match; an empty one matches any."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "resource_ids": ["vnf-a-app-act", "vnf-a-app-stby"],
+                    "event_types": ["instance.down"],
+                    "severities": ["CRITICAL", "MAJOR"],
+                }
+            ]
+        }
+    )
+
+    resource_ids: list[Name] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description=(
+            "Alarms about these resources (the alarm's resource or one it affects). A member names only its "
+            "project's instances, ports, server groups or the project itself; anything else is a 422."
+        ),
+    )
+    resource_types: list[Name] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Alarms on these resource types: host, switch, instance, server_group or subscription.",
+    )
     event_types: list[AlarmKind | MaintenanceEventType] = Field(
         default_factory=list,
         description=(
@@ -134,19 +231,44 @@ class FilterIn(_In):
             "only subscriptions that name their event type."
         ),
     )
-    severities: list[Severity] = Field(default_factory=list)
-    lifecycles: list[Lifecycle] = Field(default_factory=list)
+    severities: list[Severity] = Field(
+        default_factory=list,
+        description="Alarms of these severities; an alarm's clearing is sent whatever its severity.",
+    )
+    lifecycles: list[Lifecycle] = Field(
+        default_factory=list, description="These steps of an alarm's life: raised, updated, cleared."
+    )
 
 
 class BasicParams(_In):
-    userName: Name
-    password: Annotated[str, Field(min_length=1, max_length=255)]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"userName": "vigil", "password": "example-password"}]})
+
+    userName: Name = Field(description="User name Vigil sends to the callbacks with HTTP Basic authentication.")
+    password: Annotated[str, Field(min_length=1, max_length=255)] = Field(
+        description="Its password: kept, and never shown back."
+    )
 
 
 class OAuth2Params(_In):
-    clientId: Name
-    clientPassword: Annotated[str, Field(min_length=1, max_length=255)]
-    tokenEndpoint: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "clientId": "vigil",
+                    "clientPassword": "example-client-secret",
+                    "tokenEndpoint": "https://vnfm.example.com/oauth2/token",
+                }
+            ]
+        }
+    )
+
+    clientId: Name = Field(description="The OAuth 2.0 client id Vigil gets tokens with.")
+    clientPassword: Annotated[str, Field(min_length=1, max_length=255)] = Field(
+        description="The client's secret: kept, and never shown back."
+    )
+    tokenEndpoint: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)] = Field(
+        description="The token endpoint (client credentials grant); the callback policy applies to it as to callbacks."
+    )
 
 
 class AuthenticationIn(_In):
@@ -156,9 +278,29 @@ class AuthenticationIn(_In):
     ``paramsOauth2ClientCredentials`` (Vigil gets a token from the endpoint
     and sends it as a Bearer token). Secrets are kept and never shown back."""
 
-    authType: list[AuthType] = Field(min_length=1, max_length=1)
-    paramsBasic: BasicParams | None = None
-    paramsOauth2ClientCredentials: OAuth2Params | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"authType": ["BASIC"], "paramsBasic": {"userName": "vigil", "password": "example-password"}},
+                {
+                    "authType": ["OAUTH2_CLIENT_CREDENTIALS"],
+                    "paramsOauth2ClientCredentials": {
+                        "clientId": "vigil",
+                        "clientPassword": "example-client-secret",
+                        "tokenEndpoint": "https://vnfm.example.com/oauth2/token",
+                    },
+                },
+            ]
+        }
+    )
+
+    authType: list[AuthType] = Field(
+        min_length=1, max_length=1, description="Exactly one: BASIC or OAUTH2_CLIENT_CREDENTIALS."
+    )
+    paramsBasic: BasicParams | None = Field(None, description="User name and password; required with BASIC.")
+    paramsOauth2ClientCredentials: OAuth2Params | None = Field(
+        None, description="Client id, secret and token endpoint; required with OAUTH2_CLIENT_CREDENTIALS."
+    )
 
     @model_validator(mode="after")
     def _params(self) -> "AuthenticationIn":
@@ -173,14 +315,50 @@ class AuthenticationIn(_In):
 class AuthenticationOut(BaseModel):
     """The authentication a subscription uses, without its secrets."""
 
-    authType: list[AuthType]
-    userName: str | None = None
-    tokenEndpoint: str | None = None
+    authType: list[AuthType] = Field(description="BASIC or OAUTH2_CLIENT_CREDENTIALS.")
+    userName: str | None = Field(
+        None, description="The user name (BASIC) or client id (OAuth 2.0); the secret is never shown."
+    )
+    tokenEndpoint: str | None = Field(None, description="The OAuth 2.0 token endpoint.")
 
 
 class SubscriptionIn(_In):
-    name: str = Field("", max_length=255)
-    filter: FilterIn = Field(default_factory=FilterIn)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "vnf-a-vnfm",
+                    "filter": {
+                        "resource_ids": ["vnf-a-app-act", "vnf-a-app-stby"],
+                        "event_types": ["instance.down", "server_group.degraded"],
+                    },
+                    "callbacks": ["https://vnfm.example.com/alarms"],
+                    "format": "aodh",
+                },
+                {
+                    "name": "vnf-a-sol003",
+                    "filter": {"resource_types": ["instance"], "severities": ["CRITICAL"]},
+                    "callbacks": ["https://vnfm.example.com/sol003/alarms"],
+                    "format": "sol003",
+                    "authentication": {
+                        "authType": ["BASIC"],
+                        "paramsBasic": {"userName": "vigil", "password": "example-password"},
+                    },
+                },
+                {
+                    "name": "vnf-a-maintenance",
+                    "filter": {"event_types": ["maintenance.scheduled"]},
+                    "callbacks": ["https://vnfm.example.com/maintenance"],
+                },
+            ]
+        }
+    )
+
+    name: str = Field("", max_length=255, description="A name for the subscriber's own use.")
+    filter: FilterIn = Field(
+        default_factory=FilterIn,
+        description="Which alarms (and maintenance messages) to receive; empty: all of the caller's alarms.",
+    )
     callbacks: list[Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]] = Field(
         min_length=1,
         max_length=10,
@@ -189,43 +367,55 @@ class SubscriptionIn(_In):
             "notifier.allowed_callback_networks; at most notifier.max_callbacks_per_subscription of them."
         ),
     )
-    format: PayloadFormat = PayloadFormat.AODH
-    authentication: AuthenticationIn | None = None
+    format: PayloadFormat = Field(
+        PayloadFormat.AODH,
+        description=(
+            "aodh: OpenStack Aodh's alarm notification (the default); sol003: ETSI SOL 003's alarm notifications, "
+            "whose callbacks must each answer a GET with 204 when the subscription is made."
+        ),
+    )
+    authentication: AuthenticationIn | None = Field(
+        None, description="How Vigil authenticates to the callbacks (SOL 003's); none: no Authorization header."
+    )
 
 
 class SubscriptionOut(BaseModel):
-    id: str
-    name: str
-    project: str
-    admin: bool
-    filter: FilterIn
-    callbacks: list[str]
-    format: PayloadFormat
-    created_at: datetime
-    authentication: AuthenticationOut | None = None
+    id: str = Field(description="The subscription's id.")
+    name: str = Field(description="Its name.")
+    project: str = Field(description="The project of the token that made it.")
+    admin: bool = Field(description="Made by an admin: it hears every project's alarms.")
+    filter: FilterIn = Field(description="Which alarms (and maintenance messages) it receives.")
+    callbacks: list[str] = Field(description="The URLs notifications are sent to.")
+    format: PayloadFormat = Field(description="aodh or sol003.")
+    created_at: datetime = Field(description="When it was made.")
+    authentication: AuthenticationOut | None = Field(
+        None, description="How Vigil authenticates to the callbacks, without the secret."
+    )
 
 
 class DeliveryOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
-    id: str
-    notification: str
-    subscription: str
-    url: str
-    alarm: str
-    alarm_version: int
-    lifecycle: Lifecycle
-    project: str | None
-    fault: str | None
-    state: DeliveryState
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime | None
-    delivered_at: datetime | None
-    last_status: int | None
-    last_error: str | None
-    retry_since: datetime | None
+    id: str = Field(description="The delivery's id.")
+    notification: str = Field(description="The notification's id: one per alarm change and subscription.")
+    subscription: str = Field(description="The subscription it is for.")
+    url: str = Field(description="The callback URL it goes to.")
+    alarm: str = Field(description="The alarm it tells of.")
+    alarm_version: int = Field(description="The alarm's version it carries.")
+    lifecycle: Lifecycle = Field(description="raised, updated or cleared.")
+    project: str | None = Field(description="The subscription's project; none for an admin's.")
+    fault: str | None = Field(description="The fault behind the alarm, if any.")
+    state: DeliveryState = Field(description="PENDING (being sent or retried), DELIVERED or FAILED (given up).")
+    attempts: int = Field(description="How many times it was sent.")
+    created_at: datetime = Field(description="When it was made.")
+    next_attempt_at: datetime | None = Field(description="When it is tried next, while PENDING.")
+    delivered_at: datetime | None = Field(description="When the callback took it.")
+    last_status: int | None = Field(description="The HTTP status of the last attempt.")
+    last_error: str | None = Field(description="What went wrong in the last attempt.")
+    retry_since: datetime | None = Field(
+        description="Start of the retry horizon (reset when it is sent again by an admin)."
+    )
 
 
 class RedeliveredOut(BaseModel):
-    redelivered: int
-    deliveries: list[str]
+    redelivered: int = Field(description="How many deliveries were sent again.")
+    deliveries: list[str] = Field(description="Their ids.")

@@ -46,6 +46,13 @@ async def list_alarms(
     limit: int = ALARM_LIMIT,
     marker: str | None = Marker,
 ) -> dict[str, list[AlarmOut]]:
+    """List alarms, open and cleared, in the order they were raised. A member sees only its own project's alarms
+    (naming another `project` gives an empty list); an admin sees every alarm, including host and switch alarms,
+    which belong to no project.
+
+    Filter by `project`, `resource_id` (the alarm's resource or one it affects), `severity`, `state` and `kind`;
+    page with `limit` and `marker`, the id of the last alarm of the previous page (a marker that names no alarm
+    gives an empty page)."""
     if not principal.is_admin:
         if project is not None and project != principal.project:
             return {"alarms": []}
@@ -65,11 +72,16 @@ async def list_alarms(
 
 @router.get("/{ident}", summary="Show an alarm")
 async def show_alarm(ctx: Context, principal: Reader, ident: str) -> dict[str, AlarmOut]:
+    """One alarm by id, open or cleared. Admins and members; to a member another project's alarm is a 404, as a
+    missing one."""
     return {"alarm": AlarmOut.model_validate(await visible_alarm(ctx, principal, ident))}
 
 
 @router.patch("/{ident}", summary="Acknowledge an alarm")
 async def acknowledge_alarm(ctx: Context, principal: Reader, ident: str, body: AlarmPatch) -> dict[str, AlarmOut]:
+    """Acknowledge an alarm, as ETSI SOL 003's alarm modification: the body is `{"ackState": "ACKNOWLEDGED"}` and
+    the alarm is answered with its new `ack_state`. Acknowledging again is harmless. Admins and the alarm's
+    project's members; to a member another project's alarm is a 404."""
     alarm = await visible_alarm(ctx, principal, ident)
     alarm.acknowledge()
     await ctx.cloud.save_records(alarm)

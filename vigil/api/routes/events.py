@@ -23,6 +23,13 @@ async def list_events(
     resource_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, list[EventOut]]:
+    """Read the resource event log: every change to a resource (host, instance, port, server group, ...), oldest
+    first, each with its `seq`, the changed fields as `[old, new]` and the reason (the operation or fault that
+    caused it).
+
+    Admins read all of it; a member only its own project's events (infrastructure events, such as a host's, are not
+    shown), with hosts as opaque ids. Page by passing the last `seq` seen as `after`; filter by `resource_type` and
+    `resource_id`."""
     events = await ctx.events.events(
         after_seq=after,
         resource_type=resource_type,

@@ -50,17 +50,26 @@ async def list_faults(
     limit: int = Query(100, ge=1, le=1000),
     marker: str | None = Marker,
 ) -> dict[str, list[FaultOut]]:
+    """List the faults the inspector opened, in the order they opened: each with its type, the host or switch it
+    concerns, severity, state, the ids of its events, the hosts it affects and how many instances it affected.
+
+    Admin only. Filter by `state`; page with `limit` and `marker`, the id of the last fault of the previous page (a
+    marker that names no fault gives an empty page)."""
     faults = await ctx.faults.log.faults(state=state, marker=marker, limit=limit)
     return {"faults": [fault_view(f) for f in faults]}
 
 
 @router.get("/v1/faults/{ident}", summary="Show a fault")
 async def show_fault(ctx: Context, _: Admin, ident: str) -> dict[str, FaultOut]:
+    """One fault by id, open or cleared. Admin only; an unknown fault is a 404."""
     return {"fault": fault_view(await find_fault(ctx, ident))}
 
 
 @router.get("/v1/faults/{ident}/profile", summary="Doctor profiler checkpoints of a fault")
 async def fault_profile(ctx: Context, _: Admin, ident: str) -> ProfileOut:
+    """The Doctor profiler's checkpoints of a fault (T00 injected, if the injector said; T01 detected; ... T09 the
+    last consumer's receipt) as Unix times and in milliseconds after T01, with `notification_ms` (T09 - T01). Admin
+    only."""
     fault = await find_fault(ctx, ident)
     relative = fault.profile_ms()
     return ProfileOut(
@@ -79,5 +88,10 @@ async def list_fault_events(
     limit: int = Query(100, ge=1, le=1000),
     marker: str | None = Marker,
 ) -> dict[str, list[FaultEventOut]]:
+    """The raw events monitors reported, newest first, as recorded: each with the monitor's ids, when it was
+    received, what became of it (`outcome`) and its fault.
+
+    Admin only. Filter by `outcome`; page with `limit` and `marker`, the id of the last event of the previous page
+    (a marker that names no event gives an empty page)."""
     events = await ctx.faults.log.fault_events(limit=limit, outcome=outcome, marker=marker)
     return {"fault_events": [FaultEventOut.model_validate(e) for e in events]}

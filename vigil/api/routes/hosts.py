@@ -22,6 +22,12 @@ async def list_hosts(
     limit: int = Limit,
     marker: str | None = Marker,
 ) -> dict[str, list[HostOut]]:
+    """List the compute hosts with their capacity (`vcpus`, `vcpus_used`, `instances`), admin state, `forced_down`,
+    `reachable`, `in_maintenance` and `status`, Nova's host_status derived from them (forced down: DOWN; disabled:
+    MAINTENANCE; unreachable: UNKNOWN; otherwise UP).
+
+    Admin only. Filter by `status`, `switch` or `zone`; page with `limit` and `marker`, the name of the last host of
+    the previous page (a marker that names no host is a 404)."""
     rmap = ctx.cloud.map
     hosts = [
         h
@@ -35,11 +41,20 @@ async def list_hosts(
 
 @router.get("/{name}", summary="Show a host")
 async def show_host(ctx: Context, _: Admin, name: str) -> dict[str, HostOut]:
+    """One compute host by name, as the list shows it: capacity, admin state, `forced_down`, `reachable`,
+    `in_maintenance` and the derived `status`. Admin only; an unknown host is a 404."""
     return {"host": host_view(ctx.cloud.map, ctx.cloud.map.host(name))}
 
 
 @router.post("/{name}/action", summary="Enable, disable, force down or force up a host")
 async def host_action(ctx: Context, _: Admin, name: str, body: HostAction) -> dict[str, HostOut]:
+    """Change a host's compute service as Nova's os-services does: `enable` or `disable` scheduling on it (a
+    disabled host has status MAINTENANCE and keeps `reason` as its `disabled_reason`), `force-down` or `force-up`
+    its compute service, or `maintenance-on`/`maintenance-off`, which suspends or resumes the inspector's automatic
+    fault actions on it.
+
+    Admin only. The change goes into the resource event log with `reason` (if given) and the host is returned as it
+    now is; an action that changes nothing records nothing."""
     cloud = ctx.cloud
     match body.action:
         case "enable" | "disable":

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from vigil.api.auth import Principal
 from vigil.api.deps import Context, Reader
-from vigil.api.schemas import BootRequest, InstanceAction, InstanceOut
+from vigil.api.schemas import BootRequest, InstanceActionRequest, InstanceOut
 from vigil.api.views import Limit, Marker, instance_view, page, shown_host
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.errors import NotFound
@@ -39,6 +39,12 @@ async def list_instances(
     limit: int = Limit,
     marker: str | None = Marker,
 ) -> dict[str, list[InstanceOut]]:
+    """List instances, each with its host's `host_status` (Nova API 2.16). Admins see every project's (filter with
+    `project`); a member sees only its own project's (naming another `project` gives an empty list), and sees each
+    host as Nova's opaque per-project host id rather than its name.
+
+    Filter by `host` (a member gives the opaque id it was shown) and `state`; page with `limit` and `marker`, the id
+    of the last instance of the previous page (a marker that names no instance is a 404)."""
     rmap = ctx.cloud.map
     if not principal.is_admin:
         if project is not None and project != principal.project:
@@ -56,12 +62,21 @@ async def list_instances(
 
 @router.get("/{ident}", summary="Show an instance")
 async def show_instance(ctx: Context, principal: Reader, ident: str) -> dict[str, InstanceOut]:
+    """One instance by id, with its host's `host_status` (Nova API 2.16). Admins and members; to a member another
+    project's instance is a 404, exactly as a missing one, and the host is an opaque id."""
     rmap = ctx.cloud.map
     return {"instance": instance_view(rmap, visible_instance(rmap, principal, ident), principal)}
 
 
 @router.post("", status_code=202, summary="Boot an instance")
 async def boot_instance(ctx: Context, principal: Reader, body: BootRequest) -> dict[str, InstanceOut]:
+    """Create an instance in `project` (default: the caller's) on an UP host with free vCPUs that keeps its server
+    group's affinity or anti-affinity policy, chosen by the scheduler or given by an admin as `host` (409 if none
+    fits); each of `networks` gets one port.
+
+    Answered 202 with the instance in state BUILD; it goes ACTIVE in the background, as the resource event log and
+    `GET /v1/instances/{ident}` show. Members boot only into their own project and may not choose `host` (403);
+    admins may do both."""
     project = body.project or principal.project
     if not principal.is_admin:
         if project != principal.project:
@@ -82,6 +97,8 @@ async def boot_instance(ctx: Context, principal: Reader, body: BootRequest) -> d
 
 @router.delete("/{ident}", status_code=204, summary="Delete an instance")
 async def delete_instance(ctx: Context, principal: Reader, ident: str) -> Response:
+    """Delete an instance and its ports (204). Admins delete any; a member only its own project's (another project's
+    is a 404). An instance that is MIGRATING cannot be deleted (409)."""
     visible_instance(ctx.cloud.map, principal, ident)
     await ctx.cloud.delete(ident)
     return Response(status_code=204)
@@ -91,7 +108,16 @@ MEMBER_ACTIONS = frozenset({"stop", "start"})
 
 
 @router.post("/{ident}/action", status_code=202, summary="Stop, start, migrate, evacuate or reset an instance")
-async def instance_action(ctx: Context, principal: Reader, ident: str, body: InstanceAction) -> dict[str, InstanceOut]:
+async def instance_action(
+    ctx: Context, principal: Reader, ident: str, body: InstanceActionRequest
+) -> dict[str, InstanceOut]:
+    """Act on an instance, as Nova's server actions: `stop` (ACTIVE to SHUTOFF) and `start` (SHUTOFF to ACTIVE) are
+    open to its project's members and to admins; `migrate`, `live-migrate`, `evacuate` (to `host`, or where the
+    scheduler chooses) and `reset-state` (to `state` ACTIVE or ERROR) are admin only (403 for a member).
+
+    Stop, start and reset-state are done when the 202 comes; a migration or evacuation is started and answered with
+    the instance MIGRATING or BUILD, and ends in the background. An action the instance's state does not allow is a
+    409 (live migration needs ACTIVE; evacuate needs its host DOWN or UNKNOWN)."""
     cloud = ctx.cloud
     visible_instance(cloud.map, principal, ident)
     if body.action not in MEMBER_ACTIONS and not principal.is_admin:

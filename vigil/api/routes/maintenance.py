@@ -65,6 +65,14 @@ def _own_project(principal: Principal, project: str) -> None:
 
 @router.post("/maintenance", summary="Start a maintenance session")
 async def create_session(ctx: Context, principal: Admin, body: SessionIn, request: Request) -> SessionCreated:
+    """Start a maintenance session (Fenix's workflow) over `hosts` (empty: every compute host) at `maintenance_at`
+    (default: now), running the named per-host `actions` the server configures. Admin only; answers the new
+    `session_id`.
+
+    The session runs in the background: it asks each affected project's app manager, through subscriptions naming
+    `maintenance.scheduled`, to ACK each step, moves instances off the hosts and maintains them one at a time;
+    follow it with `GET /v1/maintenance/{session_id}`. An unknown host, workflow or action is a 422; a host already
+    in another open session is a 409."""
     session = await _service(ctx).create(
         reply_url_root=str(request.base_url).rstrip("/"),
         hosts=body.hosts,
@@ -78,16 +86,24 @@ async def create_session(ctx: Context, principal: Admin, body: SessionIn, reques
 
 @router.get("/maintenance", summary="List maintenance sessions")
 async def list_sessions(ctx: Context, principal: Admin) -> dict[str, list[SessionOut]]:
+    """Every maintenance session the server holds, open and finished, oldest first, with its state, hosts,
+    migrations run, percent done and, for a failed one, the reason. Admin only."""
     return {"sessions": [_view(s) for s in _service(ctx).sessions()]}
 
 
 @router.get("/maintenance/{session_id}", summary="Show a maintenance session's state")
 async def show_session(ctx: Context, principal: Admin, session_id: str) -> SessionOut:
+    """One session: its state (MAINTENANCE, SCALE_IN, PREPARE_MAINTENANCE, START_MAINTENANCE, PLANNED_MAINTENANCE,
+    MAINTENANCE_COMPLETE, then MAINTENANCE_DONE or MAINTENANCE_FAILED with a `reason`), hosts, migrations run and
+    percent done. Admin only; an unknown session is a 404."""
     return _view(_service(ctx).get(session_id))
 
 
 @router.get("/maintenance/{session_id}/detail", summary="Hosts, projects, instances and percent done")
 async def session_detail(ctx: Context, principal: Admin, session_id: str) -> SessionDetailOut:
+    """A session's progress in detail: each host's maintenance state (enabled, going-to-maintenance, in-maintenance)
+    with its times, each project with what it was last asked and its reply, and the instances now on the session's
+    hosts. Admin only."""
     return SessionDetailOut.model_validate(_service(ctx).detail(session_id))
 
 
@@ -97,6 +113,9 @@ async def session_detail(ctx: Context, principal: Admin, session_id: str) -> Ses
     responses={204: {"description": "a finished session was forgotten"}},
 )
 async def cancel_session(ctx: Context, principal: Admin, session_id: str) -> Response:
+    """Cancel an open session: its workflow stops, every host it touched is rolled back to enabled, and the session
+    is answered (200) in state MAINTENANCE_FAILED. A finished session is instead forgotten: removed from the store,
+    answered 204. Admin only."""
     session = await _service(ctx).cancel(session_id)
     if session is None:
         return Response(status_code=204)
@@ -108,12 +127,21 @@ async def cancel_session(ctx: Context, principal: Admin, session_id: str) -> Res
 
 @router.get("/maintenance/{session_id}/{project_id}", summary="The project's instances in the session")
 async def project_instances(ctx: Context, principal: Reader, session_id: str, project_id: str) -> ProjectInstancesOut:
+    """The ids of the project's instances that the session last told the project about (Fenix's GET of a project).
+    The project's members and admins only; anyone else gets 403. An unknown session, or a project the session has
+    not involved, is a 404."""
     _own_project(principal, project_id)
     return ProjectInstancesOut(instance_ids=_service(ctx).project_instances(session_id, project_id))
 
 
 @router.put("/maintenance/{session_id}/{project_id}", summary="A project's reply: ACK_<STATE> or NACK_<STATE>")
 async def project_reply(ctx: Context, principal: Reader, session_id: str, project_id: str, body: ReplyIn) -> ReplyOut:
+    """A project's app manager answers the message it was sent: `ACK_<STATE>` or `NACK_<STATE>` (a NACK fails the
+    session), with what to do with each named instance (MIGRATE, LIVE_MIGRATE or OWN_ACTION).
+
+    The project's members and admins only (403 otherwise). A reply that does not parse, or names an instance the
+    project was not told about, is a 422; one to a state the project is not being asked, or to a session that has
+    ended, is a 409. Answers the reply as taken."""
     _own_project(principal, project_id)
     actions = {k: str(v) for k, v in body.instance_actions.items()}
     reply = _service(ctx).reply(session_id, project_id, body.state, actions)
@@ -174,6 +202,11 @@ def _visible_group(ctx: Context, principal: Principal, group_id: str) -> str:
 async def put_instance(
     ctx: Context, principal: Reader, instance_id: str, body: InstanceConstraintsIn
 ) -> InstanceConstraintsOut:
+    """Set an instance's ETSI FEAT03 maintenance constraints, replacing any it had: how it is moved when its project
+    names no action (`migration_type`) and how long before an action its app manager is told (`lead_time`).
+
+    The instance's project's members and admins; to a member another project's instance is a 404. Ids given in the
+    body must match the path and the instance (422 otherwise); the group is the instance's."""
     project = _visible_instance(ctx, principal, instance_id)
     _check_body_id(body.instance_id, instance_id, "instance_id")
     _check_body_id(body.project_id, project, "project_id")
@@ -196,12 +229,16 @@ async def put_instance(
 
 @router.get("/instance/{instance_id}", summary="An instance's maintenance constraints")
 async def get_instance(ctx: Context, principal: Reader, instance_id: str) -> InstanceConstraintsOut:
+    """An instance's maintenance constraints. The instance's project's members and admins; 404 when none are set
+    (or, to a member, when the instance is another project's)."""
     _visible_instance(ctx, principal, instance_id)
     return _instance_out(_service(ctx).instance_constraints(instance_id))
 
 
 @router.delete("/instance/{instance_id}", status_code=204, summary="Remove an instance's maintenance constraints")
 async def delete_instance(ctx: Context, principal: Reader, instance_id: str) -> Response:
+    """Remove an instance's maintenance constraints (204), so the defaults apply again. The instance's project's
+    members and admins; 404 when none are set."""
     _visible_instance(ctx, principal, instance_id)
     await _service(ctx).delete_instance_constraints(instance_id)
     return Response(status_code=204)
@@ -209,6 +246,12 @@ async def delete_instance(ctx: Context, principal: Reader, instance_id: str) -> 
 
 @router.put("/instance_group/{group_id}", summary="Set an instance group's maintenance constraints")
 async def put_group(ctx: Context, principal: Reader, group_id: str, body: GroupConstraintsIn) -> GroupConstraintsOut:
+    """Set an instance group's (server group's) ETSI FEAT03 constraints, replacing any it had: whether its members
+    must stay on different hosts, at most how many on one host, how many may be moved at once and the pause between
+    such waves.
+
+    The group's project's members and admins; to a member another project's group is a 404. Ids given in the body
+    must match the path and the group's project (422 otherwise)."""
     project = _visible_group(ctx, principal, group_id)
     _check_body_id(body.group_id, group_id, "group_id")
     _check_body_id(body.project_id, project, "project_id")
@@ -227,12 +270,16 @@ async def put_group(ctx: Context, principal: Reader, group_id: str, body: GroupC
 
 @router.get("/instance_group/{group_id}", summary="An instance group's maintenance constraints")
 async def get_group(ctx: Context, principal: Reader, group_id: str) -> GroupConstraintsOut:
+    """An instance group's maintenance constraints. The group's project's members and admins; 404 when none are set
+    (or, to a member, when the group is another project's)."""
     _visible_group(ctx, principal, group_id)
     return _group_out(_service(ctx).group_constraints(group_id))
 
 
 @router.delete("/instance_group/{group_id}", status_code=204, summary="Remove an instance group's constraints")
 async def delete_group(ctx: Context, principal: Reader, group_id: str) -> Response:
+    """Remove an instance group's maintenance constraints (204), so the defaults apply again. The group's project's
+    members and admins; 404 when none are set."""
     _visible_group(ctx, principal, group_id)
     await _service(ctx).delete_group_constraints(group_id)
     return Response(status_code=204)

@@ -25,46 +25,46 @@ class TransitionOut(BaseModel):
     new: HostState
     at: datetime = Field(description="When it happened by the rules: for DOWN, the deadline that passed.")
     noticed: datetime = Field(description="When the monitor saw it.")
-    lateness_ms: float
-    reason: str
+    lateness_ms: float = Field(description="How long after `at` the monitor noticed it.")
+    reason: str = Field(description="Why it happened, e.g. `3 heartbeats missed` or `heartbeat resumed`.")
 
 
 class MonitoredHostOut(BaseModel):
-    name: str
-    state: HostState
-    last_seen: datetime | None
-    last_seq: int | None
-    interval_ms: float
-    detect_mult: int
-    detect_ms: float
-    deadline: datetime | None
-    received: int
-    lost: int
-    late: int
+    name: str = Field(description="The host's name.")
+    state: HostState = Field(description="INIT (not heard yet), UP, or DOWN.")
+    last_seen: datetime | None = Field(description="When the last heartbeat came; null before the first.")
+    last_seq: int | None = Field(description="The sequence number of the last heartbeat taken.")
+    interval_ms: float = Field(description="The heartbeat interval the agent announced.")
+    detect_mult: int = Field(description="How many intervals may pass without a heartbeat before the host is DOWN.")
+    detect_ms: float = Field(description="The detection time: `interval_ms` times `detect_mult`.")
+    deadline: datetime | None = Field(description="When the host is declared DOWN if nothing comes before.")
+    received: int = Field(description="Heartbeats taken.")
+    lost: int = Field(description="Heartbeats missing by their sequence numbers.")
+    late: int = Field(description="Heartbeats that came after their deadline.")
     max_gap_ms: float = Field(description="The longest time between two heartbeats taken, as Vigil saw them.")
-    transitions: int
+    transitions: int = Field(description="State changes since the monitor started.")
     stalls: int = Field(description="Deadlines checked over a detection time late (Vigil itself stalled): grace given.")
     recovering_since: datetime | None = Field(description="Start of the hold-down of a DOWN host heard again.")
-    last_transition: TransitionOut | None
+    last_transition: TransitionOut | None = Field(description="The latest state change, if any.")
 
 
 class MonitorOut(BaseModel):
-    enabled: bool
-    listen: str | None
-    hold_down_s: float | None
-    datagrams: int
-    bad: int
-    last_bad: str | None
-    unknown_host: int
-    unknown_hosts: list[str]
-    reported: int
-    report_failures: int
+    enabled: bool = Field(description="False where the monitor is off (`monitor.listen: off`).")
+    listen: str | None = Field(description="The UDP address heartbeats are received on.")
+    hold_down_s: float | None = Field(description="How long a DOWN host must be heard steadily before it is UP.")
+    datagrams: int = Field(description="Datagrams received.")
+    bad: int = Field(description="Datagrams refused: malformed, or failing their HMAC.")
+    last_bad: str | None = Field(description="Why the latest bad datagram was refused.")
+    unknown_host: int = Field(description="Datagrams from hosts Vigil does not know.")
+    unknown_hosts: list[str] = Field(description="The names those datagrams carried (the first 100).")
+    reported: int = Field(description="Transitions reported to the inspector.")
+    report_failures: int = Field(description="Reports to the inspector that failed.")
     mass_silences: int = Field(description="Deadlines deferred because most hosts fell silent at once.")
 
 
 class MonitorHostsOut(BaseModel):
-    monitor: MonitorOut
-    hosts: list[MonitoredHostOut]
+    monitor: MonitorOut = Field(description="The listener's own state and counters.")
+    hosts: list[MonitoredHostOut] = Field(description="Each host the monitor has heard from.")
 
 
 def _when(monitor: HeartbeatMonitor, monotonic: float | None) -> datetime | None:
@@ -137,6 +137,12 @@ def _summary(monitor: HeartbeatMonitor | None) -> MonitorOut:
 
 @router.get("/hosts", summary="Heartbeat state of every monitored host")
 async def list_monitored(ctx: Context, _: Admin, state: HostState | None = None) -> MonitorHostsOut:
+    """The heartbeat monitor's view of the hosts it has heard from (or assumed down after a restart): each one's
+    state (INIT, UP or DOWN), last heartbeat, interval and detection multiplier in force, counts of received, lost
+    and late heartbeats and its last transition, beside the listener's own counters.
+
+    Admin only; filter by `state`. With the monitor disabled (`monitor.listen: off`) the list is empty and `enabled`
+    is false."""
     monitor = ctx.faults.monitor
     hosts: list[MonitoredHostOut] = []
     if monitor is not None:
@@ -147,6 +153,8 @@ async def list_monitored(ctx: Context, _: Admin, state: HostState | None = None)
 
 @router.get("/hosts/{name}", summary="Heartbeat state of one host")
 async def show_monitored(ctx: Context, _: Admin, name: str) -> dict[str, MonitoredHostOut]:
+    """The heartbeat state of one host. Admin only. A host Vigil knows but the monitor has not heard from is shown
+    in state INIT; an unknown host is a 404, and so is every host while the monitor is disabled."""
     ctx.cloud.map.host(name)  # 404 for a host Vigil does not know
     monitor = ctx.faults.monitor
     if monitor is None:

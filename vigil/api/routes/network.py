@@ -22,6 +22,11 @@ async def list_ports(
     limit: int = Limit,
     marker: str | None = Marker,
 ) -> dict[str, list[PortOut]]:
+    """List ports with Neutron's `data_plane_status` (ACTIVE or DOWN). Admins see every port; a member only its own
+    project's, with each host shown as the opaque per-project host id.
+
+    Filter by `instance` (another project's instance gives an empty list), `host` and `data_plane_status`; page with
+    `limit` and `marker`, the id of the last port of the previous page."""
     rmap = ctx.cloud.map
     project = None if principal.is_admin else principal.project
     if instance is not None:
@@ -41,6 +46,8 @@ async def list_ports(
 
 @router.get("/{ident}", summary="Show a port")
 async def show_port(ctx: Context, principal: Reader, ident: str) -> dict[str, PortOut]:
+    """One port by id: its instance, project, network, host and `data_plane_status`. Admins and members; to a member
+    another project's port is a 404, as a missing one, and the host is an opaque id."""
     port = ctx.cloud.map.port(ident)
     if not principal.sees(port.project):
         raise NotFound("port", ident)

@@ -30,6 +30,7 @@ from vigil.inspector.policy import known_types, split_type
 router = APIRouter(tags=["southbound events"])
 
 MAX_EVENTS = 1000
+EVENTS_EXAMPLE = SouthboundEvent.model_config.get("json_schema_extra", {})["examples"]  # type: ignore[index]
 
 
 async def signed(
@@ -90,13 +91,25 @@ def _outcome(event: FaultEvent) -> EventOutcome:
 
 @router.put("/events", summary="Report raw fault events (a list)")
 async def put_events(
-    ctx: Context, _: Signed, events: Annotated[list[SouthboundEvent], Body(max_length=MAX_EVENTS)]
+    ctx: Context,
+    _: Signed,
+    events: Annotated[list[SouthboundEvent], Body(max_length=MAX_EVENTS, examples=[EVENTS_EXAMPLE])],
 ) -> dict[str, list[EventOutcome]]:
+    """Report raw fault events, as a list (Doctor's sample inspector interface; at most 1000). The monitor or admin
+    role; where the server has `monitor.key`, a body is signed in `X-Vigil-Signature`.
+
+    Answered once every event is handled and durable, with each event's outcome (`fault_opened`, `correlated`,
+    `aggregated`, `duplicate`, `suppressed`, `fault_cleared`, ...) and its fault. A repeated (`monitor`,
+    `monitor_event_id`) is answered `duplicate`, so a request may safely be sent again. An unknown event type, host
+    or switch is a 422, and no event of the request is applied."""
     handled = await ctx.faults.intake.receive(_to_domain(ctx, events))
     return {"events": [_outcome(e) for e in handled]}
 
 
 @router.post("/v1/event", summary="Report one raw fault event")
 async def post_event(ctx: Context, _: Signed, event: SouthboundEvent) -> dict[str, EventOutcome]:
+    """Report one raw fault event (Doctor's `{time, type, details}`). As `PUT /events`: the monitor or admin role,
+    signed where the server has `monitor.key`, answered with the event's outcome once it is handled and durable; a
+    repeated (`monitor`, `monitor_event_id`) is a `duplicate`."""
     [handled] = await ctx.faults.intake.receive(_to_domain(ctx, [event]))
     return {"event": _outcome(handled)}

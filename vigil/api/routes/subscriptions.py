@@ -150,6 +150,14 @@ def visible_subscription(ctx: Context, principal: Principal, ident: str) -> Subs
 
 @router.post("/v1/subscriptions", status_code=201, summary="Subscribe to alarms")
 async def create_subscription(ctx: Context, principal: Reader, body: SubscriptionIn) -> dict[str, SubscriptionOut]:
+    """Subscribe callback URLs to alarms, in OpenStack Aodh's or ETSI SOL 003's format, optionally with SOL 003
+    authentication to the callbacks; naming `maintenance.scheduled` or `maintenance.host` in `event_types` also
+    brings maintenance messages (Aodh format only; `maintenance.host` is admin only).
+
+    A member's subscription hears only its project's alarms, and its filter may name only its project's resources
+    (anything else is a 422 'unknown'); an admin's hears every alarm. Callbacks must pass the server's callback
+    policy (422), and for SOL 003 each must answer a GET with 204. Answers 201; secrets are never shown back. A
+    project holds at most `notifier.max_subscriptions_per_project` (409)."""
     _authorize(ctx.cloud.map, principal, body.filter)
     _check_event_types(principal, body)
     limits = ctx.faults.limits
@@ -197,17 +205,23 @@ async def create_subscription(ctx: Context, principal: Reader, body: Subscriptio
 
 @router.get("/v1/subscriptions", summary="List subscriptions")
 async def list_subscriptions(ctx: Context, principal: Reader) -> dict[str, list[SubscriptionOut]]:
+    """List subscriptions: those of the caller's project for a member, every one for an admin. Authentication shows
+    its type and user, never the secret."""
     project = None if principal.is_admin else principal.project
     return {"subscriptions": [subscription_view(s) for s in ctx.faults.subscriptions.of_project(project)]}
 
 
 @router.get("/v1/subscriptions/{ident}", summary="Show a subscription")
 async def show_subscription(ctx: Context, principal: Reader, ident: str) -> dict[str, SubscriptionOut]:
+    """One subscription by id; to a member another project's is a 404. Authentication shows its type and user, never
+    the secret."""
     return {"subscription": subscription_view(visible_subscription(ctx, principal, ident))}
 
 
 @router.delete("/v1/subscriptions/{ident}", status_code=204, summary="Unsubscribe")
 async def delete_subscription(ctx: Context, principal: Reader, ident: str) -> Response:
+    """Delete a subscription (204): it hears of no more alarms, and its `subscription.unreachable` alarm, if one is
+    open, is cleared. Admins and its project's members; to a member another project's subscription is a 404."""
     subscription = visible_subscription(ctx, principal, ident)
     changes = ctx.cloud.begin("unsubscribe")
     changes.forget(subscription)
@@ -221,7 +235,8 @@ async def delete_subscription(ctx: Context, principal: Reader, ident: str) -> Re
 @router.post("/v1/subscriptions/{ident}/redeliver", summary="Send a subscription's FAILED deliveries again")
 async def redeliver_subscription(ctx: Context, _: Admin, ident: str) -> RedeliveredOut:
     """Every delivery of the subscription that was given up (or refused) goes back to PENDING
-    and is sent again, with a new retry horizon."""
+    and is sent again, with a new retry horizon. Admin only; answers how many were sent again and their
+    delivery ids (none when nothing had failed)."""
     subscription = ctx.faults.subscriptions.get(ident)
     failed: list[Delivery] = []
     after: str | None = None
@@ -239,6 +254,8 @@ async def redeliver_subscription(ctx: Context, _: Admin, ident: str) -> Redelive
 
 @router.post("/v1/deliveries/{ident}/redeliver", summary="Send a FAILED delivery again")
 async def redeliver_one(ctx: Context, _: Admin, ident: str) -> dict[str, DeliveryOut]:
+    """Send one FAILED delivery again: it goes back to PENDING with a new retry horizon. Admin only; a delivery in
+    any other state is a 409, an unknown one a 404."""
     delivery = await ctx.faults.log.delivery(ident)
     if delivery is None:
         raise NotFound("delivery", ident)
@@ -258,6 +275,11 @@ async def list_deliveries(
     limit: int = Query(100, ge=1, le=1000),
     marker: str | None = Query(None, description="The same as after, as every other list names it."),
 ) -> dict[str, list[DeliveryOut]]:
+    """The delivery log: each notification to each callback URL, oldest first, with its state (PENDING, DELIVERED or
+    FAILED), attempts and last HTTP status or error.
+
+    Admin only. Filter by `state`, `subscription`, `fault` and `project`; page with `limit` and `after` (or
+    `marker`), the id of the last delivery of the previous page."""
     found = await ctx.faults.log.deliveries(
         state=state, subscription=subscription, fault=fault, project=project, after=after or marker, limit=limit
     )
