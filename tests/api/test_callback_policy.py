@@ -113,6 +113,16 @@ async def test_every_forbidden_callback_is_refused_naming_the_rule_and_never_con
         assert allowed.status_code == 201, allowed.text  # the network the operator allowed
 
 
+async def test_a_host_no_resolver_can_encode_is_refused_not_a_server_error(api: Api) -> None:
+    """Found by fuzzing: a host label over 63 characters made getaddrinfo raise UnicodeError (IDNA), a 500.
+    Both a literal-looking one (all digits) and a name are refused before any lookup is sent."""
+    async with api.client("vnf-a-token") as member:
+        for host in ("0" * 64, "a" * 64 + ".example.com", "0" * 300):
+            response = await member.post("/v1/subscriptions", json={"callbacks": [f"http://{host}/hook"]})
+            assert response.status_code == 422, (host, response.text)
+            assert "callback refused" in response.json()["error"]["message"], response.text
+
+
 async def test_the_policy_holds_where_the_connection_is_made() -> None:
     """A name checked once and resolving elsewhere later, or an address literal in any spelling:
     the sender refuses it for good on every connection, and connects to nothing."""

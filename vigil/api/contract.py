@@ -12,6 +12,11 @@ fuzzing suite (``tests/api/test_fuzz.py``) holds the document to what the
 server really answers. The work is done on the document rather than on the
 route objects, whose shape FastAPI keeps changing.
 
+It also states two rules every input obeys that pydantic's schemas leave
+out (:mod:`vigil.api.storable`): text holds no NUL character, and integers
+fit 64 bits. A client generating requests from the document (schemathesis
+does) then never sends a "valid" request the server must refuse.
+
 A 405's ``Allow`` is taken from the same document: Starlette would name only
 the methods of the first route whose path matches.
 """
@@ -35,6 +40,9 @@ MEANINGS = {
     422: "The request is well-formed but cannot be acted on; `details` lists each problem.",
     503: "The part of Vigil the call needs is not running in this server.",
 }
+NO_NUL = r"^[^\x00]*$"
+INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
+_NOT_SCHEMAS = frozenset({"examples", "example", "default", "enum", "const", "properties"})
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
@@ -54,20 +62,48 @@ def derived_errors(operation: dict[str, Any]) -> set[int]:
     parameters = operation.get("parameters", [])
     if operation.get("security"):
         codes |= {401, 403}
-    if any(p["in"] == "path" for p in parameters):
-        codes.add(404)
+    if any(p["in"] == "path" or p["name"] == "marker" for p in parameters):
+        codes.add(404)  # a missing resource, or a page marker that names none
     if parameters or "requestBody" in operation:
         codes.add(422)
     return codes
 
 
+def storable(schema: Any) -> None:
+    """State the store's limits in a schema and those it holds (in place): no NUL in free text or in the keys of
+    free-form objects, 64-bit integers."""
+    if isinstance(schema, list):
+        for item in schema:
+            storable(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    free = not any(key in schema for key in ("format", "enum", "const", "pattern"))
+    if schema.get("type") == "string" and free:
+        schema["pattern"] = NO_NUL
+    if schema.get("type") == "object" and schema.get("additionalProperties", False) is not False:
+        schema.setdefault("propertyNames", {"pattern": NO_NUL})
+    if schema.get("type") == "integer":
+        for key, bound in INT64.items():
+            schema.setdefault(key, bound)
+    for key, value in schema.items():
+        if key == "properties" and isinstance(value, dict):
+            storable(list(value.values()))
+        elif key not in _NOT_SCHEMAS:
+            storable(value)
+
+
 def complete(document: dict[str, Any]) -> None:
-    """Add the derived error responses and the error schemas to a generated document (in place)."""
+    """Add the derived error responses and the error schemas to a generated document, and state the store's
+    limits in its schemas (in place)."""
+    storable(document.get("components", {}).get("schemas", {}))
     for item in document.get("paths", {}).values():
         for method in _METHODS:
             operation = item.get(method)
             if operation is None:
                 continue
+            storable([p.get("schema") for p in operation.get("parameters", [])])
+            storable(operation.get("requestBody"))
             responses = operation.setdefault("responses", {})
             for code in sorted(derived_errors(operation)):
                 declared = responses.get(str(code))
@@ -86,16 +122,26 @@ class PathMethods:
 
     def __init__(self, document: dict[str, Any]) -> None:
         self._paths = [
-            (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"), _methods(item))
+            (
+                re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+                _literals(path),
+                _methods(item),
+            )
             for path, item in document.get("paths", {}).items()
         ]
 
     def allowed(self, path: str) -> list[str]:
-        methods: set[str] = set()
-        for pattern, served in self._paths:
-            if pattern.match(path):
-                methods |= served
-        return sorted(methods)
+        """The methods of the most specific documented template matching ``path``: ``/{id}/detail`` rather than
+        ``/{id}/{project}``, as a client reading the document would take it."""
+        matches = [(literals, served) for pattern, literals, served in self._paths if pattern.match(path)]
+        if not matches:
+            return []
+        best = max(literals for literals, _ in matches)
+        return sorted(set().union(*(served for literals, served in matches if literals == best)))
+
+
+def _literals(template: str) -> int:
+    return sum(1 for segment in template.split("/") if segment and not segment.startswith("{"))
 
 
 def _methods(item: dict[str, Any]) -> set[str]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vigil.api.storable import StorableIn
+from vigil.api.storable import Moment, Number, StorableIn
 from vigil.domain.alarms import AckState, AlarmKind, AlarmState, Lifecycle
 from vigil.domain.callbacks import MAX_URL_LENGTH
 from vigil.domain.deliveries import DeliveryState
@@ -64,7 +64,7 @@ class EventDetails(_In):
             "count as distinct toward its threshold."
         ),
     )
-    injected_at: float | None = Field(
+    injected_at: Number | None = Field(
         None, description="Vigil extension: when the fault was injected (T00), in Unix seconds."
     )
 
@@ -100,7 +100,7 @@ class SouthboundEvent(_In):
         }
     )
 
-    time: datetime = Field(description="When the monitor detected it (the profiler's T01); UTC without a zone.")
+    time: Moment = Field(description="When the monitor detected it (the profiler's T01); UTC without a zone.")
     type: str = Field(
         min_length=3,
         max_length=128,
@@ -290,7 +290,18 @@ class AuthenticationIn(_In):
                         "tokenEndpoint": "https://vnfm.example.com/oauth2/token",
                     },
                 },
-            ]
+            ],
+            # The rule of _params below, for clients that build requests from the schema.
+            "allOf": [
+                {
+                    "if": {"properties": {"authType": {"contains": {"const": kind}}}},
+                    "then": {"required": [params]},
+                }
+                for kind, params in (
+                    ("BASIC", "paramsBasic"),
+                    ("OAUTH2_CLIENT_CREDENTIALS", "paramsOauth2ClientCredentials"),
+                )
+            ],
         }
     )
 
@@ -320,6 +331,9 @@ class AuthenticationOut(BaseModel):
         None, description="The user name (BASIC) or client id (OAuth 2.0); the secret is never shown."
     )
     tokenEndpoint: str | None = Field(None, description="The OAuth 2.0 token endpoint.")
+
+
+CALLBACK_PATTERN = r"^[hH][tT][tT][pP][sS]?://[^\x00]*$"
 
 
 class SubscriptionIn(_In):
@@ -359,7 +373,10 @@ class SubscriptionIn(_In):
         default_factory=FilterIn,
         description="Which alarms (and maintenance messages) to receive; empty: all of the caller's alarms.",
     )
-    callbacks: list[Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]] = Field(
+    callbacks: list[
+        # The scheme's pattern is for the document only: the callback policy refuses the rest with its own words.
+        Annotated[str, Field(min_length=8, max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": CALLBACK_PATTERN})]
+    ] = Field(
         min_length=1,
         max_length=10,
         description=(

@@ -13,16 +13,26 @@ send them, and not kept (the resource map has the names).
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from vigil.api.storable import StorableIn
-from vigil.domain.maintenance import InstanceAction
+from vigil.api.storable import JSON_NUMBER, Flag, Moment, Number, StorableIn
+from vigil.domain.maintenance import InstanceAction, ProjectState, ReplyKind
 
-Seconds = Annotated[float, Field(ge=0, le=86_400 * 30)]
+Seconds = Annotated[float, Field(ge=0, le=86_400 * 30), JSON_NUMBER]
 
 
 class _In(StorableIn):
     """A request body: see :mod:`vigil.api.storable`."""
+
+
+class ActionIn(_In):
+    """One per-host action of a session: the name the server's configuration gives it, and its parameters beside
+    it (strings or numbers, as the action declares them)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"action": "upgrade", "duration_s": 30}]})
+    __pydantic_extra__: dict[str, str | Number] = Field(init=False)
+
+    action: str = Field(min_length=1, max_length=255, description="The action's name in maintenance.actions.")
 
 
 class SessionIn(_In):
@@ -45,7 +55,7 @@ class SessionIn(_In):
         default_factory=list, max_length=10_000, description="The compute hosts to maintain; empty: every one."
     )
     state: Literal["MAINTENANCE"] = Field("MAINTENANCE", description="Fenix's request state: MAINTENANCE only.")
-    maintenance_at: datetime | None = Field(
+    maintenance_at: Moment | None = Field(
         None,
         description='When to start: ISO 8601 or Fenix\'s "2026-11-22 10:00:00", UTC when without a zone; none: now.',
     )
@@ -53,7 +63,7 @@ class SessionIn(_In):
     metadata: dict[str, str] = Field(
         default_factory=dict, description="Free key-value data, passed on in the messages to the projects."
     )
-    actions: list[dict[str, Any]] = Field(
+    actions: list[ActionIn] = Field(
         default_factory=list,
         max_length=100,
         description=(
@@ -124,6 +134,9 @@ class ProjectInstancesOut(BaseModel):
     instance_ids: list[str] = Field(description="The project's instances the session last named to it.")
 
 
+REPLY_STATES: list[JsonValue] = [f"{kind}_{state}" for state in ProjectState for kind in ReplyKind]
+
+
 class ReplyIn(_In):
     model_config = ConfigDict(
         json_schema_extra={
@@ -138,10 +151,11 @@ class ReplyIn(_In):
     )
 
     state: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        json_schema_extra={"enum": REPLY_STATES},
         description=(
             "ACK_<STATE> or NACK_<STATE>, STATE the one of the message answered (e.g. ACK_PLANNED_MAINTENANCE); "
             "a NACK fails the session."
-        )
+        ),
     )
     instance_actions: dict[str, InstanceAction] = Field(
         default_factory=dict,
@@ -189,7 +203,7 @@ class InstanceConstraintsIn(_In):
         InstanceAction.MIGRATE,
         description="How the instance leaves a host when its project's reply names no action for it.",
     )
-    resource_mitigation: bool = Field(False, description="FEAT03's resource mitigation flag (kept and shown).")
+    resource_mitigation: Flag = Field(False, description="FEAT03's resource mitigation flag (kept and shown).")
     lead_time: Seconds = Field(
         0.0, description="Seconds before an action on the instance that its app manager is to hear of it."
     )
@@ -228,13 +242,13 @@ class GroupConstraintsIn(_In):
     group_id: str | None = Field(None, description="If given, the path's group id.")
     project_id: str | None = Field(None, description="If given, the group's project.")
     group_name: str | None = Field(None, description="Accepted, as Fenix's clients send it, and not kept.")
-    anti_affinity_group: bool = Field(
+    anti_affinity_group: Flag = Field(
         False, description="Members must stay on different hosts, whatever the server group's own policy."
     )
-    max_instances_per_host: Annotated[int, Field(ge=0)] = Field(
+    max_instances_per_host: Annotated[int, Field(ge=0), JSON_NUMBER] = Field(
         0, description="At most this many members on one host when instances are moved; 0: no limit."
     )
-    max_impacted_members: Annotated[int, Field(ge=0)] = Field(
+    max_impacted_members: Annotated[int, Field(ge=0), JSON_NUMBER] = Field(
         1, description="At most this many members moved at once; 0: no limit."
     )
     recovery_time: Seconds = Field(

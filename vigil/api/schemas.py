@@ -6,11 +6,11 @@ Requests forbid unknown fields, so a misspelt option is a 422 rather than
 silently ignored.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vigil.api.storable import StorableIn
+from vigil.api.storable import JSON_NUMBER, StorableIn
 from vigil.domain.states import AdminState, DataPlaneStatus, GroupPolicy, HostStatus, InstanceState
 
 
@@ -110,7 +110,9 @@ class BootRequest(_In):
         None,
         description="Admins boot into any project; members only into their own. Default: the caller's project.",
     )
-    vcpus: int = Field(1, ge=1, le=1024, description="Virtual CPUs it takes of its host's capacity.")
+    vcpus: Annotated[int, Field(ge=1, le=1024), JSON_NUMBER] = Field(
+        1, description="Virtual CPUs it takes of its host's capacity."
+    )
     group: str | None = Field(
         None,
         description="Id of a server group of the same project to join; its (anti-)affinity policy rules placement.",
@@ -155,8 +157,8 @@ class InstanceActionRequest(_In):
 class GroupPatch(_In):
     model_config = ConfigDict(json_schema_extra={"examples": [{"alarm_threshold": 2}]})
 
-    alarm_threshold: int = Field(
-        ge=1, le=10_000, description="server_group.degraded is raised when this many of the group's members are down."
+    alarm_threshold: Annotated[int, Field(ge=1, le=10_000), JSON_NUMBER] = Field(
+        description="server_group.degraded is raised when this many of the group's members are down."
     )
 
 

@@ -55,6 +55,15 @@ def check_url(url: str) -> str:
         raise CallbackRefused("a callback URL may not carry credentials: use the subscription's authentication")
     if not parts.hostname:
         raise CallbackRefused("a callback URL needs a host")
+    if ":" not in parts.hostname:  # a name (or an IPv4 literal), as the resolver will encode it
+        try:
+            encoded = parts.hostname.encode("idna")
+        except UnicodeError:
+            encoded = b""
+        if not encoded or len(encoded) > 253:
+            raise CallbackRefused(
+                f"{parts.hostname[:80]!r} is not a valid host name (labels of 1 to 63 characters, at most 253 in all)"
+            )
     return parts.hostname
 
 

@@ -9,6 +9,7 @@ moment ago) before the store.
 from fastapi import APIRouter, Query
 
 from vigil.api.auth import Principal
+from vigil.api.contract import errors
 from vigil.api.deps import Context, Reader
 from vigil.api.fault_schemas import AlarmOut, AlarmPatch
 from vigil.api.views import Marker
@@ -77,7 +78,7 @@ async def show_alarm(ctx: Context, principal: Reader, ident: str) -> dict[str, A
     return {"alarm": AlarmOut.model_validate(await visible_alarm(ctx, principal, ident))}
 
 
-@router.patch("/{ident}", summary="Acknowledge an alarm")
+@router.patch("/{ident}", summary="Acknowledge an alarm", responses=errors(409))
 async def acknowledge_alarm(ctx: Context, principal: Reader, ident: str, body: AlarmPatch) -> dict[str, AlarmOut]:
     """Acknowledge an alarm, as ETSI SOL 003's alarm modification: the body is `{"ackState": "ACKNOWLEDGED"}` and
     the alarm is answered with its new `ack_state`. Acknowledging again is harmless. Admins and the alarm's

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from vigil.api.contract import errors
 from vigil.api.deps import Admin, Context
 from vigil.api.schemas import HostAction, HostOut
 from vigil.api.views import Limit, Marker, host_view, page
@@ -46,7 +47,7 @@ async def show_host(ctx: Context, _: Admin, name: str) -> dict[str, HostOut]:
     return {"host": host_view(ctx.cloud.map, ctx.cloud.map.host(name))}
 
 
-@router.post("/{name}/action", summary="Enable, disable, force down or force up a host")
+@router.post("/{name}/action", summary="Enable, disable, force down or force up a host", responses=errors(409))
 async def host_action(ctx: Context, _: Admin, name: str, body: HostAction) -> dict[str, HostOut]:
     """Change a host's compute service as Nova's os-services does: `enable` or `disable` scheduling on it (a
     disabled host has status MAINTENANCE and keeps `reason` as its `disabled_reason`), `force-down` or `force-up`

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from vigil.api.auth import Principal
+from vigil.api.contract import errors
 from vigil.api.deps import Context, Reader
 from vigil.api.schemas import BootRequest, InstanceActionRequest, InstanceOut
 from vigil.api.views import Limit, Marker, instance_view, page, shown_host
@@ -68,7 +69,7 @@ async def show_instance(ctx: Context, principal: Reader, ident: str) -> dict[str
     return {"instance": instance_view(rmap, visible_instance(rmap, principal, ident), principal)}
 
 
-@router.post("", status_code=202, summary="Boot an instance")
+@router.post("", status_code=202, summary="Boot an instance", responses=errors(404, 409))
 async def boot_instance(ctx: Context, principal: Reader, body: BootRequest) -> dict[str, InstanceOut]:
     """Create an instance in `project` (default: the caller's) on an UP host with free vCPUs that keeps its server
     group's affinity or anti-affinity policy, chosen by the scheduler or given by an admin as `host` (409 if none
@@ -95,7 +96,7 @@ async def boot_instance(ctx: Context, principal: Reader, body: BootRequest) -> d
     return {"instance": instance_view(ctx.cloud.map, op.instance, principal)}
 
 
-@router.delete("/{ident}", status_code=204, summary="Delete an instance")
+@router.delete("/{ident}", status_code=204, summary="Delete an instance", responses=errors(409))
 async def delete_instance(ctx: Context, principal: Reader, ident: str) -> Response:
     """Delete an instance and its ports (204). Admins delete any; a member only its own project's (another project's
     is a 404). An instance that is MIGRATING cannot be deleted (409)."""
@@ -107,7 +108,12 @@ async def delete_instance(ctx: Context, principal: Reader, ident: str) -> Respon
 MEMBER_ACTIONS = frozenset({"stop", "start"})
 
 
-@router.post("/{ident}/action", status_code=202, summary="Stop, start, migrate, evacuate or reset an instance")
+@router.post(
+    "/{ident}/action",
+    status_code=202,
+    summary="Stop, start, migrate, evacuate or reset an instance",
+    responses=errors(409),
+)
 async def instance_action(
     ctx: Context, principal: Reader, ident: str, body: InstanceActionRequest
 ) -> dict[str, InstanceOut]:

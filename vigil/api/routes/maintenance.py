@@ -10,6 +10,7 @@ resources look missing (404), as everywhere in the API.
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from vigil.api.auth import Principal
+from vigil.api.contract import errors
 from vigil.api.deps import Admin, Context, Reader
 from vigil.api.maintenance_schemas import (
     GroupConstraintsIn,
@@ -29,7 +30,7 @@ from vigil.domain.maintenance import GroupConstraints, InstanceConstraints, Main
 from vigil.maintenance.actions import InvalidAction
 from vigil.maintenance.service import MaintenanceService
 
-router = APIRouter(tags=["maintenance"])
+router = APIRouter(tags=["maintenance"], responses=errors(503))
 
 
 def _service(ctx: Context) -> MaintenanceService:
@@ -63,7 +64,7 @@ def _own_project(principal: Principal, project: str) -> None:
 # -- sessions (admin) -------------------------------------------------------------------
 
 
-@router.post("/maintenance", summary="Start a maintenance session")
+@router.post("/maintenance", summary="Start a maintenance session", responses=errors(409))
 async def create_session(ctx: Context, principal: Admin, body: SessionIn, request: Request) -> SessionCreated:
     """Start a maintenance session (Fenix's workflow) over `hosts` (empty: every compute host) at `maintenance_at`
     (default: now), running the named per-host `actions` the server configures. Admin only; answers the new
@@ -79,7 +80,7 @@ async def create_session(ctx: Context, principal: Admin, body: SessionIn, reques
         maintenance_at=body.maintenance_at,
         workflow=body.workflow,
         metadata=body.metadata,
-        actions=body.actions,
+        actions=[a.model_dump() for a in body.actions],
     )
     return SessionCreated(session_id=session.id)
 
@@ -110,7 +111,7 @@ async def session_detail(ctx: Context, principal: Admin, session_id: str) -> Ses
 @router.delete(
     "/maintenance/{session_id}",
     summary="Cancel a session (rolled back) or forget a finished one",
-    responses={204: {"description": "a finished session was forgotten"}},
+    responses={204: {"description": "a finished session was forgotten"}, **errors(409)},
 )
 async def cancel_session(ctx: Context, principal: Admin, session_id: str) -> Response:
     """Cancel an open session: its workflow stops, every host it touched is rolled back to enabled, and the session
@@ -134,7 +135,11 @@ async def project_instances(ctx: Context, principal: Reader, session_id: str, pr
     return ProjectInstancesOut(instance_ids=_service(ctx).project_instances(session_id, project_id))
 
 
-@router.put("/maintenance/{session_id}/{project_id}", summary="A project's reply: ACK_<STATE> or NACK_<STATE>")
+@router.put(
+    "/maintenance/{session_id}/{project_id}",
+    summary="A project's reply: ACK_<STATE> or NACK_<STATE>",
+    responses=errors(409),
+)
 async def project_reply(ctx: Context, principal: Reader, session_id: str, project_id: str, body: ReplyIn) -> ReplyOut:
     """A project's app manager answers the message it was sent: `ACK_<STATE>` or `NACK_<STATE>` (a NACK fails the
     session), with what to do with each named instance (MIGRATE, LIVE_MIGRATE or OWN_ACTION).

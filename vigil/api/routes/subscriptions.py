@@ -30,6 +30,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from vigil.api.auth import Principal
+from vigil.api.contract import errors
 from vigil.api.deps import Admin, Context, Reader
 from vigil.api.fault_schemas import (
     AuthenticationIn,
@@ -148,7 +149,7 @@ def visible_subscription(ctx: Context, principal: Principal, ident: str) -> Subs
     return subscription
 
 
-@router.post("/v1/subscriptions", status_code=201, summary="Subscribe to alarms")
+@router.post("/v1/subscriptions", status_code=201, summary="Subscribe to alarms", responses=errors(409))
 async def create_subscription(ctx: Context, principal: Reader, body: SubscriptionIn) -> dict[str, SubscriptionOut]:
     """Subscribe callback URLs to alarms, in OpenStack Aodh's or ETSI SOL 003's format, optionally with SOL 003
     authentication to the callbacks; naming `maintenance.scheduled` or `maintenance.host` in `event_types` also
@@ -232,7 +233,11 @@ async def delete_subscription(ctx: Context, principal: Reader, ident: str) -> Re
     return Response(status_code=204)
 
 
-@router.post("/v1/subscriptions/{ident}/redeliver", summary="Send a subscription's FAILED deliveries again")
+@router.post(
+    "/v1/subscriptions/{ident}/redeliver",
+    summary="Send a subscription's FAILED deliveries again",
+    responses=errors(409),
+)
 async def redeliver_subscription(ctx: Context, _: Admin, ident: str) -> RedeliveredOut:
     """Every delivery of the subscription that was given up (or refused) goes back to PENDING
     and is sent again, with a new retry horizon. Admin only; answers how many were sent again and their
@@ -252,7 +257,7 @@ async def redeliver_subscription(ctx: Context, _: Admin, ident: str) -> Redelive
     return RedeliveredOut(redelivered=len(again), deliveries=[d.id for d in again])
 
 
-@router.post("/v1/deliveries/{ident}/redeliver", summary="Send a FAILED delivery again")
+@router.post("/v1/deliveries/{ident}/redeliver", summary="Send a FAILED delivery again", responses=errors(409))
 async def redeliver_one(ctx: Context, _: Admin, ident: str) -> dict[str, DeliveryOut]:
     """Send one FAILED delivery again: it goes back to PENDING with a new retry horizon. Admin only; a delivery in
     any other state is a 409, an unknown one a 404."""
