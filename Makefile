@@ -30,11 +30,17 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-# The testbed's tools (ip, nft), installed when missing and running as root; quiet otherwise
-# (the tests that need them skip without root).
+# System tools the tests use, installed when missing and running as root (the tests that need them skip
+# otherwise): ip and nft for the testbed, Chromium to render /docs. unshare (util-linux) is always there.
 sysdeps:
-	@if [ "$$(id -u)" = 0 ] && ! { command -v nft && command -v ip; } >/dev/null 2>&1; then \
-		apt-get update && apt-get install -y nftables iproute2; \
+	@if [ "$$(id -u)" = 0 ]; then \
+		missing=""; \
+		command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+		command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+		command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+		if [ -n "$$missing" ]; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+		fi; \
 	fi
 
 test: lint sysdeps

@@ -295,7 +295,7 @@ class AuthenticationIn(_In):
             "allOf": [
                 {
                     "if": {"properties": {"authType": {"contains": {"const": kind}}}},
-                    "then": {"required": [params]},
+                    "then": {"required": [params], "properties": {params: {"type": "object"}}},  # not null
                 }
                 for kind, params in (
                     ("BASIC", "paramsBasic"),
