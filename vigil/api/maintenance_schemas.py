@@ -13,9 +13,9 @@ send them, and not kept (the resource map has the names).
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue
 
-from vigil.api.storable import JSON_NUMBER, Flag, Moment, Number, StorableIn
+from vigil.api.storable import JSON_NUMBER, Flag, Moment, StorableIn
 from vigil.domain.maintenance import InstanceAction, ProjectState, ReplyKind
 
 Seconds = Annotated[float, Field(ge=0, le=86_400 * 30), JSON_NUMBER]
@@ -27,12 +27,26 @@ class _In(StorableIn):
 
 class ActionIn(_In):
     """One per-host action of a session: the name the server's configuration gives it, and its parameters beside
-    it (strings or numbers, as the action declares them)."""
+    it (strings or numbers, as the action declares them). ``plugin`` is read as ``action`` for older clients.
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"action": "upgrade", "duration_s": 30}]})
-    __pydantic_extra__: dict[str, str | Number] = Field(init=False)
+    The parameters' types are the action's to check (:func:`vigil.maintenance.actions.build_actions`), which names
+    the parameter and what it expects; the document states what any action may take."""
 
-    action: str = Field(min_length=1, max_length=255, description="The action's name in maintenance.actions.")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"action": "upgrade", "duration_s": 30}],
+            "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}]},
+        },
+    )
+    __pydantic_extra__: dict[str, JsonValue] = Field(init=False)
+
+    action: str = Field(
+        min_length=1,
+        max_length=255,
+        validation_alias=AliasChoices("action", "plugin"),
+        description="The action's name in maintenance.actions.",
+    )
 
 
 class SessionIn(_In):
