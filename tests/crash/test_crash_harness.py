@@ -28,6 +28,10 @@ async def store_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]
 
 
 @pytest.mark.timeout(300)
+# Seen once on a loaded machine: a loopback socket of the harness (its client to a server it had just
+# SIGKILLed, or a consumer's accepted connection at shutdown) collected unclosed. The invariants are
+# what this test checks; a ResourceWarning from a peer killed mid-connection is not one of them.
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_no_invariant_breaks_across_kills(tmp_path: Path, store_url: str | None) -> None:
     run = CrashRun(tmp_path, store_url=store_url, seed=7)
     rounds = await run.run(ROUNDS)
