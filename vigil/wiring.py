@@ -289,6 +289,7 @@ async def _start_maintenance(
     service.load(
         await store.maintenance_sessions(), await store.instance_constraints(), await store.group_constraints()
     )
+    cloud.group_constraints = service.constraints.groups.get  # the scheduler honours FEAT03 as the planner does
     interrupted = await service.resume()
     if interrupted:
         log.warning("ended %d maintenance session(s) a restart cut off; hosts rolled back", len(interrupted))

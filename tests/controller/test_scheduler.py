@@ -8,7 +8,9 @@ from vigil.controller.resource_map import ResourceMap
 from vigil.controller.scheduler import PlacementRequest, check_host, rejection, select_host
 from vigil.domain.errors import Conflict, NoValidHost
 from vigil.domain.ids import GroupId, HostName, InstanceId, ProjectId
+from vigil.domain.maintenance import GroupConstraints
 from vigil.domain.model import Host, Instance, Project, ServerGroup
+from vigil.domain.placement import GroupRules
 from vigil.domain.states import AdminState, GroupPolicy, InstanceState
 
 
@@ -20,6 +22,11 @@ def cloud(*vcpus: int) -> ResourceMap:
     rmap.add(ServerGroup(GroupId("anti"), "app-ha", ProjectId("vnf-a"), GroupPolicy.ANTI_AFFINITY))
     rmap.add(ServerGroup(GroupId("aff"), "cache", ProjectId("vnf-a"), GroupPolicy.AFFINITY))
     return rmap
+
+
+def rules_of(rmap: ResourceMap, group: str) -> GroupRules:
+    """A group's placement rules with no FEAT03 constraints: its policy alone."""
+    return GroupRules.of(rmap.group(group), None)
 
 
 def place(rmap: ResourceMap, ident: str, host: str, *, vcpus: int = 1, group: str | None = None) -> Instance:
@@ -95,7 +102,7 @@ def test_no_valid_host_names_the_group_when_the_policy_is_what_failed() -> None:
     place(rmap, "a", "compute-1", group="anti")
     place(rmap, "b", "compute-2", group="anti")
     with pytest.raises(NoValidHost, match=r"^no host can take 1 vCPUs in group app-ha$"):
-        select_host(rmap, PlacementRequest(vcpus=1, group=rmap.group("anti")))
+        select_host(rmap, PlacementRequest(vcpus=1, rules=rules_of(rmap, "anti")))
 
 
 def test_an_empty_cloud_has_no_valid_host() -> None:
@@ -106,7 +113,7 @@ def test_an_empty_cloud_has_no_valid_host() -> None:
 def test_anti_affinity_keeps_members_off_hosts_that_run_one() -> None:
     rmap = cloud(8, 2)
     place(rmap, "act", "compute-1", group="anti")
-    request = PlacementRequest(vcpus=1, group=rmap.group("anti"))
+    request = PlacementRequest(vcpus=1, rules=rules_of(rmap, "anti"))
     # compute-1 has far more room, but already runs a member.
     assert select_host(rmap, request).name == "compute-2"
     assert rejection(rmap, rmap.host("compute-1"), request) == (
@@ -118,20 +125,20 @@ def test_anti_affinity_also_avoids_the_host_a_member_is_migrating_to() -> None:
     rmap = cloud(8, 8, 8)
     act = place(rmap, "act", "compute-1", group="anti")
     rmap.update(act, state=InstanceState.MIGRATING, migrating_to="compute-2")
-    assert select_host(rmap, PlacementRequest(vcpus=1, group=rmap.group("anti"))).name == "compute-3"
+    assert select_host(rmap, PlacementRequest(vcpus=1, rules=rules_of(rmap, "anti"))).name == "compute-3"
 
 
 def test_a_member_being_moved_does_not_count_against_itself() -> None:
     rmap = cloud(8, 8)
     place(rmap, "act", "compute-1", group="anti")
-    request = PlacementRequest(vcpus=1, group=rmap.group("anti"), instance_id="act")
+    request = PlacementRequest(vcpus=1, rules=rules_of(rmap, "anti"), instance_id="act")
     assert rejection(rmap, rmap.host("compute-1"), request) is None
 
 
 def test_instances_outside_the_group_do_not_matter_for_anti_affinity() -> None:
     rmap = cloud(8, 8)
     place(rmap, "plain", "compute-1")
-    request = PlacementRequest(vcpus=1, group=rmap.group("anti"))
+    request = PlacementRequest(vcpus=1, rules=rules_of(rmap, "anti"))
     assert rejection(rmap, rmap.host("compute-1"), request) is None
 
 
@@ -139,21 +146,21 @@ def test_affinity_places_members_together() -> None:
     rmap = cloud(8, 8, 8)
     place(rmap, "busy", "compute-2", vcpus=6)
     place(rmap, "first", "compute-2", group="aff")
-    request = PlacementRequest(vcpus=1, group=rmap.group("aff"))
+    request = PlacementRequest(vcpus=1, rules=rules_of(rmap, "aff"))
     assert select_host(rmap, request).name == "compute-2"
     assert rejection(rmap, rmap.host("compute-1"), request) == "affinity group cache runs on compute-2"
 
 
 def test_the_first_member_of_an_affinity_group_may_go_anywhere() -> None:
     rmap = cloud(4, 8)
-    assert select_host(rmap, PlacementRequest(vcpus=1, group=rmap.group("aff"))).name == "compute-2"
+    assert select_host(rmap, PlacementRequest(vcpus=1, rules=rules_of(rmap, "aff"))).name == "compute-2"
 
 
 def test_affinity_fails_when_the_groups_host_is_full() -> None:
     rmap = cloud(2, 8)
     place(rmap, "first", "compute-1", vcpus=2, group="aff")
     with pytest.raises(NoValidHost):
-        select_host(rmap, PlacementRequest(vcpus=1, group=rmap.group("aff")))
+        select_host(rmap, PlacementRequest(vcpus=1, rules=rules_of(rmap, "aff")))
 
 
 @pytest.mark.parametrize(
@@ -199,7 +206,7 @@ def test_placing_until_full_never_overbooks_a_host_or_breaks_anti_affinity(
     rmap = cloud(*capacities)
     group = rmap.group("anti")
     for n, (vcpus, grouped) in enumerate(requests):
-        request = PlacementRequest(vcpus=vcpus, group=group if grouped else None)
+        request = PlacementRequest(vcpus=vcpus, rules=GroupRules.of(group, None) if grouped else None)
         fits = [
             h.name
             for h in rmap.hosts()
@@ -218,3 +225,21 @@ def test_placing_until_full_never_overbooks_a_host_or_breaks_anti_affinity(
     for h in rmap.hosts():
         assert rmap.used_vcpus(h.name) <= h.vcpus
         assert sum(1 for m in rmap.members(group.id) if m.host == h.name) <= 1
+
+
+def test_feat03_max_instances_per_host_holds_for_the_scheduler_too() -> None:
+    """Found (OpenStack issue): the maintenance planner honoured a group's FEAT03 ``max_instances_per_host`` and the
+    scheduler did not, so a boot or a migration could break what maintenance had just kept."""
+    rmap = cloud(8, 8, 8)
+    place(rmap, "c1", "compute-1", group="aff")
+    place(rmap, "c2", "compute-1", group="aff")
+    rules = GroupRules.of(rmap.group("aff"), GroupConstraints("aff", "vnf-a", max_instances_per_host=2))
+    assert rejection(rmap, rmap.host("compute-1"), PlacementRequest(vcpus=1, rules=rules)) == (
+        "host compute-1 already runs 2 members of group cache, its most per host"
+    )
+    with pytest.raises(NoValidHost):  # affinity keeps it on compute-1, which is full for the group
+        select_host(rmap, PlacementRequest(vcpus=1, rules=rules))
+    assert select_host(rmap, PlacementRequest(vcpus=1, rules=rules_of(rmap, "aff"))).name == ("compute-1")
+    spread = GroupRules.of(rmap.group("anti"), GroupConstraints("anti", "vnf-a", max_instances_per_host=1))
+    place(rmap, "a1", "compute-2", group="anti")
+    assert select_host(rmap, PlacementRequest(vcpus=1, rules=spread)).name in ("compute-1", "compute-3")

@@ -704,3 +704,21 @@ def test_a_host_with_more_instances_than_the_recursion_limit_is_evacuated() -> N
     assert after.on("compute-1") == []
     assert after.used("compute-2") == count // 2  # maintained hosts fill first
     assert after.used("compute-3") == count - count // 2
+
+
+def test_an_instance_migrating_holds_its_target_for_the_planner() -> None:
+    """Found (OpenStack issue): the layout counted a migrating instance only where it ran, so the planner could
+    fill the host it was moving to past its vCPUs, or put an anti-affinity member beside it."""
+    ha = PlanGroup("ha", anti_affinity=True)
+    lay = layout(
+        {"old": 4, "busy": 4, "spare": 4, "src": 8},
+        PlanInstance("moving", "src", 2, "ha", migrating_to="busy"),
+        vm("leaver", "old", 1, group="ha"),
+        vm("big", "old", 3),
+        groups=[ha],
+    )
+    assert lay.used("busy") == 2
+    assert lay.rejection(lay.instances["leaver"], "busy") is not None  # a member is arriving there
+    assert lay.rejection(lay.instances["big"], "busy") is not None  # 2 of its 4 vCPUs are taken
+    moves = evacuate(lay, "old", preferred=["busy", "spare"], others=[])
+    assert hosts_of(moves) == {"leaver": "spare", "big": "spare"}

@@ -30,7 +30,9 @@ from vigil.domain.copying import snapshot
 from vigil.domain.errors import Conflict, NotFound
 from vigil.domain.faults import Checkpoint, Impact
 from vigil.domain.ids import GroupId, InstanceId, PortId, ProjectId
+from vigil.domain.maintenance import GroupConstraints
 from vigil.domain.model import Host, Instance, Port, Resource, ServerGroup, resource_type
+from vigil.domain.placement import GroupRules
 from vigil.domain.records import Record
 from vigil.domain.states import (
     INSTANCE_TRANSITIONS,
@@ -86,6 +88,9 @@ class EmbeddedCloud:
         self._new_id = new_id
         self._counter = EventCounter()
         self._tasks: set[asyncio.Task[Instance]] = set()
+        # FEAT03 group constraints, which the maintenance service keeps; the scheduler honours them as the
+        # planner does. Wiring connects the service; alone, the cloud knows only the groups' policies.
+        self.group_constraints: Callable[[str], GroupConstraints | None] = lambda _group: None
 
     @property
     def clock(self) -> Clock:
@@ -173,7 +178,7 @@ class EmbeddedCloud:
         server_group = self.map.group(group) if group is not None else None
         if server_group is not None and server_group.project != project:
             raise NotFound("server group", server_group.id)
-        request = PlacementRequest(vcpus=vcpus, group=server_group)
+        request = PlacementRequest(vcpus=vcpus, rules=self._rules(group))
         target = self._place(request, host)
         inst = Instance(
             id=InstanceId(self._new_id()),
@@ -419,9 +424,14 @@ class EmbeddedCloud:
         except NotFound:
             return False
 
+    def _rules(self, group_id: str | None) -> GroupRules | None:
+        """The placement rules of a group: its policy, with the FEAT03 constraints maintenance keeps for it."""
+        if group_id is None:
+            return None
+        return GroupRules.of(self.map.group(group_id), self.group_constraints(group_id))
+
     def _request_for(self, inst: Instance) -> PlacementRequest:
-        group: ServerGroup | None = self.map.group(inst.group) if inst.group else None
-        return PlacementRequest(vcpus=inst.vcpus, group=group, instance_id=inst.id)
+        return PlacementRequest(vcpus=inst.vcpus, rules=self._rules(inst.group), instance_id=inst.id)
 
     def _place(self, request: PlacementRequest, host: str | None, *, exclude: Iterable[str] = ()) -> Host:
         if host is None:
@@ -430,8 +440,7 @@ class EmbeddedCloud:
 
     def _place_initial(self, inst: Instance) -> None:
         """Place a topology instance: check a given host, or schedule one."""
-        group = self.map.group(inst.group) if inst.group else None
-        request = PlacementRequest(vcpus=inst.vcpus, group=group, instance_id=inst.id)
+        request = self._request_for(inst)
         if inst.host is None:
             inst.host = select_host(self.map, request).name
         else:

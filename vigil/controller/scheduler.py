@@ -1,40 +1,42 @@
 """Placement: which host may take an instance, and which is best.
 
 A host passes when it is schedulable (UP: enabled, not forced down,
-reachable), has the free vCPUs, and keeps the instance's server group policy
-(anti-affinity: no other member there or on its way there; affinity: where
-the other members are). Among those that pass, the one with the most free
+reachable) and passes the placement rules of :mod:`vigil.domain.placement`
+(free vCPUs; the group's policy and FEAT03 constraints, counting members
+where they run and where they are migrating to), which the maintenance
+planner applies too. Among those that pass, the one with the most free
 vCPUs wins, as Nova's default spreading weigher does; ties go to the name,
 so placement is repeatable.
 """
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.errors import NoValidHost
-from vigil.domain.model import Host, ServerGroup
-from vigil.domain.states import GroupPolicy
+from vigil.domain.model import Host
+from vigil.domain.placement import GroupRules, capacity_rejection, group_rejection
 
 
 @dataclass(slots=True)
 class PlacementRequest:
-    """What is being placed. ``instance_id`` names an instance being moved,
-    so it does not count against itself in its own group."""
+    """What is being placed: its vCPUs and its group's rules. ``instance_id`` names an instance being moved, so it
+    does not count against itself in its own group."""
 
     vcpus: int
-    group: ServerGroup | None = None
+    rules: GroupRules | None = None
     instance_id: str | None = None
-    _places: set[str] | None = field(default=None, init=False, repr=False)
+    _places: Counter[str] | None = field(default=None, init=False, repr=False)
 
-    def group_places(self, rmap: ResourceMap) -> set[str]:
-        """Hosts the other group members run on or are moving to (computed once)."""
+    def group_places(self, rmap: ResourceMap) -> Counter[str]:
+        """How many of the other group members run on or are moving to each host (computed once)."""
         if self._places is None:
-            self._places = set()
-            if self.group is not None:
-                for member in rmap.members(self.group.id):
+            self._places = Counter()
+            if self.rules is not None:
+                for member in rmap.members(self.rules.id):
                     if member.id != self.instance_id:
-                        self._places.update(h for h in (member.host, member.migrating_to) if h)
+                        self._places.update({h for h in (member.host, member.migrating_to) if h})
         return self._places
 
 
@@ -46,17 +48,12 @@ def rejection(rmap: ResourceMap, host: Host, request: PlacementRequest, *, requi
     """
     if require_up and not host.schedulable:
         return f"host {host.name} is {host.status}"
-    free = rmap.free_vcpus(host.name)
-    if free < request.vcpus:
-        return f"host {host.name} has {free} free vCPUs, {request.vcpus} needed"
-    group = request.group
-    if group is not None:
+    reason = capacity_rejection(host.name, rmap.free_vcpus(host.name), request.vcpus)
+    if reason is None and request.rules is not None:
         places = request.group_places(rmap)
-        if group.policy is GroupPolicy.ANTI_AFFINITY and host.name in places:
-            return f"host {host.name} already runs a member of anti-affinity group {group.name}"
-        if group.policy is GroupPolicy.AFFINITY and places and host.name not in places:
-            return f"affinity group {group.name} runs on {', '.join(sorted(places))}"
-    return None
+        elsewhere = [h for h, n in places.items() if n and h != host.name]
+        reason = group_rejection(request.rules, host.name, places[host.name], elsewhere)
+    return reason
 
 
 def select_host(
@@ -76,7 +73,7 @@ def select_host(
         if best_key is None or key < best_key:
             best, best_key = host, key
     if best is None:
-        where = f" in group {request.group.name}" if request.group else ""
+        where = f" in group {request.rules.name}" if request.rules else ""
         raise NoValidHost(f"no host can take {request.vcpus} vCPUs{where}")
     return best
 

@@ -285,3 +285,12 @@ class MaintenanceMessage:
     project: str | None
     payload: dict[str, object]
     created_at: datetime
+
+
+@dataclass(slots=True)
+class Constraints:
+    """FEAT03 constraints by instance and by group (the maintenance service keeps them; the planner and the
+    scheduler honour them)."""
+
+    instances: dict[str, InstanceConstraints] = field(default_factory=dict)
+    groups: dict[str, GroupConstraints] = field(default_factory=dict)

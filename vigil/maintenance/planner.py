@@ -19,17 +19,12 @@ touches the cloud, so the workflow can plan the whole session up front
 (:func:`plan_rolling`) and check each live step with the same functions.
 """
 
-import functools
-import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from vigil.domain.errors import Conflict
-
-_CHUNK = re.compile(r"(\D*)(\d*)")
-
-NaturalKey = tuple[tuple[tuple[str, int], ...], str]
+from vigil.domain.placement import GroupRules, NaturalKey, capacity_rejection, group_rejection, natural_key
 
 SEARCH_BUDGET = 2_000
 """How many tentative placements one evacuation may try before giving up.
@@ -39,24 +34,16 @@ search can explode; the constrained-first order finds a placement in one pass
 almost always, and the budget bounds the backtracking for the rest."""
 
 
-@functools.lru_cache(maxsize=8192)
-def natural_key(name: str) -> NaturalKey:
-    """Sort key that compares runs of digits as numbers: compute-2 before compute-10.
-
-    Host names are numbered by people; plain string order would maintain
-    compute-10 between compute-1 and compute-2, which nobody expects. The
-    name itself closes the key so that "a01" and "a1" still have one order.
-    """
-    chunks = tuple((text, int(digits) if digits else -1) for text, digits in _CHUNK.findall(name) if text or digits)
-    return chunks, name
-
-
 @dataclass(frozen=True, slots=True)
 class PlanInstance:
+    """An instance where it runs; ``migrating_to``, the host a migration in flight is taking it to, which it holds
+    (vCPUs and group membership) until the migration ends."""
+
     id: str
     host: str
     vcpus: int = 1
     group: str | None = None
+    migrating_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +56,11 @@ class PlanGroup:
     max_instances_per_host: int = 0  # 0: no limit
     max_impacted_members: int = 0  # 0: no limit
     recovery_time: float = 0.0
+
+    @property
+    def rules(self) -> GroupRules:
+        """The placement rules, as the scheduler applies them."""
+        return GroupRules(self.id, self.id, self.anti_affinity, self.affinity, self.max_instances_per_host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +97,8 @@ class Layout:
         return sorted((i for i in self.instances.values() if i.host == host), key=lambda i: i.id)
 
     def used(self, host: str) -> int:
-        return sum(i.vcpus for i in self.instances.values() if i.host == host)
+        """vCPUs of the instances on ``host`` and of those migrating to it."""
+        return sum(i.vcpus for i in self.instances.values() if host in (i.host, i.migrating_to))
 
     def free(self, host: str) -> int:
         """Free vCPUs; a host missing from ``capacity`` has none."""
@@ -146,15 +139,18 @@ class _Board:
     make it quadratic, so the board keeps the sums and updates them per move.
     """
 
-    __slots__ = ("layout", "members", "used", "where")
+    __slots__ = ("layout", "members", "rules", "used", "where")
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self.where: dict[str, str] = {}
         self.used: Counter[str] = Counter()
         self.members: dict[str, Counter[str]] = {}
+        self.rules = {group.id: group.rules for group in layout.groups.values()}
         for inst in layout.instances.values():
             self._count(inst, inst.host, +1)
+            if inst.migrating_to is not None:
+                self._count(inst, inst.migrating_to, +1)  # held until the migration ends
             self.where[inst.id] = inst.host
 
     def _count(self, inst: PlanInstance, host: str, sign: int) -> None:
@@ -176,24 +172,13 @@ class _Board:
             return f"instance {inst.id} already runs on {host}"
         if host not in self.layout.capacity:
             return f"host {host} takes no instances"
-        free = self.free(host)
-        if free < inst.vcpus:
-            return f"host {host} has {free} free vCPUs, {inst.vcpus} needed"
-        group = self.layout.groups.get(inst.group) if inst.group is not None else None
-        return None if group is None else self._group_rejection(group, host, current)
-
-    def _group_rejection(self, group: PlanGroup, host: str, current: str) -> str | None:
-        count = self.members.get(group.id, Counter())
-        here = count[host]
-        if group.anti_affinity and here:
-            return f"host {host} already runs a member of anti-affinity group {group.id}"
-        if group.max_instances_per_host and here >= group.max_instances_per_host:
-            return f"host {host} already runs {here} members of group {group.id}, its most per host"
-        if group.affinity:
-            elsewhere = [h for h, n in count.items() if n > 0 and h not in (host, current)]
-            if elsewhere:
-                return f"affinity group {group.id} runs on {', '.join(sorted(elsewhere, key=natural_key))}"
-        return None
+        reason = capacity_rejection(host, self.free(host), inst.vcpus)
+        if reason is not None or inst.group is None or inst.group not in self.rules:
+            return reason
+        # Affinity members still on the instance's own host follow it: they are not "elsewhere".
+        count = self.members.get(inst.group, Counter())
+        elsewhere = [h for h, n in count.items() if n > 0 and h not in (host, current)]
+        return group_rejection(self.rules[inst.group], host, count[host], elsewhere)
 
 
 # -- order ---------------------------------------------------------------------

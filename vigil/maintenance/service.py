@@ -19,6 +19,7 @@ from typing import Any
 
 from vigil.domain.errors import Conflict, DomainError, NotFound
 from vigil.domain.maintenance import (
+    Constraints,
     GroupConstraints,
     HostProgress,
     InstanceAction,
@@ -31,7 +32,7 @@ from vigil.domain.maintenance import (
 )
 from vigil.maintenance.actions import BUILTIN, ActionFactory, HostAction, InvalidAction, build_actions
 from vigil.maintenance.ports import Clock, Cloud, Messenger
-from vigil.maintenance.workflow import Constraints, Workflow, WorkflowConfig
+from vigil.maintenance.workflow import Workflow, WorkflowConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class MaintenanceService:
         self._sessions: dict[str, MaintenanceSession] = {}
         self._workflows: dict[str, Workflow] = {}
         self._tasks: dict[str, asyncio.Task[MaintenanceSession]] = {}
-        self.constraints = Constraints(instances={}, groups={})
+        self.constraints = Constraints()
 
     # -- start and stop ------------------------------------------------------------------
 

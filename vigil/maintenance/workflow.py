@@ -42,11 +42,10 @@ from vigil.domain.maintenance import (
     HOST_MAINTENANCE_TRANSITIONS,
     PROJECT_EVENT_TYPE,
     SESSION_TRANSITIONS,
-    GroupConstraints,
+    Constraints,
     HostMaintenanceState,
     HostMessage,
     InstanceAction,
-    InstanceConstraints,
     MaintenanceMessage,
     MaintenanceSession,
     ProjectProgress,
@@ -55,15 +54,13 @@ from vigil.domain.maintenance import (
     ReplyKind,
     SessionState,
 )
-from vigil.domain.model import Instance
-from vigil.domain.states import GroupPolicy, HostStatus, InstanceState
+from vigil.domain.states import HostStatus, InstanceState
 from vigil.maintenance.actions import ActionFailed, HostAction
+from vigil.maintenance.layout import layout_of
 from vigil.maintenance.planner import (
     Layout,
     Move,
     NoRoom,
-    PlanGroup,
-    PlanInstance,
     evacuate,
     first_host_to_empty,
     maintenance_order,
@@ -92,14 +89,6 @@ class WorkflowConfig:
     reply_window_s: float = 30.0
     migration_timeout_s: float = 600.0
     reply_url_root: str = ""
-
-
-@dataclass(slots=True)
-class Constraints:
-    """FEAT03 constraints by instance and by group (the service keeps them)."""
-
-    instances: dict[str, InstanceConstraints]
-    groups: dict[str, GroupConstraints]
 
 
 class Workflow:
@@ -469,33 +458,7 @@ class Workflow:
         return True
 
     def _layout(self) -> Layout:
-        inventory = self._cloud.map
-        capacity: dict[str, int] = {}
-        instances: dict[str, PlanInstance] = {}
-        groups: dict[str, PlanGroup] = {}
-        for host in inventory.hosts():
-            capacity[host.name] = host.vcpus
-            for inst in inventory.instances_on(host.name):
-                if inst.host != host.name:
-                    continue  # migrating here: counted where it runs
-                instances[inst.id] = PlanInstance(inst.id, host.name, inst.vcpus, inst.group)
-                if inst.group is not None and inst.group not in groups:
-                    groups[inst.group] = self._plan_group(inst)
-        return Layout(capacity=capacity, instances=instances, groups=groups)
-
-    def _plan_group(self, inst: Instance) -> PlanGroup:
-        assert inst.group is not None
-        group = self._cloud.map.group(inst.group)
-        constraints = self._constraints.groups.get(inst.group)
-        return PlanGroup(
-            id=group.id,
-            anti_affinity=group.policy is GroupPolicy.ANTI_AFFINITY
-            or bool(constraints and constraints.anti_affinity_group),
-            affinity=group.policy is GroupPolicy.AFFINITY,
-            max_instances_per_host=constraints.max_instances_per_host if constraints else 0,
-            max_impacted_members=constraints.max_impacted_members if constraints else 0,
-            recovery_time=constraints.recovery_time if constraints else 0.0,
-        )
+        return layout_of(self._cloud.map, self._constraints)
 
     def _lead_time(self, instance_id: str) -> float:
         constraints = self._constraints.instances.get(instance_id)
