@@ -12,11 +12,13 @@ from rich.table import Table
 from vigil.testbed import bed, plan
 from vigil.testbed.faults import KINDS, Injector
 from vigil.testbed.netns import TestbedError
+from vigil.testbed.openstack.cli import openstack_app
 
 testbed_app = typer.Typer(
     help="Real hosts as network namespaces on this machine, with real fault injection (root needed).",
     no_args_is_help=True,
 )
+testbed_app.add_typer(openstack_app, name="openstack")
 console = Console()
 err = Console(stderr=True)
 
