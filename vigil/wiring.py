@@ -88,7 +88,12 @@ class Runtime:
     def api_context(self, tokens: TokenRegistry) -> ApiContext:
         """What the API's routes need of this runtime."""
         return ApiContext(
-            cloud=self.cloud, events=self.store, tokens=tokens, faults=self.faults, maintenance=self.maintenance
+            cloud=self.cloud,
+            transactions=self.cloud.transactions,
+            events=self.store,
+            tokens=tokens,
+            faults=self.faults,
+            maintenance=self.maintenance,
         )
 
 
@@ -186,7 +191,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     notifier = Notifier(
         subscriptions=subscriptions,
         sender=sender,
-        saver=cloud,
+        saver=cloud.transactions,
         clock=utcnow,
         alarms=alarms,
         policy=retry_policy(settings.notifier),
@@ -194,14 +199,14 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         timeout_s=settings.notifier.timeout_s,
     )
     inspector = Inspector(
-        cloud,
+        cloud.transactions,
         alarms,
         notifier,
         policies=fault_policies(settings.inspector),
         hold_down_s=settings.inspector.hold_down_s,
         self_damping=frozenset({MONITOR_NAME}),
     )
-    intake = Intake(inspector, cloud, journal, notifier, clock=utcnow)
+    intake = Intake(inspector, cloud.transactions, journal, notifier, clock=utcnow)
     watcher: asyncio.Task[None] | None = None
     pruner: asyncio.Task[None] | None = None
     maintenance: MaintenanceService | None = None
@@ -284,7 +289,12 @@ async def _start_maintenance(
         for name, a in settings.maintenance.actions.items()
     }
     service = MaintenanceService(
-        cloud=cloud, messenger=notifier, clock=utcnow, config=config, plugins=configured_actions(specs)
+        cloud=cloud,
+        records=cloud.transactions,
+        messenger=notifier,
+        clock=utcnow,
+        config=config,
+        plugins=configured_actions(specs),
     )
     service.load(
         await store.maintenance_sessions(), await store.instance_constraints(), await store.group_constraints()

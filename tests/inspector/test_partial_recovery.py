@@ -111,8 +111,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     try:
         await cloud.bootstrap(load_topology(EXAMPLE))
         alarms, published = AlarmBook(), Recorder()
-        inspector = Inspector(cloud, alarms, published, policies=DEFAULT_POLICIES)
-        intake = Intake(inspector, cloud, journal, published, clock=lambda: NOW)
+        inspector = Inspector(cloud.transactions, alarms, published, policies=DEFAULT_POLICIES)
+        intake = Intake(inspector, cloud.transactions, journal, published, clock=lambda: NOW)
         yield Rig(cloud, alarms, published, intake, store)
     finally:
         await intake.aclose()

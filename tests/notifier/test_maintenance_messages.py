@@ -79,7 +79,7 @@ def subscription(
 
 
 async def subscribe(runtime: Runtime, *subscriptions: Subscription) -> None:
-    await runtime.cloud.save_records(*subscriptions)
+    await runtime.cloud.transactions.save_records(*subscriptions)
     for s in subscriptions:
         runtime.faults.subscriptions.add(s)
 
@@ -286,11 +286,11 @@ async def test_publish_records_the_deliveries_in_the_callers_unit_of_work(runtim
         subscription(f"{receiver.url}/a", event_types=[PROJECT_EVENT_TYPE]),
         subscription(f"{receiver.url}/admin", project="admin", admin=True, event_types=[HOST_EVENT_TYPE]),
     )
-    changes = runtime.cloud.begin("maintenance step")
+    changes = runtime.cloud.transactions.begin("maintenance step")
     notifier = runtime.faults.notifier
     started = notifier.publish_message(project_message(), changes) + notifier.publish_message(host_message(), changes)
     assert {d.state for d in started} == {DeliveryState.PENDING}
-    await runtime.cloud.commit(changes)
+    await runtime.cloud.transactions.commit(changes)
     await receiver.wait_for(2)
     await notifier.drain()
     logged = await runtime.store.deliveries()

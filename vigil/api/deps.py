@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader
 
 from vigil.api.auth import Principal, Role, TokenRegistry
 from vigil.controller.cloud import EmbeddedCloud
+from vigil.controller.transactions import Transactions
 from vigil.domain.alarms import Alarm
 from vigil.domain.deliveries import Delivery
 from vigil.domain.events import ResourceEvent
@@ -113,6 +114,7 @@ class FaultServices:
 @dataclass(slots=True)
 class ApiContext:
     cloud: EmbeddedCloud
+    transactions: Transactions
     events: EventLog
     tokens: TokenRegistry
     faults: FaultServices

@@ -16,24 +16,21 @@ to the instance as it ends.
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from vigil.controller import fault_actions
-from vigil.controller.changes import Changes, Committer, EventCounter
+from vigil.controller.changes import Changes, Committer
 from vigil.controller.ports import ChangeBatch, Clock, Snapshot
 from vigil.controller.resource_map import ResourceMap
 from vigil.controller.scheduler import PlacementRequest, check_host, select_host
+from vigil.controller.transactions import Transactions
 from vigil.domain.copying import snapshot
 from vigil.domain.errors import Conflict, NotFound
-from vigil.domain.faults import Checkpoint, Impact
 from vigil.domain.ids import GroupId, InstanceId, PortId, ProjectId
 from vigil.domain.maintenance import GroupConstraints
 from vigil.domain.model import Host, Instance, Port, Resource, ServerGroup, resource_type
 from vigil.domain.placement import GroupRules
-from vigil.domain.records import Record
 from vigil.domain.states import (
     INSTANCE_TRANSITIONS,
     RESETTABLE_STATES,
@@ -83,10 +80,10 @@ class EmbeddedCloud:
     ) -> None:
         self.map = rmap
         self.timings = timings
+        self.transactions = Transactions(rmap, committer, clock)
         self._committer = committer
         self._clock = clock
         self._new_id = new_id
-        self._counter = EventCounter()
         self._tasks: set[asyncio.Task[Instance]] = set()
         # FEAT03 group constraints, which the maintenance service keeps; the scheduler honours them as the
         # planner does. Wiring connects the service; alone, the cloud knows only the groups' policies.
@@ -137,7 +134,7 @@ class EmbeddedCloud:
         """Rebuild the map from the store; return the instances whose migration
         a restart interrupted (call :meth:`recover` to settle them)."""
         self.map.add_all(state.resources)
-        self._counter.last = state.last_seq
+        self.transactions.counter.last = state.last_seq
         return [i for i in self.map.instances() if i.state is InstanceState.MIGRATING]
 
     async def recover(self, interrupted: Iterable[Instance]) -> None:
@@ -361,58 +358,11 @@ class EmbeddedCloud:
 
     # -- internals ---------------------------------------------------------
 
-    def begin(self, reason: str, *, now: datetime | None = None) -> Changes:
-        """A unit of work for changes made outside this class (the inspector's), stamped ``now``
-        (the time of the report it applies, so applying it again gives the same events)."""
-        return Changes(self.map, self._counter, now or self._clock(), reason)
-
-    async def commit(self, changes: Changes) -> None:
-        """Make a unit of work durable and publish its events."""
-        await self._commit(changes)
-
-    def submit(self, changes: Changes, *, hold: Awaitable[None] | None = None) -> "asyncio.Future[None]":
-        """Queue a unit of work for the committer (in submission order) and return its future;
-        ``hold`` delays its write (bounded by the caller) while notifications go out."""
-        return self._committer.submit(changes.batch, hold=hold)
-
-    async def save_records(self, *records: Record) -> None:
-        """Make records (deliveries, faults, subscriptions) durable in a transaction of their own."""
-        changes = self._changes("record")
-        for record in records:
-            changes.record(record)
-        await self._commit(changes)
-
-    async def delete_records(self, *records: Record) -> None:
-        changes = self._changes("delete record")
-        for record in records:
-            changes.forget(record)
-        await self._commit(changes)
-
-    # -- fault actions (the inspector's, inside its unit of work) ------------
-
-    def affected(self, changes: Changes, hosts: Sequence[Host]) -> Impact:
-        return fault_actions.affected(changes, hosts)
-
-    def fail_hosts(
-        self,
-        changes: Changes,
-        hosts: Sequence[Host],
-        impact: Impact,
-        *,
-        forced_down: bool,
-        reason: str,
-        stamp: Callable[[Checkpoint], None],
-    ) -> None:
-        fault_actions.fail_hosts(changes, hosts, impact, forced_down=forced_down, reason=reason, stamp=stamp)
-
-    def recover_hosts(self, changes: Changes, hosts: Sequence[Host], *, forced_down: bool) -> None:
-        fault_actions.recover_hosts(changes, hosts, forced_down=forced_down)
-
     def _changes(self, reason: str) -> Changes:
-        return Changes(self.map, self._counter, self._clock(), reason)
+        return self.transactions.begin(reason)
 
     async def _commit(self, changes: Changes) -> None:
-        await self._committer.submit(changes.batch)
+        await self.transactions.commit(changes)
 
     def _current(self, inst: Instance) -> bool:
         """Whether ``inst`` is still in the map. An operation's last step checks

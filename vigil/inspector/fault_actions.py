@@ -1,9 +1,11 @@
 """Doctor's inspector actions on the resource map: take a failed host and
 everything on it down, and bring the host back.
 
-These work inside a caller's :class:`~vigil.controller.changes.Changes`, so
-the inspector makes a fault's resource changes, its fault record, its alarms
-and its outbox entries durable in one transaction. Each change is applied to
+They are the inspector's (Doctor's "fault actions"), not a VIM's: they
+change Vigil's own map inside the inspector's unit of work, so a fault's
+resource changes, its fault record, its alarms and its outbox entries are
+durable in one transaction, whichever VIM driver runs (a driver pushes the
+same states to its VIM afterwards). Each change is applied to
 the map at once: by the time a consumer is notified, a query already shows
 the instance in ERROR and the host DOWN (Doctor's consistent resource state
 awareness).
@@ -14,15 +16,15 @@ ports DOWN) and with T04 when the host is marked down, for the profiler.
 
 from collections.abc import Callable, Sequence
 
-from vigil.controller.changes import Changes
 from vigil.domain.faults import Checkpoint, Impact
 from vigil.domain.model import Host
 from vigil.domain.states import AdminState, DataPlaneStatus, InstanceState
+from vigil.inspector.ports import UnitOfWork
 
 FAULT_REASON_PREFIX = "fault: "
 
 
-def affected(changes: Changes, hosts: Sequence[Host]) -> Impact:
+def affected(changes: UnitOfWork, hosts: Sequence[Host]) -> Impact:
     """The instances and ports on ``hosts`` that a failure takes down (Doctor step 3)."""
     rmap = changes.map
     impact = Impact(hosts=[h.name for h in hosts])
@@ -41,7 +43,7 @@ def affected(changes: Changes, hosts: Sequence[Host]) -> Impact:
 
 
 def fail_hosts(
-    changes: Changes,
+    changes: UnitOfWork,
     hosts: Sequence[Host],
     impact: Impact,
     *,
@@ -71,7 +73,7 @@ def fail_hosts(
     stamp(Checkpoint.T04)
 
 
-def recover_hosts(changes: Changes, hosts: Sequence[Host], *, forced_down: bool) -> None:
+def recover_hosts(changes: UnitOfWork, hosts: Sequence[Host], *, forced_down: bool) -> None:
     """Undo :func:`fail_hosts`: reachable again, and, for a host that itself
     failed (``forced_down``), no longer forced down and enabled again if a
     fault (not an admin) disabled it. Instances stay ERROR until their owner

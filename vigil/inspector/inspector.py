@@ -61,6 +61,7 @@ from vigil.domain.faults import (
 from vigil.domain.findings import HostFindings
 from vigil.domain.model import Host, ResourceType, opaque_host_id
 from vigil.domain.states import InstanceState
+from vigil.inspector import fault_actions
 from vigil.inspector.memory import HostMemory
 from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy, Target, split_type
 from vigil.inspector.ports import Alarms, Controller, Publisher, UnitOfWork
@@ -336,10 +337,10 @@ class Inspector:
         self, fault: Fault, event: FaultEvent, hosts: list[Host], uow: UnitOfWork, now: datetime, *, forced_down: bool
     ) -> None:
         """Correlate, act, raise and publish: the fault's whole hot path."""
-        impact = self._controller.affected(uow, hosts)
+        impact = fault_actions.affected(uow, hosts)
         fault.mark(Checkpoint.T02, self._wall())
         reason = f"{event.type} from {event.monitor}"
-        self._controller.fail_hosts(
+        fault_actions.fail_hosts(
             uow,
             hosts,
             impact,
@@ -549,7 +550,7 @@ class Inspector:
         own_fault = fault.resource_type == ResourceType.HOST
         # A host behind a recovered switch that has meanwhile failed on its own stays down.
         hosts = [rmap.host(h) for h in fault.hosts if own_fault or (ResourceType.HOST, h) not in self._open]
-        self._controller.recover_hosts(uow, hosts, forced_down=own_fault)
+        fault_actions.recover_hosts(uow, hosts, forced_down=own_fault)
         changes = [
             self._alarms.clear(a, now)
             for a in self._alarms.of_fault(fault.id)

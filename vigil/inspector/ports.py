@@ -1,28 +1,23 @@
 """What the inspector needs from the controller, the notifier and the store.
 
-The controller (the embedded cloud) hands out units of work, finds what a
-failure affects and applies the fault actions; the notifier keeps alarms and
-publishes their changes; the journal makes reports durable before they are
-applied. Each satisfies these Protocols structurally; the wiring plugs them
-in.
+The controller's transactions hand out units of work on the resource map
+(the inspector's own fault actions, :mod:`vigil.inspector.fault_actions`,
+work inside them); the notifier keeps alarms and publishes their changes;
+the journal makes reports durable before they are applied. Each satisfies
+these Protocols structurally; the wiring plugs them in. No VIM driver is
+among them: the inspector never calls one.
 """
 
 from asyncio import Future
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from vigil.domain.alarms import Alarm, AlarmChange, AlarmKind
 from vigil.domain.deliveries import Delivery
-from vigil.domain.faults import Checkpoint, Fault, FaultId, Impact, Severity
-from vigil.domain.model import Host, Instance, ServerGroup
+from vigil.domain.faults import Fault, FaultId, Severity
+from vigil.domain.model import Host, Instance, Port, ServerGroup
 from vigil.domain.records import Record
-
-
-class UnitOfWork(Protocol):
-    def record(self, record: Record) -> None: ...
-
-    def forget(self, record: Record) -> None: ...
 
 
 class ResourceView(Protocol):
@@ -33,9 +28,25 @@ class ResourceView(Protocol):
     def members(self, group: str) -> list[Instance]: ...
     def instance(self, ident: str) -> Instance: ...
     def groups(self, project: str | None = None) -> list[ServerGroup]: ...
+    def instances_on(self, host: str) -> list[Instance]: ...
+    def ports_of(self, instance: str) -> list[Port]: ...
+    def port(self, ident: str) -> Port: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def map(self) -> ResourceView: ...
+
+    def update(self, resource: Any, **fields: Any) -> Any: ...
+
+    def record(self, record: Record) -> None: ...
+
+    def forget(self, record: Record) -> None: ...
 
 
 class Controller(Protocol):
+    """Units of work on the resource map (:class:`vigil.controller.transactions.Transactions`)."""
+
     @property
     def map(self) -> ResourceView: ...
 
@@ -44,21 +55,6 @@ class Controller(Protocol):
     async def commit(self, changes: Any) -> None: ...
 
     def submit(self, changes: Any, *, hold: Awaitable[None] | None = None) -> "Future[None]": ...
-
-    def affected(self, changes: Any, hosts: Sequence[Host]) -> Impact: ...
-
-    def fail_hosts(
-        self,
-        changes: Any,
-        hosts: Sequence[Host],
-        impact: Impact,
-        *,
-        forced_down: bool,
-        reason: str,
-        stamp: Callable[[Checkpoint], None],
-    ) -> None: ...
-
-    def recover_hosts(self, changes: Any, hosts: Sequence[Host], *, forced_down: bool) -> None: ...
 
 
 class Journal(Protocol):

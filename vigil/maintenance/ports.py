@@ -52,6 +52,10 @@ class Cloud(Protocol):
 
     async def set_host_maintenance(self, host: str, in_maintenance: bool, *, reason: str | None = None) -> Host: ...
 
+
+class Records(Protocol):
+    """Where sessions and constraints are made durable (the controller's transactions), apart from the VIM."""
+
     async def save_records(self, *records: Record) -> None: ...
 
     async def delete_records(self, *records: Record) -> None: ...

@@ -31,7 +31,7 @@ from vigil.domain.maintenance import (
     parse_reply,
 )
 from vigil.maintenance.actions import BUILTIN, ActionFactory, HostAction, InvalidAction, build_actions
-from vigil.maintenance.ports import Clock, Cloud, Messenger
+from vigil.maintenance.ports import Clock, Cloud, Messenger, Records
 from vigil.maintenance.workflow import Workflow, WorkflowConfig
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class MaintenanceService:
         self,
         *,
         cloud: Cloud,
+        records: Records,
         messenger: Messenger,
         clock: Clock,
         config: WorkflowConfig | None = None,
@@ -55,6 +56,7 @@ class MaintenanceService:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._cloud = cloud
+        self._records = records
         self._messenger = messenger
         self._clock = clock
         self.config = config or WorkflowConfig()
@@ -133,7 +135,7 @@ class MaintenanceService:
             actions=[dict(a) for a in actions],
             host_progress={h: HostProgress(name=h) for h in names},
         )
-        await self._cloud.save_records(session)
+        await self._records.save_records(session)
         self._sessions[session.id] = session
         flow = self._workflow(session, reply_url_root, host_actions)
         task = asyncio.create_task(flow.run(), name=f"vigil.maintenance.{session.id}")
@@ -151,6 +153,7 @@ class MaintenanceService:
         flow = Workflow(
             session,
             cloud=self._cloud,
+            records=self._records,
             messenger=self._messenger,
             clock=self._clock,
             config=config,
@@ -193,7 +196,7 @@ class MaintenanceService:
             await self._workflow(session).abandon("cancelled by the admin")
             return session
         del self._sessions[ident]
-        await self._cloud.delete_records(session)
+        await self._records.delete_records(session)
         return None
 
     def detail(self, ident: str) -> dict[str, Any]:
@@ -278,7 +281,7 @@ class MaintenanceService:
 
     async def put_instance_constraints(self, constraints: InstanceConstraints) -> InstanceConstraints:
         self._cloud.map.instance(constraints.instance_id)
-        await self._cloud.save_records(constraints)
+        await self._records.save_records(constraints)
         self.constraints.instances[constraints.instance_id] = constraints
         return constraints
 
@@ -290,14 +293,14 @@ class MaintenanceService:
 
     async def delete_instance_constraints(self, instance_id: str) -> None:
         constraints = self.instance_constraints(instance_id)
-        await self._cloud.delete_records(constraints)
+        await self._records.delete_records(constraints)
         del self.constraints.instances[instance_id]
 
     async def put_group_constraints(self, constraints: GroupConstraints) -> GroupConstraints:
         if constraints.max_impacted_members < 0 or constraints.max_instances_per_host < 0:
             raise InvalidAction("max_impacted_members and max_instances_per_host are >= 0 (0: no limit)")
         self._cloud.map.group(constraints.group_id)
-        await self._cloud.save_records(constraints)
+        await self._records.save_records(constraints)
         self.constraints.groups[constraints.group_id] = constraints
         return constraints
 
@@ -309,5 +312,5 @@ class MaintenanceService:
 
     async def delete_group_constraints(self, group_id: str) -> None:
         constraints = self.group_constraints(group_id)
-        await self._cloud.delete_records(constraints)
+        await self._records.delete_records(constraints)
         del self.constraints.groups[group_id]

@@ -67,7 +67,7 @@ from vigil.maintenance.planner import (
     wave_pause,
     waves,
 )
-from vigil.maintenance.ports import Clock, Cloud, Messenger
+from vigil.maintenance.ports import Clock, Cloud, Messenger, Records
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class Workflow:
         session: MaintenanceSession,
         *,
         cloud: Cloud,
+        records: Records,
         messenger: Messenger,
         clock: Clock,
         config: WorkflowConfig,
@@ -107,6 +108,7 @@ class Workflow:
     ) -> None:
         self.session = session
         self._cloud = cloud
+        self._records = records
         self._messenger = messenger
         self._clock = clock
         self._config = config
@@ -486,7 +488,7 @@ class Workflow:
 
     async def _save(self) -> None:
         self.session.updated_at = self._clock()
-        await self._cloud.save_records(self.session)
+        await self._records.save_records(self.session)
 
     async def _sleep_until(self, moment: datetime) -> None:
         delay = (moment - self._clock()).total_seconds()

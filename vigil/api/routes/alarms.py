@@ -85,5 +85,5 @@ async def acknowledge_alarm(ctx: Context, principal: Reader, ident: str, body: A
     project's members; to a member another project's alarm is a 404."""
     alarm = await visible_alarm(ctx, principal, ident)
     alarm.acknowledge()
-    await ctx.cloud.save_records(alarm)
+    await ctx.transactions.save_records(alarm)
     return {"alarm": AlarmOut.model_validate(alarm)}

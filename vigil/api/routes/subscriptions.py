@@ -198,7 +198,7 @@ async def create_subscription(ctx: Context, principal: Reader, body: Subscriptio
         name=body.name,
         authentication=authentication,
     )
-    await ctx.cloud.save_records(subscription)
+    await ctx.transactions.save_records(subscription)
     ctx.faults.subscriptions.add(subscription)
     ctx.faults.notifier.warm(subscription.callbacks)
     return {"subscription": subscription_view(subscription)}
@@ -224,11 +224,11 @@ async def delete_subscription(ctx: Context, principal: Reader, ident: str) -> Re
     """Delete a subscription (204): it hears of no more alarms, and its `subscription.unreachable` alarm, if one is
     open, is cleared. Admins and its project's members; to a member another project's subscription is a 404."""
     subscription = visible_subscription(ctx, principal, ident)
-    changes = ctx.cloud.begin("unsubscribe")
+    changes = ctx.transactions.begin("unsubscribe")
     changes.forget(subscription)
     for cleared in ctx.faults.notifier.subscription_removed(subscription):
         changes.record(cleared)
-    await ctx.cloud.commit(changes)
+    await ctx.transactions.commit(changes)
     ctx.faults.subscriptions.remove(subscription.id)
     return Response(status_code=204)
 
