@@ -254,6 +254,12 @@ def write_all(layout: Layout, secrets: Secrets, computes: int) -> None:
     shutil.copyfile(layout.venv / "etc" / "neutron" / "api-paste.ini", etc / "neutron" / "api-paste.ini")
     for sub in ("nova", "neutron", "lock", "keystone"):
         (layout.state / sub).mkdir(parents=True, exist_ok=True)
+    copy_helpers(layout)
+
+
+def copy_helpers(layout: Layout) -> None:
+    """The modules run with the stack's interpreter (WSGI entry points, notification tap), fresh from Vigil."""
+    layout.lib.mkdir(parents=True, exist_ok=True)
     for name in ("vigil_os_wsgi.py", "vigil_os_notifications.py"):
         shutil.copyfile(FILES / name, layout.lib / name)
 

@@ -48,6 +48,7 @@ def _gunicorn(layout: Layout, name: str, app: str) -> list[str]:
         "4",
         "--timeout",
         "120",
+        "--no-control-socket",
         "--graceful-timeout",
         "5",
         "--bind",

@@ -151,6 +151,7 @@ def up(base_dir: Path, computes: int = 3, *, timeout_s: float = 300.0) -> UpResu
     backing.check_servers()
     record = StackRecord.load(layout)
     if record is not None and computes <= record.computes and is_up(layout, record):
+        config.copy_helpers(layout)  # a newer Vigil's tap works on a stack an older one started
         return UpResult(True, record.computes, base_dir, credentials=config.credentials(record.secrets))
     timings: dict[str, float] = {}
     clock = time.monotonic()

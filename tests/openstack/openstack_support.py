@@ -1,0 +1,67 @@
+"""Helpers of the OpenStack stack tests (importable as ``openstack_support``: pytest puts this folder on the path)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support import require_service
+
+from vigil.testbed.openstack.layout import Layout
+
+UP_TIMEOUT_S = 900  # a cold pip install (~45 s) plus migrations and start-up, with a wide margin
+
+
+def vigil(*args: str, timeout: float = UP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run the ``vigil`` CLI of this checkout in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "vigil", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@dataclass(frozen=True)
+class Stack:
+    base: Path
+    credentials: dict[str, Any]
+    up_result: dict[str, Any]
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.base)
+
+    def token(self) -> str:
+        c = self.credentials
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": c["username"],
+                            "domain": {"name": c["user_domain_name"]},
+                            "password": c["password"],
+                        }
+                    },
+                },
+                "scope": {"project": {"name": c["project_name"], "domain": {"name": c["project_domain_name"]}}},
+            }
+        }
+        response = httpx.post(f"{c['auth_url']}/auth/tokens", json=body, timeout=30)
+        assert response.status_code == 201, response.text
+        return response.headers["X-Subject-Token"]
+
+
+def require_backing_services() -> None:
+    require_service("MariaDB", "127.0.0.1", 3306)
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    for tool in ("mysql", "rabbitmqctl"):
+        if shutil.which(tool) is None:
+            reason = f"'{tool}' is not installed (it comes with the server)"
+            if os.environ.get("VIGIL_REQUIRE_SERVICES") == "1":
+                pytest.fail(f"{reason}; VIGIL_REQUIRE_SERVICES=1 turns this skip into a failure")
+            pytest.skip(reason)
