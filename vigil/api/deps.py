@@ -14,8 +14,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader
 
 from vigil.api.auth import Principal, Role, TokenRegistry
-from vigil.controller.cloud import EmbeddedCloud
 from vigil.controller.transactions import Transactions
+from vigil.controller.vim import Vim
 from vigil.domain.alarms import Alarm
 from vigil.domain.deliveries import Delivery
 from vigil.domain.events import ResourceEvent
@@ -113,7 +113,7 @@ class FaultServices:
 
 @dataclass(slots=True)
 class ApiContext:
-    cloud: EmbeddedCloud
+    cloud: Vim  # the VIM driver the server runs: the embedded cloud by default
     transactions: Transactions
     events: EventLog
     tokens: TokenRegistry

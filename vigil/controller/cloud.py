@@ -25,6 +25,7 @@ from vigil.controller.ports import ChangeBatch, Clock, Snapshot
 from vigil.controller.resource_map import ResourceMap
 from vigil.controller.scheduler import PlacementRequest, check_host, select_host
 from vigil.controller.transactions import Transactions
+from vigil.controller.vim import Operation
 from vigil.domain.copying import snapshot
 from vigil.domain.errors import Conflict, NotFound
 from vigil.domain.ids import GroupId, InstanceId, PortId, ProjectId
@@ -54,20 +55,13 @@ class CloudTimings:
     evacuate_s: float = 0.5
 
 
-@dataclass(slots=True)
-class Operation:
-    """A started operation: the instance after its first step, and its end."""
-
-    instance: Instance
-    done: asyncio.Task[Instance]
-
-
 def _new_id() -> str:
     return str(uuid.uuid4())
 
 
 class EmbeddedCloud:
-    """Operations on the resource map, made durable and published in order."""
+    """The embedded VIM driver (:class:`vigil.controller.vim.Vim`): operations on the resource map, made durable
+    and published in order."""
 
     def __init__(
         self,
