@@ -6,10 +6,13 @@ shared (see ``conftest.py``), so each test puts back what it changes.
 """
 
 import json
+import os
+import signal
 import stat
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -183,3 +186,20 @@ def test_nova_publishes_versioned_notifications_on_the_stack_vhost(openstack_sta
     assert data["host"] == "compute-3"
     assert data["disabled"] is True
     assert data["disabled_reason"] == reason
+
+
+def test_up_restarts_a_killed_compute_whose_pid_file_is_stale(openstack_stack: Stack, nova: httpx.Client) -> None:
+    """A nova-compute killed with SIGKILL leaves a stale pid file: status says so, up starts it again."""
+    pid_file = openstack_stack.base / "pids" / "nova-compute-3.pid"
+    pid = int(pid_file.read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(), "the kill")
+    done = vigil("testbed", "openstack", "status", "--base-dir", str(openstack_stack.base), "--json", timeout=60)
+    report = json.loads(done.stdout)
+    assert report["up"] is False
+    assert [s["name"] for s in report["services"] if not s["alive"]] == ["nova-compute-3"]
+    again = vigil("testbed", "openstack", "up", "--computes", "3", "--base-dir", str(openstack_stack.base), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["already_up"] is False
+    assert int(pid_file.read_text().split()[0]) != pid
+    assert compute_service(nova, "compute-3")["state"] == "up"

@@ -16,13 +16,17 @@ them under uwsgi; the image service is Vigil's own stand-in.
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
 
 from vigil.testbed import state as procs
 from vigil.testbed.openstack.layout import HOST, PORTS, Layout
+
+# In every process's environment (inherited by its workers): 'down' finds a process whose pid file is lost by it,
+# since gunicorn and oslo.service rewrite their command lines (setproctitle).
+MARKER = "VIGIL_OS_STACK_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,7 @@ def _gunicorn(layout: Layout, name: str, app: str) -> list[str]:
         "120",
         "--no-control-socket",
         "--graceful-timeout",
-        "5",
+        "3",
         "--bind",
         f"{HOST}:{PORTS[name]}",
         "--pythonpath",
@@ -134,10 +138,12 @@ def running(layout: Layout) -> dict[str, int]:
 
 
 def start(layout: Layout, service: Service) -> int:
-    """Spawn it detached (it outlives ``up``); its environment is this one's without VIGIL_* variables."""
+    """Spawn it detached (it outlives ``up``); its environment is this one's without VIGIL_* variables,
+    plus :data:`MARKER`."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     environment.update(service.env)
     environment["PYTHONUNBUFFERED"] = "1"
+    environment[MARKER] = str(layout.base)
     layout.pids.mkdir(parents=True, exist_ok=True)
     log = os.open(layout.log(service.name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -199,9 +205,7 @@ def log_tail(layout: Layout, name: str, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def wait_healthy(
-    layout: Layout, services: Sequence[Service], timeout_s: float, pids: Mapping[str, int] | None = None
-) -> str | None:
+def wait_healthy(layout: Layout, services: Sequence[Service], timeout_s: float) -> str | None:
     """Wait until each answers on its health URL; return the name of one that died or never answered."""
     deadline = time.monotonic() + timeout_s
     waiting = [s for s in services if s.health_url]
@@ -239,3 +243,19 @@ def rss_kib(layout: Layout) -> dict[str, int]:
         except (OSError, ValueError):
             continue
     return total
+
+
+def marked_processes(layout: Layout) -> list[int]:
+    """Every process carrying the stack's :data:`MARKER` in its environment, whatever its pid files say."""
+    marker = f"{MARKER}={layout.base}".encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if marker in environ.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from vigil.testbed import state as procs
 from vigil.testbed.openstack import backing, config, install, keystone, schema, services
 from vigil.testbed.openstack.client import StackClient
 from vigil.testbed.openstack.config import Secrets
@@ -179,9 +180,10 @@ def up(base_dir: Path, computes: int = 3, *, timeout_s: float = 300.0) -> UpResu
     first = [services.keystone(layout), services.glance(layout)]
     _start_missing(layout, first)
     _wait_services(layout, first, timeout_s=120)
-    keystone.register_services(record.admin_password, record.service_password)
-    record.registered = True
-    record.save(layout)
+    if not record.registered:  # idempotent, but ~30 calls: once per set-up is enough
+        keystone.register_services(record.admin_password, record.service_password)
+        record.registered = True
+        record.save(layout)
     timings["keystone"] = time.monotonic() - mark
 
     mark = time.monotonic()
@@ -265,33 +267,14 @@ class DownResult:
     seconds: float
 
 
-def stray_processes(layout: Layout) -> list[int]:
-    """Processes whose command line names the stack's directory but that no pid file knows (a lost pid file)."""
-    marker = str(layout.base)
-    known = set(services.running(layout).values())
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker + "/" in cmdline and int(entry) not in known:
-            found.append(int(entry))
-    return found
-
-
 def down(base_dir: Path, *, purge: bool = False) -> DownResult:
     """Stop, drop, delete; the venv stays unless ``purge`` (a later ``up`` then needs no install)."""
     started = time.monotonic()
     layout = Layout(base_dir)
     record = StackRecord.load(layout) if layout.base.is_dir() else None
     stopped = services.stop(layout) if layout.base.is_dir() else []
-    strays = stray_processes(layout) if layout.base.is_dir() else []
+    strays = services.marked_processes(layout)  # those whose pid file was lost, and their children
     if strays:
-        from vigil.testbed import state as procs
-
         procs.terminate(strays, timeout_s=5.0)
         stopped.extend(f"pid {p} (no pid file)" for p in strays)
     dropped: list[str] = []
