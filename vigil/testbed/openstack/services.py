@@ -24,10 +24,6 @@ import httpx
 from vigil.testbed import state as procs
 from vigil.testbed.openstack.layout import HOST, PORTS, Layout
 
-# In every process's environment (inherited by its workers): 'down' finds a process whose pid file is lost by it,
-# since gunicorn and oslo.service rewrite their command lines (setproctitle).
-MARKER = "VIGIL_OS_STACK_DIR"
-
 
 @dataclass(frozen=True, slots=True)
 class Service:
@@ -138,12 +134,10 @@ def running(layout: Layout) -> dict[str, int]:
 
 
 def start(layout: Layout, service: Service) -> int:
-    """Spawn it detached (it outlives ``up``); its environment is this one's without VIGIL_* variables,
-    plus :data:`MARKER`."""
+    """Spawn it detached (it outlives ``up``); its environment is this one's without VIGIL_* variables."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     environment.update(service.env)
     environment["PYTHONUNBUFFERED"] = "1"
-    environment[MARKER] = str(layout.base)
     layout.pids.mkdir(parents=True, exist_ok=True)
     log = os.open(layout.log(service.name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -246,16 +240,20 @@ def rss_kib(layout: Layout) -> dict[str, int]:
 
 
 def marked_processes(layout: Layout) -> list[int]:
-    """Every process carrying the stack's :data:`MARKER` in its environment, whatever its pid files say."""
-    marker = f"{MARKER}={layout.base}".encode() + b"\0"
+    """Every process whose output goes to one of the stack's logs, whatever its pid files say.
+
+    Each service (and each worker it forks) inherits its log as stdout: that finds the processes
+    of a stack whose pid files were lost. Not the command line nor the environment: gunicorn and
+    oslo.service rewrite both when they set their process titles."""
+    prefix = f"{layout.logs}/"
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                if marker in environ.read():
-                    found.append(int(entry))
+            target = os.readlink(f"/proc/{entry}/fd/1")
         except OSError:
             continue
+        if target.startswith(prefix):
+            found.append(int(entry))
     return found

@@ -30,7 +30,7 @@ from vigil.testbed import state as procs
 from vigil.testbed.openstack import backing, config, install, keystone, schema, services
 from vigil.testbed.openstack.client import StackClient
 from vigil.testbed.openstack.config import Secrets
-from vigil.testbed.openstack.layout import DATABASES, VHOST, Layout, database
+from vigil.testbed.openstack.layout import DATABASES, HOST, VHOST, Layout, database
 
 MAX_COMPUTES = 20
 
@@ -91,9 +91,18 @@ def _fail_with_log(layout: Layout, name: str, message: str) -> StackError:
 
 
 def _start_missing(layout: Layout, wanted: list[services.Service]) -> list[services.Service]:
+    """Start those not running, after checking that their ports are free (else another process would
+    answer the health checks in their place)."""
     alive = services.running(layout)
+    missing = [s for s in wanted if s.name not in alive]
+    for service in missing:
+        if service.port is not None and backing.reachable(HOST, service.port, timeout_s=0.5):
+            raise StackError(
+                f"port {HOST}:{service.port} of {service.name} is taken by a process that is not the stack's "
+                "(or one whose pid file was lost: 'down' stops those)"
+            )
     started = []
-    for service in wanted:
+    for service in missing:
         if service.name not in alive:
             services.start(layout, service)
             started.append(service)
