@@ -203,3 +203,57 @@ def test_up_restarts_a_killed_compute_whose_pid_file_is_stale(openstack_stack: S
     assert json.loads(again.stdout)["already_up"] is False
     assert int(pid_file.read_text().split()[0]) != pid
     assert compute_service(nova, "compute-3")["state"] == "up"
+
+
+@pytest.fixture
+def neutron(openstack_stack: Stack) -> Iterator[httpx.Client]:
+    headers = {"X-Auth-Token": openstack_stack.token()}
+    with httpx.Client(base_url=openstack_stack.credentials["endpoints"]["network"], headers=headers, timeout=60) as c:
+        yield c
+
+
+def test_a_server_port_is_bound_by_the_agentless_driver_and_takes_data_plane_status(
+    nova: httpx.Client, neutron: httpx.Client
+) -> None:
+    """Nova boots with a Neutron network: the bindall ML2 driver binds the port (no agent), and the
+    port takes Doctor's data_plane_status DOWN."""
+    net = neutron.post("/v2.0/networks", json={"network": {"name": f"vigil-test-{time.time_ns()}"}})
+    assert net.status_code == 201, net.text
+    net_id = net.json()["network"]["id"]
+    server_id = None
+    try:
+        subnet = {"subnet": {"network_id": net_id, "ip_version": 4, "cidr": "10.99.0.0/24"}}
+        assert neutron.post("/v2.0/subnets", json=subnet).status_code == 201
+        body = {
+            "server": {
+                "name": "vigil-test-port",
+                "imageRef": IMAGE_ID,
+                "flavorRef": flavor_id(nova),
+                "networks": [{"uuid": net_id}],
+                "host": "compute-1",
+            }
+        }
+        made = nova.post("/servers", json=body, headers=api("2.74"))
+        assert made.status_code == 202, made.text
+        server_id = made.json()["server"]["id"]
+
+        def active() -> bool:
+            server = nova.get(f"/servers/{server_id}").json()["server"]
+            assert server["status"] != "ERROR", server.get("fault")
+            return bool(server["status"] == "ACTIVE")
+
+        wait_for(active, "the server with a port to be ACTIVE")
+        ports = neutron.get("/v2.0/ports", params={"device_id": server_id}).json()["ports"]
+        assert len(ports) == 1
+        port = ports[0]
+        assert port["binding:vif_type"] == "ovs"
+        assert port["binding:host_id"] == "compute-1"
+        assert port["status"] == "ACTIVE"
+        changed = neutron.put(f"/v2.0/ports/{port['id']}", json={"port": {"data_plane_status": "DOWN"}})
+        assert changed.status_code == 200, changed.text
+        assert neutron.get(f"/v2.0/ports/{port['id']}").json()["port"]["data_plane_status"] == "DOWN"
+    finally:
+        if server_id is not None:
+            nova.delete(f"/servers/{server_id}")
+            wait_for(lambda: nova.get(f"/servers/{server_id}").status_code == 404, "the server's deletion")
+        wait_for(lambda: neutron.delete(f"/v2.0/networks/{net_id}").status_code in (204, 404), "the network's deletion")

@@ -250,14 +250,14 @@ def write_all(layout: Layout, secrets: Secrets, computes: int) -> None:
     _write(etc / "keystone" / "keystone.conf", keystone_conf(layout))
     _write(etc / "placement" / "placement.conf", placement_conf(layout, secrets))
     _write(etc / "nova" / "nova.conf", nova_conf(layout, secrets))
-    shutil.copyfile(layout.venv / "etc" / "nova" / "api-paste.ini", etc / "nova" / "api-paste.ini")
+    _write(etc / "nova" / "api-paste.ini", (layout.venv / "etc" / "nova" / "api-paste.ini").read_text())
     for index in range(1, computes + 1):
         (layout.state / f"compute-{index}" / "instances").mkdir(parents=True, exist_ok=True)
         _write(layout.compute_conf(index), compute_conf(layout, index))
     _write(etc / "neutron" / "neutron.conf", neutron_conf(layout, secrets))
     _write(etc / "neutron" / "plugins" / "ml2" / "ml2_conf.ini", ML2_CONF)
     _write(etc / "neutron" / "policy.yaml", NEUTRON_POLICY)
-    shutil.copyfile(layout.venv / "etc" / "neutron" / "api-paste.ini", etc / "neutron" / "api-paste.ini")
+    _write(etc / "neutron" / "api-paste.ini", (layout.venv / "etc" / "neutron" / "api-paste.ini").read_text())
     for sub in ("nova", "neutron", "lock", "keystone"):
         (layout.state / sub).mkdir(parents=True, exist_ok=True)
     copy_helpers(layout)

@@ -120,8 +120,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"message": "not found"})
 
 
+def make_server(host: str, port: int) -> ThreadingHTTPServer:
+    """Bound and listening (port 0: any free one); ``serve_forever`` serves it."""
+    return ThreadingHTTPServer((host, port), _Handler)
+
+
 def serve(host: str, port: int) -> None:
-    with ThreadingHTTPServer((host, port), _Handler) as server:
+    with make_server(host, port) as server:
         server.serve_forever()
 
 
