@@ -13,6 +13,7 @@ a second ``up`` does not reinstall it)::
     state/                 state_path of each service, fernet keys, locks
     pids/NAME.pid, logs/NAME.log            the processes ``up`` started
     stack.json             what ``up`` set up (computes, databases, vhost, password)
+    lock                   held by ``up`` and ``down`` (one at a time)
     credentials.json, admin-openrc          what a client needs (mode 0600)
 
 On the machine's MariaDB and RabbitMQ the stack owns the databases named
@@ -133,6 +134,10 @@ class Layout:
     @property
     def stack_file(self) -> Path:
         return self.base / "stack.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.base / "lock"
 
     @property
     def credentials_file(self) -> Path:

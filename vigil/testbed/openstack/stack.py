@@ -15,11 +15,14 @@ the ``vigil_os_*`` databases and the vhost, and removes the directory but
 the venv (``purge`` removes that too).
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets as random
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,12 +155,29 @@ def is_up(layout: Layout, record: StackRecord | None) -> bool:
     return all(s.name in alive for s in services.all_services(layout, record.computes))
 
 
+@contextlib.contextmanager
+def _locked(layout: Layout) -> Iterator[None]:
+    """One ``up`` or ``down`` at a time per stack (two test runs starting at once wait for each other)."""
+    layout.base.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def up(base_dir: Path, computes: int = 3, *, timeout_s: float = 300.0) -> UpResult:
     """Bring the stack up (or finish bringing it up); see the module's docstring."""
     if not 1 <= computes <= MAX_COMPUTES:
         raise ValueError(f"--computes must be between 1 and {MAX_COMPUTES}")
     layout = Layout(base_dir)
     layout.prepare()
+    with _locked(layout):
+        return _up(layout, base_dir, computes, timeout_s)
+
+
+def _up(layout: Layout, base_dir: Path, computes: int, timeout_s: float) -> UpResult:
     backing.check_servers()
     record = StackRecord.load(layout)
     if record is not None and computes <= record.computes and is_up(layout, record):
@@ -278,8 +298,19 @@ class DownResult:
 
 def down(base_dir: Path, *, purge: bool = False) -> DownResult:
     """Stop, drop, delete; the venv stays unless ``purge`` (a later ``up`` then needs no install)."""
-    started = time.monotonic()
     layout = Layout(base_dir)
+    if not layout.base.is_dir():
+        return _down(layout, purge)
+    with _locked(layout):
+        result = _down(layout, purge)
+    if purge:
+        layout.lock_file.unlink(missing_ok=True)
+        layout.base.rmdir()
+    return result
+
+
+def _down(layout: Layout, purge: bool) -> DownResult:
+    started = time.monotonic()
     record = StackRecord.load(layout) if layout.base.is_dir() else None
     stopped = services.stop(layout) if layout.base.is_dir() else []
     strays = services.marked_processes(layout)  # those whose pid file was lost, and their children
@@ -295,13 +326,11 @@ def down(base_dir: Path, *, purge: bool = False) -> DownResult:
     removed: list[str] = []
     if layout.base.is_dir():
         for child in sorted(layout.base.iterdir()):
-            if child == layout.venv and not purge:
+            if (child == layout.venv and not purge) or child == layout.lock_file:
                 continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
                 child.unlink()
             removed.append(child.name)
-        if purge:
-            layout.base.rmdir()
     return DownResult(stopped, dropped, vhost, removed, round(time.monotonic() - started, 2))
