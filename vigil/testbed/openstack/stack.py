@@ -194,7 +194,9 @@ def _up(layout: Layout, base_dir: Path, computes: int, timeout_s: float) -> UpRe
     config.write_all(layout, record.secrets, record.computes)
 
     mark = time.monotonic()
-    backing.create_databases()  # idempotent, and cheap: also recreates one dropped behind our back
+    if record.set_up and set(record.databases) - set(backing.existing_databases()):
+        record.set_up = record.registered = False  # a database was dropped behind our back: set up again
+    backing.create_databases()  # idempotent
     backing.create_vhost(record.vhost)
     if not record.set_up:
         try:
