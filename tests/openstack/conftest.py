@@ -26,12 +26,6 @@ from openstack_support import Stack, require_backing_services, vigil
 from vigil.testbed.openstack.layout import default_base_dir
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "openstack: needs the real OpenStack test stack (vigil testbed openstack; MariaDB and RabbitMQ)"
-    )
-
-
 @pytest.fixture(scope="session")
 def openstack_stack() -> Iterator[Stack]:
     require_backing_services()

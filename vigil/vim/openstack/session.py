@@ -1,0 +1,127 @@
+"""Keystone authentication and the service catalog, through keystoneauth.
+
+keystoneauth is what every OpenStack client uses: password or application
+credential, token renewal before expiry, endpoints from the catalog by
+service type, interface and region. It is synchronous, so its calls run in
+a worker thread; the API calls themselves go out on an asyncio HTTP client
+with the token it hands out, and a 401 makes it authenticate again.
+
+Secrets (the password, the application credential's secret, tokens) are
+never logged or shown: :class:`OpenStackAuth`'s ``repr`` leaves them out.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+
+@dataclass(frozen=True)
+class OpenStackAuth:
+    """Where and as whom to authenticate: a password, or an application credential."""
+
+    auth_url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    project_name: str | None = None
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    application_credential_id: str | None = None
+    application_credential_secret: str | None = field(default=None, repr=False)
+    region_name: str | None = None
+    interface: str = "public"
+    endpoint_overrides: dict[str, str] = field(default_factory=dict)  # service type -> URL
+
+    def plugin(self) -> Any:
+        if self.application_credential_id is not None:
+            if self.application_credential_secret is None:
+                raise ValueError("an application credential needs its secret")
+            return v3.ApplicationCredential(
+                auth_url=self.auth_url,
+                application_credential_id=self.application_credential_id,
+                application_credential_secret=self.application_credential_secret,
+            )
+        if self.password is None:
+            raise ValueError("password authentication needs a password (or use an application credential)")
+        return v3.Password(
+            auth_url=self.auth_url,
+            username=self.username,
+            password=self.password,
+            project_name=self.project_name,
+            user_domain_name=self.user_domain_name,
+            project_domain_name=self.project_domain_name,
+        )
+
+
+class ApiError(Exception):
+    """An OpenStack API answered with an error; the message has the method, path, status and body's start."""
+
+
+class OpenStackSession:
+    """Authenticated asyncio calls to Nova and Neutron (and any service in the catalog)."""
+
+    def __init__(self, auth: OpenStackAuth, *, timeout_s: float = 30.0) -> None:
+        self._auth = auth
+        self._ks = ks_session.Session(auth=auth.plugin(), timeout=timeout_s)
+        self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._endpoints: dict[str, str] = dict(auth.endpoint_overrides)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "OpenStackSession":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def token(self) -> str:
+        token = await asyncio.to_thread(self._ks.get_token)
+        if not token:
+            raise ApiError("Keystone gave no token")
+        return token
+
+    async def endpoint(self, service_type: str) -> str:
+        if service_type not in self._endpoints:
+            found = await asyncio.to_thread(
+                self._ks.get_endpoint,
+                service_type=service_type,
+                interface=self._auth.interface,
+                region_name=self._auth.region_name,
+            )
+            if found is None:
+                raise ApiError(f"the catalog has no {self._auth.interface} endpoint for {service_type}")
+            self._endpoints[service_type] = str(found).rstrip("/")
+        return self._endpoints[service_type]
+
+    async def request(
+        self,
+        service_type: str,
+        method: str,
+        path: str,
+        *,
+        microversion: str | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One call; authenticated again once if the token was refused. An error status raises ApiError."""
+        base = await self.endpoint(service_type)
+        headers = dict(kwargs.pop("headers", {}))
+        if microversion is not None:
+            headers["OpenStack-API-Version"] = f"{service_type} {microversion}"
+        for attempt in (1, 2):
+            headers["X-Auth-Token"] = await self.token()
+            response = await self._http.request(method, f"{base}{path}", headers=headers, **kwargs)
+            if response.status_code == 401 and attempt == 1:
+                await asyncio.to_thread(self._ks.invalidate)
+                continue
+            break
+        if response.status_code >= 400:
+            raise ApiError(f"{method} {service_type}{path}: {response.status_code} {response.text[:300]}")
+        return response
+
+    async def get(self, service_type: str, path: str, *, microversion: str | None = None, **params: Any) -> Any:
+        response = await self.request(service_type, "GET", path, microversion=microversion, params=params or None)
+        return response.json()
