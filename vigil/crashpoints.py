@@ -15,6 +15,8 @@ dangerous:
 ``before-commit``   the committer is about to write a batch of changes
 ``after-commit``    a batch of changes is written, its waiters not yet answered
 ``after-delivery``  a notification was delivered, its outcome not yet recorded
+``before-vim-push`` a fault's committed changes reached the OpenStack driver,
+                    not yet pushed to Nova and Neutron
 =================  ==========================================================
 
 This module is outside the layers on purpose: engines and adapters call it,
@@ -25,7 +27,15 @@ import os
 import signal
 
 POINTS = frozenset(
-    {"before-journal", "after-journal", "after-notify", "before-commit", "after-commit", "after-delivery"}
+    {
+        "before-journal",
+        "after-journal",
+        "after-notify",
+        "before-commit",
+        "after-commit",
+        "after-delivery",
+        "before-vim-push",
+    }
 )
 
 

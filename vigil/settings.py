@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -219,6 +219,40 @@ class MaintenanceSettings(_Group):
     )
 
 
+class OpenStackSettings(_Group):
+    """Where the OpenStack driver finds Keystone, and as whom it authenticates (a password, or an application
+    credential). Endpoints come from the catalog unless ``endpoint_overrides`` names them by service type
+    (``compute``, ``network``, ``identity``). Secrets are never logged or shown."""
+
+    auth_url: str
+    username: str | None = None
+    password: SecretStr | None = None
+    project_name: str | None = None
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    application_credential_id: str | None = None
+    application_credential_secret: SecretStr | None = None
+    region_name: str | None = None
+    interface: str = "public"
+    endpoint_overrides: dict[str, str] = Field(default_factory=dict)
+    push_concurrency: int = Field(8, ge=1, le=256, description="Fault actions in flight to Nova and Neutron.")
+
+
+class VimSettings(_Group):
+    """Which VIM Vigil fronts. ``embedded`` (the default) is Vigil's own simulated cloud. ``openstack`` reads the
+    first inventory from Nova and Neutron and pushes the inspector's fault actions to them (see the README for
+    what it does not do yet)."""
+
+    driver: Literal["embedded", "openstack"] = "embedded"
+    openstack: OpenStackSettings | None = None
+
+    @model_validator(mode="after")
+    def _openstack_needs_its_settings(self) -> "VimSettings":
+        if self.driver == "openstack" and self.openstack is None:
+            raise ValueError("vim.driver openstack needs vim.openstack (auth_url and credentials)")
+        return self
+
+
 class AuthSettings(_Group):
     """Empty ``tokens_file`` means ``<data_dir>/tokens.yaml``."""
 
@@ -238,6 +272,7 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()
     inspector: InspectorSettings = InspectorSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    vim: VimSettings = VimSettings()
 
     @property
     def store_url(self) -> str:

@@ -25,6 +25,7 @@ from vigil.api.app import create_app
 from vigil.api.auth import TokenRegistry
 from vigil.api.deps import ApiContext, FaultServices, ReportSigning, SubscriptionLimits
 from vigil.bus.memory import InProcessBus
+from vigil.bus.memory import Subscription as Feed
 from vigil.controller.changes import Committer
 from vigil.controller.cloud import CloudTimings, EmbeddedCloud
 from vigil.controller.generate import generate
@@ -63,9 +64,13 @@ from vigil.settings import (
     NotifierSettings,
     Settings,
     StoreSettings,
+    VimSettings,
 )
 from vigil.store.sql import SqlStore
 from vigil.topology.yaml_file import load_topology
+from vigil.vim.openstack.inventory import read_topology
+from vigil.vim.openstack.push import FaultPusher
+from vigil.vim.openstack.session import OpenStackAuth, OpenStackSession
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +212,17 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         self_damping=frozenset({MONITOR_NAME}),
     )
     intake = Intake(inspector, cloud.transactions, journal, notifier, clock=utcnow)
+    openstack = _openstack_session(settings.vim)
+    pusher: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
     pruner: asyncio.Task[None] | None = None
     maintenance: MaintenanceService | None = None
     heartbeats: tuple[HeartbeatMonitor, HeartbeatListener] | None = None
     try:
-        if await store.is_empty():
+        if await store.is_empty() and openstack is not None:
+            await cloud.bootstrap(await read_topology(openstack), as_is=True)
+            log.info("read the inventory from OpenStack: %s", cloud.map.counts())
+        elif await store.is_empty():
             await cloud.bootstrap(initial_topology(settings.cloud))
             log.info("bootstrapped the embedded cloud: %s", cloud.map.counts())
         else:
@@ -227,6 +237,10 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         gc.freeze()
         feed = bus.subscribe()
         watcher = asyncio.create_task(watch(feed, intake), name="vigil.inspector.watch")
+        if openstack is not None:
+            pusher = asyncio.create_task(
+                _push_faults(openstack, settings.vim, cloud.map, bus.subscribe()), name="vigil.vim.openstack.push"
+            )
         await intake.resume()
         heartbeats = _start_monitor(settings.monitor, cloud, intake, alarms)
         monitor = heartbeats[0] if heartbeats is not None else None
@@ -239,9 +253,10 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         pruner = asyncio.create_task(_retention(store, settings.store), name="vigil.store.retention")
         yield Runtime(settings, store, bus, committer, cloud, services, monitor, maintenance)
     finally:
-        if pruner is not None:
-            pruner.cancel()
-            await asyncio.gather(pruner, return_exceptions=True)
+        for task in (pruner, pusher):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if maintenance is not None:
             await maintenance.aclose()
         if heartbeats is not None:
@@ -255,9 +270,41 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         await notifier.aclose()
         await sender.close()
         await cloud.aclose()
+        if openstack is not None:
+            await openstack.aclose()
         await journal.stop()
         await committer.stop()
         await store.close()
+
+
+def _openstack_session(settings: VimSettings) -> OpenStackSession | None:
+    if settings.driver != "openstack" or settings.openstack is None:
+        return None
+    o = settings.openstack
+    secret = o.application_credential_secret
+    auth = OpenStackAuth(
+        auth_url=o.auth_url,
+        username=o.username,
+        password=o.password.get_secret_value() if o.password else None,
+        project_name=o.project_name,
+        user_domain_name=o.user_domain_name,
+        project_domain_name=o.project_domain_name,
+        application_credential_id=o.application_credential_id,
+        application_credential_secret=secret.get_secret_value() if secret else None,
+        region_name=o.region_name,
+        interface=o.interface,
+        endpoint_overrides=dict(o.endpoint_overrides),
+    )
+    return OpenStackSession(auth)
+
+
+async def _push_faults(session: OpenStackSession, settings: VimSettings, rmap: ResourceMap, feed: Feed) -> None:
+    """The inspector's fault actions to Nova and Neutron: first what the durable map holds (a crash may have cut
+    a push off), then each committed change, as the bus publishes it after its notifications left."""
+    assert settings.openstack is not None
+    pusher = FaultPusher(session, concurrency=settings.openstack.push_concurrency)
+    await pusher.reconcile(rmap)
+    await pusher.run(feed.queue)
 
 
 async def _retention(store: SqlStore, settings: StoreSettings) -> None:

@@ -90,9 +90,14 @@ class EmbeddedCloud:
 
     # -- start and stop ----------------------------------------------------
 
-    async def bootstrap(self, topology: Topology) -> None:
+    async def bootstrap(self, topology: Topology, *, as_is: bool = False) -> None:
         """Load a topology into an empty map: place what has no host, give
-        every instance a port, and persist it all (as state, not as events)."""
+        every instance a port, and persist it all (as state, not as events).
+
+        ``as_is``: the topology is a VIM's own inventory (the OpenStack
+        driver's), which is the truth: instances stay where the VIM put them
+        (Nova's soft policies and its own capacity accounting are not
+        second-guessed), and an instance without ports gets none."""
         check_references(topology)
         if any(True for _ in self.map.all()):
             raise Conflict("the cloud already holds resources; bootstrap needs an empty map")
@@ -105,10 +110,11 @@ class EmbeddedCloud:
             ported = {p.instance for p in topology.ports}
             ports: list[Port] = list(topology.ports)
             for inst in topology.instances:
-                self._place_initial(inst)
+                if not as_is:
+                    self._place_initial(inst)
                 self.map.add(inst)
                 added.append(inst)
-                if inst.id not in ported:
+                if inst.id not in ported and not as_is:
                     ports.append(Port(PortId(self._new_id()), inst.id, inst.project, inst.host))
             for port in ports:
                 port.host = self.map.instance(port.instance).host

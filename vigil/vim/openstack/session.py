@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
@@ -57,7 +58,12 @@ class OpenStackAuth:
 
 
 class ApiError(Exception):
-    """An OpenStack API answered with an error; the message has the method, path, status and body's start."""
+    """An OpenStack API answered with an error (``status``), or could not be reached (``status`` None); the
+    message has the method, path, status and the body's start."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class OpenStackSession:
@@ -79,19 +85,25 @@ class OpenStackSession:
         await self.aclose()
 
     async def token(self) -> str:
-        token = await asyncio.to_thread(self._ks.get_token)
+        try:
+            token = await asyncio.to_thread(self._ks.get_token)
+        except ks_exceptions.ClientException as exc:
+            raise ApiError(f"Keystone: {type(exc).__name__}: {exc}", status=getattr(exc, "http_status", None)) from exc
         if not token:
             raise ApiError("Keystone gave no token")
         return token
 
     async def endpoint(self, service_type: str) -> str:
         if service_type not in self._endpoints:
-            found = await asyncio.to_thread(
-                self._ks.get_endpoint,
-                service_type=service_type,
-                interface=self._auth.interface,
-                region_name=self._auth.region_name,
-            )
+            try:
+                found = await asyncio.to_thread(
+                    self._ks.get_endpoint,
+                    service_type=service_type,
+                    interface=self._auth.interface,
+                    region_name=self._auth.region_name,
+                )
+            except ks_exceptions.ClientException as exc:
+                raise ApiError(f"Keystone: {type(exc).__name__}: {exc}") from exc
             if found is None:
                 raise ApiError(f"the catalog has no {self._auth.interface} endpoint for {service_type}")
             self._endpoints[service_type] = str(found).rstrip("/")
@@ -113,13 +125,19 @@ class OpenStackSession:
             headers["OpenStack-API-Version"] = f"{service_type} {microversion}"
         for attempt in (1, 2):
             headers["X-Auth-Token"] = await self.token()
-            response = await self._http.request(method, f"{base}{path}", headers=headers, **kwargs)
+            try:
+                response = await self._http.request(method, f"{base}{path}", headers=headers, **kwargs)
+            except httpx.TransportError as exc:
+                raise ApiError(f"{method} {service_type}{path}: {type(exc).__name__}: {exc}") from exc
             if response.status_code == 401 and attempt == 1:
                 await asyncio.to_thread(self._ks.invalidate)
                 continue
             break
         if response.status_code >= 400:
-            raise ApiError(f"{method} {service_type}{path}: {response.status_code} {response.text[:300]}")
+            raise ApiError(
+                f"{method} {service_type}{path}: {response.status_code} {response.text[:300]}",
+                status=response.status_code,
+            )
         return response
 
     async def get(self, service_type: str, path: str, *, microversion: str | None = None, **params: Any) -> Any:

@@ -1,0 +1,174 @@
+"""Doctor's fault path on a real OpenStack: Vigil notifies, then Nova and Neutron show the fault.
+
+With ``vim.driver: openstack`` a real ``vigil serve`` reads its first
+inventory from Nova and Neutron; a host failure reported to it is acted on
+in Vigil's own map and notified, and then pushed: Nova's compute service
+forced down (``host_status`` DOWN on its servers), each server reset to
+ERROR, each port's ``data_plane_status`` DOWN; a recovery forces the
+service up again. A ``kill -9`` between the notification and the push (the
+``before-vim-push`` crash point) loses nothing: the restarted server pushes
+what its durable map holds.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openstack_support import Stack
+
+from vigil.harness.server import ServeProcess
+from vigil.testbed.openstack.glance import IMAGE_ID
+
+pytestmark = pytest.mark.openstack
+
+ADMIN, MONITOR = "push-admin", "push-monitor"
+
+
+def version(microversion: str) -> dict[str, str]:
+    return {"OpenStack-API-Version": f"compute {microversion}"}
+
+
+def until(check: Callable[[], Any], what: str, timeout_s: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def scene(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
+    """Two servers with ports on compute-2 and one on compute-1; afterwards deleted and both hosts forced up."""
+    endpoints = openstack_stack.credentials["endpoints"]
+    headers = {"X-Auth-Token": openstack_stack.token()}
+    nova = httpx.Client(base_url=endpoints["compute"], headers=headers, timeout=60)
+    neutron = httpx.Client(base_url=endpoints["network"], headers=headers, timeout=60)
+    made: dict[str, Any] = {"servers": {}, "nova": nova, "neutron": neutron}
+    try:
+        flavor = nova.post(
+            "/flavors", json={"flavor": {"name": f"push-{time.time_ns()}", "ram": 64, "vcpus": 1, "disk": 0}}
+        )
+        made["flavor"] = flavor.json()["flavor"]["id"]
+        net = neutron.post("/v2.0/networks", json={"network": {"name": f"push-{time.time_ns()}"}})
+        made["network"] = net.json()["network"]["id"]
+        subnet = {"subnet": {"network_id": made["network"], "ip_version": 4, "cidr": "10.97.0.0/24"}}
+        assert neutron.post("/v2.0/subnets", json=subnet).status_code == 201
+        for name, host in (("a", "compute-2"), ("b", "compute-2"), ("c", "compute-1")):
+            body = {
+                "server": {
+                    "name": f"push-{name}",
+                    "imageRef": IMAGE_ID,
+                    "flavorRef": made["flavor"],
+                    "networks": [{"uuid": made["network"]}],
+                    "host": host,
+                }
+            }
+            server = nova.post("/servers", json=body, headers=version("2.74"))
+            assert server.status_code == 202, server.text
+            made["servers"][server.json()["server"]["id"]] = host
+        for ident in made["servers"]:
+            until(lambda i=ident: nova.get(f"/servers/{i}").json()["server"]["status"] == "ACTIVE", f"{ident} ACTIVE")
+        yield made
+    finally:
+        for host in ("compute-1", "compute-2"):
+            service = nova.get("/os-services", params={"binary": "nova-compute", "host": host}, headers=version("2.53"))
+            for s in service.json().get("services", []):
+                nova.put(f"/os-services/{s['id']}", json={"forced_down": False}, headers=version("2.53"))
+        for ident in made["servers"]:
+            nova.delete(f"/servers/{ident}")
+        for ident in made["servers"]:
+            until(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
+        if "network" in made:
+            neutron.delete(f"/v2.0/networks/{made['network']}")
+        if "flavor" in made:
+            nova.delete(f"/flavors/{made['flavor']}")
+        nova.close()
+        neutron.close()
+
+
+def vim_settings(stack: Stack) -> dict[str, Any]:
+    c = stack.credentials
+    return {
+        "vim": {
+            "driver": "openstack",
+            "openstack": {
+                "auth_url": c["auth_url"],
+                "username": c["username"],
+                "password": c["password"],
+                "project_name": c["project_name"],
+                "region_name": c["region_name"],
+            },
+        },
+        "inspector": {"hold_down_s": 0},
+    }
+
+
+def report(host: str, status: str, ident: str) -> dict[str, Any]:
+    return {
+        "time": "2026-12-07T00:00:00Z",
+        "type": f"compute.host.{status}",
+        "details": {"hostname": host, "status": status, "monitor": "push-test", "monitor_event_id": ident},
+    }
+
+
+def nova_shows(nova: httpx.Client, neutron: httpx.Client, servers: list[str], *, down: bool) -> bool:
+    shown = [nova.get(f"/servers/{i}", headers=version("2.16")).json()["server"] for i in servers]
+    ports = [p for i in servers for p in neutron.get("/v2.0/ports", params={"device_id": i}).json()["ports"]]
+    if down:
+        return all(s["host_status"] == "DOWN" and s["status"] == "ERROR" for s in shown) and all(
+            p["data_plane_status"] == "DOWN" for p in ports
+        )
+    return all(s["host_status"] == "UP" for s in shown)
+
+
+async def post_event(url: str, body: dict[str, Any]) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, headers={"X-Auth-Token": MONITOR}, timeout=30) as client:
+        return await client.post("/v1/event", json=body)
+
+
+def test_a_host_failure_reaches_nova_and_neutron_after_the_notification_even_across_a_kill(
+    openstack_stack: Stack, scene: dict[str, Any], tmp_path: Path
+) -> None:
+    nova, neutron = scene["nova"], scene["neutron"]
+    on_2 = [i for i, h in scene["servers"].items() if h == "compute-2"]
+    on_1 = [i for i, h in scene["servers"].items() if h == "compute-1"]
+    tokens = {ADMIN: {"project": "admin", "role": "admin"}, MONITOR: {"project": "monitoring", "role": "monitor"}}
+    server = ServeProcess(tmp_path / "vigil", tokens, settings=vim_settings(openstack_stack))
+
+    async def scenario() -> None:
+        await server.start(crash_at="before-vim-push")
+        try:
+            async with httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": ADMIN}) as admin:
+                inventory = (await admin.get("/v1/instances")).json()["instances"]
+            assert set(scene["servers"]) <= {i["id"] for i in inventory}  # the map was read from Nova
+            answered = await post_event(server.url, report("compute-2", "down", "push-1"))
+            assert answered.status_code == 200, answered.text
+            assert answered.json()["event"]["outcome"] == "fault_opened"
+            await server.wait(30)
+            assert server.killed_itself()  # at before-vim-push: Vigil knew and had notified; Nova did not yet
+            assert nova_shows(nova, neutron, on_2, down=False)
+
+            await server.start()  # no crash point: the pusher pushes what the durable map holds
+            await asyncio.to_thread(until, lambda: nova_shows(nova, neutron, on_2, down=True), "compute-2 DOWN in Nova")
+            assert nova_shows(nova, neutron, on_1, down=False)
+
+            answered = await post_event(server.url, report("compute-1", "down", "push-2"))  # pushed as it happens
+            assert answered.status_code == 200, answered.text
+            await asyncio.to_thread(until, lambda: nova_shows(nova, neutron, on_1, down=True), "compute-1 DOWN in Nova")
+
+            for n, host in enumerate(("compute-1", "compute-2"), start=3):
+                answered = await post_event(server.url, report(host, "up", f"push-{n}"))
+                assert answered.status_code == 200, answered.text
+            await asyncio.to_thread(
+                until, lambda: nova_shows(nova, neutron, on_1 + on_2, down=False), "both hosts UP in Nova again"
+            )
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())

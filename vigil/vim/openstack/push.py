@@ -1,0 +1,210 @@
+"""The inspector's fault actions, pushed to Nova and Neutron after Vigil's own map changed and its notifications left.
+
+Doctor asks the inspector to mark the affected resources down in the VIM,
+so that Nova's API (which Doctor's consumer and Tacker query after a
+notification) agrees with the alarm. Vigil makes the change in its own map
+first, in the inspector's unit of work, and notifies from there; the bus
+publishes the unit's resource events only after it is durable and its
+notifications are on the wire. This pusher follows the bus and makes Nova
+and Neutron say the same:
+
+* a host the inspector forced down: the compute service ``forced_down``
+  (``PUT /os-services/{uuid}`` at 2.53, or the 2.11 ``force-down`` form
+  where 2.53 is not offered), so Nova's ``host_status`` is DOWN; and the
+  reverse on recovery, which Nova refuses (400) while evacuation records
+  remain on the host: that is retried until the compute cleans them up;
+* each instance the inspector set to ERROR: ``os-resetState`` ``error``,
+  concurrently, at most ``concurrency`` calls in flight;
+* each port it set DOWN: Neutron ``data_plane_status`` DOWN.
+
+Only the inspector's changes are pushed (their ``reason`` names the fault),
+never changes that came from the VIM itself. Every call is idempotent, so a
+push is retried with backoff while Nova or Neutron cannot be reached or
+answer 5xx, 409 or 429, and given up on a 4xx that will not change (a
+server deleted meanwhile). Nothing needs a log of its own to survive a
+crash: :meth:`FaultPusher.reconcile` (run at start) pushes again the state
+the durable map holds for every host a fault has forced down, so a kill
+between the notification and the push loses nothing.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from vigil.crashpoints import crash_point
+from vigil.domain.events import ResourceEvent
+from vigil.domain.model import Host, Instance, Port, ResourceType
+from vigil.domain.retry import RetryPolicy
+from vigil.domain.states import DataPlaneStatus, InstanceState
+from vigil.vim.openstack.session import ApiError, OpenStackSession
+
+log = logging.getLogger(__name__)
+
+FAULT_REASON_PREFIX = "fault: "  # the inspector's disabled_reason (vigil.inspector.fault_actions)
+TEMPORARY = frozenset({400, 409, 429})  # 400: Nova's "evacuation records remain" on a forced-up host
+
+
+@dataclass
+class PushCounters:
+    pushed: int = 0
+    retried: int = 0
+    failed: int = 0
+    last_error: str | None = None
+
+
+class MapView(Protocol):
+    """What the pusher reads of Vigil's map (the resource map)."""
+
+    def hosts(self) -> list[Host]: ...
+    def instances_on(self, host: str) -> list[Instance]: ...
+    def ports_of(self, instance: str) -> list[Port]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One idempotent call: what it sets, for the log, and how to make it."""
+
+    what: str
+    call: Callable[[], Awaitable[object]]
+
+
+@dataclass
+class FaultPusher:
+    """Pushes the fault state of Vigil's map to Nova and Neutron; ``run`` follows the bus."""
+
+    session: OpenStackSession
+    concurrency: int = 8
+    policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(initial_s=0.2, max_delay_s=10.0, max_attempts=30))
+    counters: PushCounters = field(default_factory=PushCounters)
+    _services: dict[str, str] = field(default_factory=dict)
+    _gate: asyncio.Semaphore = field(init=False)
+    _rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._gate = asyncio.Semaphore(self.concurrency)
+
+    # -- what to push ------------------------------------------------------------------------------------
+
+    def pushes_for(self, events: Sequence[ResourceEvent]) -> list[Push]:
+        """The calls a batch of committed resource events asks for: only the inspector's fault actions."""
+        pushes: list[Push] = []
+        for event in events:
+            changes = event.changes
+            if event.resource_type is ResourceType.HOST and "forced_down" in changes and _by_fault(event):
+                pushes.append(self._force(event.resource_id, bool(changes["forced_down"][1])))
+            elif event.resource_type is ResourceType.INSTANCE and _by_fault(event):
+                if changes.get("state", (None, None))[1] == InstanceState.ERROR:
+                    pushes.append(self._reset_error(event.resource_id))
+            elif event.resource_type is ResourceType.PORT and _by_fault(event) and "data_plane_status" in changes:
+                pushes.append(self._port_status(event.resource_id, str(changes["data_plane_status"][1])))
+        return pushes
+
+    def pushes_for_state(self, rmap: MapView) -> list[Push]:
+        """The calls that make Nova and Neutron hold what the map holds for hosts a fault forced down."""
+        pushes: list[Push] = []
+        for host in rmap.hosts():
+            if not (host.forced_down and (host.disabled_reason or "").startswith(FAULT_REASON_PREFIX)):
+                continue
+            pushes.append(self._force(host.name, True))
+            for inst in rmap.instances_on(host.name):
+                if inst.state is InstanceState.ERROR:
+                    pushes.append(self._reset_error(inst.id))
+                    pushes.extend(
+                        self._port_status(p.id, str(p.data_plane_status))
+                        for p in rmap.ports_of(inst.id)
+                        if p.data_plane_status is DataPlaneStatus.DOWN
+                    )
+        return pushes
+
+    # -- the calls ---------------------------------------------------------------------------------------
+
+    def _force(self, host: str, down: bool) -> Push:
+        async def call() -> object:
+            service = await self._service(host)
+            return await self.session.request(
+                "compute", "PUT", f"/os-services/{service}", microversion="2.53", json={"forced_down": down}
+            )
+
+        return Push(f"host {host} forced_down={down}", call)
+
+    def _reset_error(self, server: str) -> Push:
+        async def call() -> object:
+            body = {"os-resetState": {"state": "error"}}
+            return await self.session.request("compute", "POST", f"/servers/{server}/action", json=body)
+
+        return Push(f"server {server} ERROR", call)
+
+    def _port_status(self, port: str, status: str) -> Push:
+        value = DataPlaneStatus.DOWN if status == DataPlaneStatus.DOWN else DataPlaneStatus.ACTIVE
+
+        async def call() -> object:
+            body = {"port": {"data_plane_status": str(value)}}
+            return await self.session.request("network", "PUT", f"/v2.0/ports/{port}", json=body)
+
+        return Push(f"port {port} data_plane_status={value}", call)
+
+    async def _service(self, host: str) -> str:
+        if host not in self._services:
+            found = await self.session.get(
+                "compute", "/os-services", microversion="2.53", binary="nova-compute", host=host
+            )
+            services = found["services"]
+            if not services:
+                raise ApiError(f"Nova has no nova-compute service on {host}", status=404)
+            self._services[host] = str(services[0]["id"])
+        return self._services[host]
+
+    # -- running them ------------------------------------------------------------------------------------
+
+    async def push(self, pushes: Sequence[Push]) -> None:
+        """Run the calls concurrently (bounded), each retried while the failure may pass."""
+        crash_point("before-vim-push")
+        await asyncio.gather(*(self._attempt(p) for p in pushes))
+
+    async def _attempt(self, push: Push) -> None:
+        attempt = 1
+        while True:
+            try:
+                async with self._gate:
+                    await push.call()
+                self.counters.pushed += 1
+                return
+            except ApiError as exc:
+                self.counters.last_error = f"{push.what}: {exc}"
+                if (exc.status is None or exc.status >= 500 or exc.status in TEMPORARY) and (
+                    self.policy.should_retry(attempt)
+                ):
+                    self.counters.retried += 1
+                    await asyncio.sleep(self.policy.delay(attempt, self._rng))
+                    attempt += 1
+                    continue
+                self.counters.failed += 1
+                log.warning("gave up pushing %s to OpenStack: %s", push.what, exc)
+                return
+
+    async def reconcile(self, rmap: MapView) -> None:
+        """Push again the fault state the map holds (at start: what a crash may have cut off)."""
+        await self.push(self.pushes_for_state(rmap))
+
+    async def run(self, events: "asyncio.Queue[ResourceEvent]") -> None:
+        """Follow committed resource events (a bus subscription's queue) and push what they ask for."""
+        while True:
+            batch = [await events.get()]
+            while not events.empty():
+                batch.append(events.get_nowait())
+            pushes = self.pushes_for(batch)
+            if pushes:
+                await self.push(pushes)
+
+
+INSPECTOR_REASONS = ("fault event", "failure reported during maintenance", "held recovery released")
+"""The names of the inspector's units of work (``vigil.inspector.intake``): a report applied (or replayed), a
+failure held during maintenance, a recovery released after its hold-down."""
+
+
+def _by_fault(event: ResourceEvent) -> bool:
+    """Whether the inspector made this change, and not an admin, an operation or the VIM itself."""
+    return event.reason is not None and event.reason.startswith(INSPECTOR_REASONS)
