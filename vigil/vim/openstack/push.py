@@ -161,6 +161,8 @@ class FaultPusher:
 
     async def push(self, pushes: Sequence[Push]) -> None:
         """Run the calls concurrently (bounded), each retried while the failure may pass."""
+        if not pushes:
+            return
         crash_point("before-vim-push")
         await asyncio.gather(*(self._attempt(p) for p in pushes))
 
