@@ -1,12 +1,11 @@
 """The planner's view of the live cloud (:func:`vigil.maintenance.layout.layout_of`)."""
 
-from vigil.maintenance.layout import layout_of
-
 from vigil.controller.resource_map import ResourceMap
 from vigil.domain.ids import GroupId, HostName, InstanceId, ProjectId
 from vigil.domain.maintenance import Constraints, GroupConstraints
 from vigil.domain.model import Host, Instance, Project, ServerGroup
 from vigil.domain.states import GroupPolicy
+from vigil.maintenance.layout import layout_of
 
 
 def test_the_layout_holds_capacity_placements_migrations_and_group_rules() -> None:
