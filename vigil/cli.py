@@ -461,6 +461,13 @@ def demo_fault(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each step.")] = 10.0,
     testbed: Annotated[bool, typer.Option("--testbed", help="On real namespaces (root): see below.")] = False,
     hosts: Annotated[int, typer.Option("--hosts", min=2, max=200, help="With --testbed: hosts.")] = 3,
+    openstack: Annotated[
+        bool, typer.Option("--openstack", help="On the real OpenStack of 'vigil testbed openstack': see below.")
+    ] = False,
+    credentials: Annotated[
+        Path | None,
+        typer.Option(help="With --openstack: the credentials file (default: the test stack's credentials.json)."),
+    ] = None,
 ) -> None:
     """Doctor's fault management test: fail a host under a VNF and profile the notification.
 
@@ -472,9 +479,16 @@ def demo_fault(
     With --testbed: on a testbed of network namespaces (brought up and down again), the ACT
     host's data-plane link goes down; prints detection (T01 - T00), notification (T09 - T01)
     and the service outage a probe client saw; exits 0 only if all three were measured.
+
+    With --openstack: N servers booted through Nova on compute-1, Vigil with vim.driver
+    openstack, a consumer subscribed; prints notification_ms (T09 - T01) and
+    nova_consistent_ms (T01 until Nova shows every server ERROR and host_status DOWN);
+    exits 0 only if both were measured. The servers are deleted afterwards.
     """
     if testbed:
         _demo_testbed(hosts, payload_format, timeout, as_json)
+    if openstack:
+        _demo_openstack(instances, credentials, max(timeout, 60.0), as_json)
     with _friendly_errors():
         result = asyncio.run(run_fault_demo(instances, payload_format, timeout_s=timeout))
     if as_json:
@@ -491,6 +505,29 @@ def demo_fault(
         if result.error:
             err.print(f"[bold red]error:[/] {result.error}")
     raise typer.Exit(0 if result.notified else 1)
+
+
+def _demo_openstack(instances: int, credentials: Path | None, timeout: float, as_json: bool) -> None:
+    from vigil.demo_openstack import run_openstack_demo
+    from vigil.testbed.openstack.layout import default_base_dir
+
+    path = credentials or default_base_dir() / "credentials.json"
+    if not path.exists():
+        err.print(f"[bold red]error:[/] no credentials at {path}: run 'vigil testbed openstack up' first")
+        raise typer.Exit(2)
+    with _friendly_errors():
+        result = asyncio.run(run_openstack_demo(instances, json.loads(path.read_text()), timeout_s=timeout))
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+    else:
+        console.print(f"notification time (T09 - T01): [bold]{result.notification_ms} ms[/]")
+        console.print(
+            f"Nova consistent (T01 until every server ERROR, host DOWN): [bold]{result.nova_consistent_ms} ms[/]"
+        )
+        if result.error:
+            err.print(f"[bold red]error:[/] {result.error}")
+    ok = result.notification_ms is not None and result.nova_consistent_ms is not None
+    raise typer.Exit(0 if ok else 1)
 
 
 def _demo_testbed(hosts: int, payload_format: PayloadFormat, timeout: float, as_json: bool) -> None:
