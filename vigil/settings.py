@@ -235,7 +235,7 @@ class OpenStackSettings(_Group):
     region_name: str | None = None
     interface: str = "public"
     endpoint_overrides: dict[str, str] = Field(default_factory=dict)
-    push_concurrency: int = Field(8, ge=1, le=256, description="Fault actions in flight to Nova and Neutron.")
+    push_concurrency: int = Field(32, ge=1, le=256, description="Fault actions in flight to Nova and Neutron.")
 
 
 class VimSettings(_Group):

@@ -76,7 +76,7 @@ class FaultPusher:
     """Pushes the fault state of Vigil's map to Nova and Neutron; ``run`` follows the bus."""
 
     session: OpenStackSession
-    concurrency: int = 8
+    concurrency: int = 32
     policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(initial_s=0.2, max_delay_s=10.0, max_attempts=30))
     counters: PushCounters = field(default_factory=PushCounters)
     _services: dict[str, str] = field(default_factory=dict)
@@ -146,6 +146,15 @@ class FaultPusher:
 
         return Push(f"port {port} data_plane_status={value}", call)
 
+    async def load_services(self) -> None:
+        """Learn every compute service's UUID in one call, so a fault's first push needs no lookup first."""
+        try:
+            found = await self.session.get("compute", "/os-services", microversion="2.53", binary="nova-compute")
+        except ApiError as exc:  # looked up one by one when needed
+            log.warning("could not list Nova's compute services: %s", exc)
+            return
+        self._services.update({str(s["host"]): str(s["id"]) for s in found["services"]})
+
     async def _service(self, host: str) -> str:
         if host not in self._services:
             found = await self.session.get(
@@ -189,6 +198,7 @@ class FaultPusher:
 
     async def reconcile(self, rmap: MapView) -> None:
         """Push again the fault state the map holds (at start: what a crash may have cut off)."""
+        await self.load_services()
         await self.push(self.pushes_for_state(rmap))
 
     async def run(self, events: "asyncio.Queue[ResourceEvent]") -> None:
