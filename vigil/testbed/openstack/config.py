@@ -160,6 +160,11 @@ region_name = {REGION}
 live_migration_wait_for_vif_plug = False
 [conductor]
 workers = 1
+[quota]
+# a test and benchmark stack: Doctor's 50-server runs must not stop at the default 10 instances per project
+instances = -1
+cores = -1
+ram = -1
 [scheduler]
 workers = 1
 discover_hosts_in_cells_interval = 2
