@@ -7,6 +7,7 @@ with slow and absent consumers and maintenance sessions, restarted, and
 checked against the four invariants after every kill.
 """
 
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,13 +29,17 @@ async def store_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]
 
 
 @pytest.mark.timeout(300)
-# Seen once on a loaded machine: a loopback socket of the harness (its client to a server it had just
-# SIGKILLed, or a consumer's accepted connection at shutdown) collected unclosed. The invariants are
-# what this test checks; a ResourceWarning from a peer killed mid-connection is not one of them.
+# Seen twice on a loaded machine: a loopback socket of the harness (its client to a server it had just
+# SIGKILLed, or a consumer's accepted connection at shutdown) collected unclosed, once inside this test
+# and once in a later one. The invariants are what this test checks; a ResourceWarning from a peer killed
+# mid-connection is not one of them. The collection is forced here, so it is filtered here.
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_no_invariant_breaks_across_kills(tmp_path: Path, store_url: str | None) -> None:
     run = CrashRun(tmp_path, store_url=store_url, seed=7)
-    rounds = await run.run(ROUNDS)
+    try:
+        rounds = await run.run(ROUNDS)
+    finally:
+        gc.collect()
     assert len(rounds) == ROUNDS
     violations = [f"round {r.round} ({r.kill}): {v}" for r in rounds for v in r.violations]
     assert violations == []
