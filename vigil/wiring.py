@@ -219,10 +219,11 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     maintenance: MaintenanceService | None = None
     heartbeats: tuple[HeartbeatMonitor, HeartbeatListener] | None = None
     try:
-        if await store.is_empty() and openstack is not None:
+        fresh = await store.is_empty()
+        if fresh and openstack is not None:
             await cloud.bootstrap(await read_topology(openstack), as_is=True)
             log.info("read the inventory from OpenStack: %s", cloud.map.counts())
-        elif await store.is_empty():
+        elif fresh:
             await cloud.bootstrap(initial_topology(settings.cloud))
             log.info("bootstrapped the embedded cloud: %s", cloud.map.counts())
         else:

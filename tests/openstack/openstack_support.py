@@ -4,6 +4,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,26 @@ from support import require_service
 from vigil.testbed.openstack.layout import Layout
 
 UP_TIMEOUT_S = 900  # a cold pip install (~45 s) plus migrations and start-up, with a wide margin
+
+
+def api(microversion: str) -> dict[str, str]:
+    """The header that asks Nova for a microversion."""
+    return {"OpenStack-API-Version": f"compute {microversion}"}
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something true (returned), or fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def wait_active(nova: httpx.Client, server: str) -> None:
+    wait_for(lambda: nova.get(f"/servers/{server}").json()["server"]["status"] == "ACTIVE", f"{server} ACTIVE")
 
 
 def vigil(*args: str, timeout: float = UP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:

@@ -13,34 +13,21 @@ what its durable map holds.
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack
+from openstack_support import Stack, api, wait_active, wait_for
 
+from vigil.demo_openstack import vim_settings
 from vigil.harness.server import ServeProcess
 from vigil.testbed.openstack.glance import IMAGE_ID
 
 pytestmark = pytest.mark.openstack
 
 ADMIN, MONITOR = "push-admin", "push-monitor"
-
-
-def version(microversion: str) -> dict[str, str]:
-    return {"OpenStack-API-Version": f"compute {microversion}"}
-
-
-def until(check: Callable[[], Any], what: str, timeout_s: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -70,44 +57,27 @@ def scene(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
                     "host": host,
                 }
             }
-            server = nova.post("/servers", json=body, headers=version("2.74"))
+            server = nova.post("/servers", json=body, headers=api("2.74"))
             assert server.status_code == 202, server.text
             made["servers"][server.json()["server"]["id"]] = host
         for ident in made["servers"]:
-            until(lambda i=ident: nova.get(f"/servers/{i}").json()["server"]["status"] == "ACTIVE", f"{ident} ACTIVE")
+            wait_active(nova, ident)
         yield made
     finally:
         for host in ("compute-1", "compute-2"):
-            service = nova.get("/os-services", params={"binary": "nova-compute", "host": host}, headers=version("2.53"))
+            service = nova.get("/os-services", params={"binary": "nova-compute", "host": host}, headers=api("2.53"))
             for s in service.json().get("services", []):
-                nova.put(f"/os-services/{s['id']}", json={"forced_down": False}, headers=version("2.53"))
+                nova.put(f"/os-services/{s['id']}", json={"forced_down": False}, headers=api("2.53"))
         for ident in made["servers"]:
             nova.delete(f"/servers/{ident}")
         for ident in made["servers"]:
-            until(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
+            wait_for(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
         if "network" in made:
             neutron.delete(f"/v2.0/networks/{made['network']}")
         if "flavor" in made:
             nova.delete(f"/flavors/{made['flavor']}")
         nova.close()
         neutron.close()
-
-
-def vim_settings(stack: Stack) -> dict[str, Any]:
-    c = stack.credentials
-    return {
-        "vim": {
-            "driver": "openstack",
-            "openstack": {
-                "auth_url": c["auth_url"],
-                "username": c["username"],
-                "password": c["password"],
-                "project_name": c["project_name"],
-                "region_name": c["region_name"],
-            },
-        },
-        "inspector": {"hold_down_s": 0},
-    }
 
 
 def report(host: str, status: str, ident: str) -> dict[str, Any]:
@@ -119,7 +89,7 @@ def report(host: str, status: str, ident: str) -> dict[str, Any]:
 
 
 def nova_shows(nova: httpx.Client, neutron: httpx.Client, servers: list[str], *, down: bool) -> bool:
-    shown = [nova.get(f"/servers/{i}", headers=version("2.16")).json()["server"] for i in servers]
+    shown = [nova.get(f"/servers/{i}", headers=api("2.16")).json()["server"] for i in servers]
     ports = [p for i in servers for p in neutron.get("/v2.0/ports", params={"device_id": i}).json()["ports"]]
     if down:
         return all(s["host_status"] == "DOWN" and s["status"] == "ERROR" for s in shown) and all(
@@ -140,7 +110,8 @@ def test_a_host_failure_reaches_nova_and_neutron_after_the_notification_even_acr
     on_2 = [i for i, h in scene["servers"].items() if h == "compute-2"]
     on_1 = [i for i, h in scene["servers"].items() if h == "compute-1"]
     tokens = {ADMIN: {"project": "admin", "role": "admin"}, MONITOR: {"project": "monitoring", "role": "monitor"}}
-    server = ServeProcess(tmp_path / "vigil", tokens, settings=vim_settings(openstack_stack))
+    settings = {"vim": vim_settings(openstack_stack.credentials), "inspector": {"hold_down_s": 0}}
+    server = ServeProcess(tmp_path / "vigil", tokens, settings=settings)
 
     async def scenario() -> None:
         await server.start(crash_at="before-vim-push")
@@ -158,20 +129,24 @@ def test_a_host_failure_reaches_nova_and_neutron_after_the_notification_even_acr
             assert nova_shows(nova, neutron, on_2, down=False)
 
             await server.start()  # no crash point: the pusher pushes what the durable map holds
-            await asyncio.to_thread(until, lambda: nova_shows(nova, neutron, on_2, down=True), "compute-2 DOWN in Nova")
+            await asyncio.to_thread(
+                wait_for, lambda: nova_shows(nova, neutron, on_2, down=True), "compute-2 DOWN in Nova"
+            )
             again = await post_event(server.url, failure)  # the monitor sends again what got no answer
             assert again.json()["event"]["outcome"] == "duplicate"  # it was durable before the kill
             assert nova_shows(nova, neutron, on_1, down=False)
 
             answered = await post_event(server.url, report("compute-1", "down", "push-2"))  # pushed as it happens
             assert answered.status_code == 200, answered.text
-            await asyncio.to_thread(until, lambda: nova_shows(nova, neutron, on_1, down=True), "compute-1 DOWN in Nova")
+            await asyncio.to_thread(
+                wait_for, lambda: nova_shows(nova, neutron, on_1, down=True), "compute-1 DOWN in Nova"
+            )
 
             for n, host in enumerate(("compute-1", "compute-2"), start=3):
                 answered = await post_event(server.url, report(host, "up", f"push-{n}"))
                 assert answered.status_code == 200, answered.text
             await asyncio.to_thread(
-                until, lambda: nova_shows(nova, neutron, on_1 + on_2, down=False), "both hosts UP in Nova again"
+                wait_for, lambda: nova_shows(nova, neutron, on_1 + on_2, down=False), "both hosts UP in Nova again"
             )
         finally:
             await server.stop()

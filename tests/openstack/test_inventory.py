@@ -8,13 +8,14 @@ Vigil's domain and compared with Nova's and Neutron's own answers.
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack
+from openstack_support import Stack, api, wait_active, wait_for
 
+from vigil.demo_openstack import auth_from
 from vigil.domain.states import AdminState, DataPlaneStatus, GroupPolicy, InstanceState
 from vigil.domain.topology import Topology
 from vigil.testbed.openstack.glance import IMAGE_ID
@@ -22,33 +23,6 @@ from vigil.vim.openstack.inventory import read_topology
 from vigil.vim.openstack.session import OpenStackAuth, OpenStackSession
 
 pytestmark = pytest.mark.openstack
-
-
-def auth_of(stack: Stack) -> OpenStackAuth:
-    c = stack.credentials
-    return OpenStackAuth(
-        auth_url=c["auth_url"],
-        username=c["username"],
-        password=c["password"],
-        project_name=c["project_name"],
-        user_domain_name=c["user_domain_name"],
-        project_domain_name=c["project_domain_name"],
-        region_name=c["region_name"],
-    )
-
-
-def version(microversion: str) -> dict[str, str]:
-    return {"OpenStack-API-Version": f"compute {microversion}"}
-
-
-def until(check: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -69,7 +43,7 @@ def cloud_scene(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
         group = nova.post(
             "/os-server-groups",
             json={"server_group": {"name": "inv-ha", "policy": "anti-affinity"}},
-            headers=version("2.64"),
+            headers=api("2.64"),
         )
         assert group.status_code == 200, group.text
         made["group"] = group.json()["server_group"]["id"]
@@ -90,33 +64,31 @@ def cloud_scene(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
                 },
                 "os:scheduler_hints": {"group": made["group"]},
             }
-            server = nova.post("/servers", json=body, headers=version("2.74"))
+            server = nova.post("/servers", json=body, headers=api("2.74"))
             assert server.status_code == 202, server.text
             made["servers"].append(server.json()["server"]["id"])
         for ident in made["servers"]:
-            until(lambda i=ident: nova.get(f"/servers/{i}").json()["server"]["status"] == "ACTIVE", f"{ident} ACTIVE")
-        port = until(
+            wait_active(nova, ident)
+        port = wait_for(
             lambda: neutron.get("/v2.0/ports", params={"device_id": made["servers"][1]}).json()["ports"], "a port"
         )
         made["down_port"] = port[0]["id"]
         assert (
             neutron.put(f"/v2.0/ports/{port[0]['id']}", json={"port": {"data_plane_status": "DOWN"}}).status_code == 200
         )
-        service = nova.get(
-            "/os-services", params={"binary": "nova-compute", "host": "compute-3"}, headers=version("2.53")
-        )
+        service = nova.get("/os-services", params={"binary": "nova-compute", "host": "compute-3"}, headers=api("2.53"))
         made["service3"] = service.json()["services"][0]["id"]
-        forced = nova.put(f"/os-services/{made['service3']}", json={"forced_down": True}, headers=version("2.53"))
+        forced = nova.put(f"/os-services/{made['service3']}", json={"forced_down": True}, headers=api("2.53"))
         assert forced.status_code == 200, forced.text
         made["nova"], made["neutron"] = nova, neutron
         yield made
     finally:
         if "service3" in made:
-            nova.put(f"/os-services/{made['service3']}", json={"forced_down": False}, headers=version("2.53"))
+            nova.put(f"/os-services/{made['service3']}", json={"forced_down": False}, headers=api("2.53"))
         for ident in made["servers"]:
             nova.delete(f"/servers/{ident}")
         for ident in made["servers"]:
-            until(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
+            wait_for(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
         if "group" in made:
             nova.delete(f"/os-server-groups/{made['group']}")
         if "network" in made:
@@ -134,10 +106,10 @@ async def read(auth: OpenStackAuth) -> Topology:
 
 def test_the_inventory_matches_nova_and_neutron(openstack_stack: Stack, cloud_scene: dict[str, Any]) -> None:
     nova: httpx.Client = cloud_scene["nova"]
-    topology = asyncio.run(read(auth_of(openstack_stack)))
+    topology = asyncio.run(read(auth_from(openstack_stack.credentials)))
 
-    services = nova.get("/os-services", params={"binary": "nova-compute"}, headers=version("2.53")).json()["services"]
-    hypervisors = nova.get("/os-hypervisors/detail", headers=version("2.53")).json()["hypervisors"]
+    services = nova.get("/os-services", params={"binary": "nova-compute"}, headers=api("2.53")).json()["services"]
+    hypervisors = nova.get("/os-hypervisors/detail", headers=api("2.53")).json()["hypervisors"]
     hosts = {h.name: h for h in topology.hosts}
     assert set(hosts) == {s["host"] for s in services} == {"compute-1", "compute-2", "compute-3"}
     for hypervisor in hypervisors:
@@ -147,7 +119,7 @@ def test_the_inventory_matches_nova_and_neutron(openstack_stack: Stack, cloud_sc
     assert hosts["compute-1"].reachable is True
     assert hosts["compute-1"].admin_state is AdminState.ENABLED
 
-    servers = nova.get("/servers/detail", params={"all_tenants": 1}, headers=version("2.73")).json()["servers"]
+    servers = nova.get("/servers/detail", params={"all_tenants": 1}, headers=api("2.73")).json()["servers"]
     instances = {i.id: i for i in topology.instances}
     assert set(instances) == {s["id"] for s in servers if s["status"] != "DELETED"}
     first, second = (instances[i] for i in cloud_scene["servers"])

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack, vigil
+from openstack_support import Stack, api, vigil
 
 from vigil.domain.states import InstanceState
 from vigil.testbed.openstack.glance import IMAGE_ID
@@ -66,10 +66,6 @@ class Seen:
         arrived = found()
         assert arrived is not None
         return arrived
-
-
-def api(microversion: str) -> dict[str, str]:
-    return {"OpenStack-API-Version": f"compute {microversion}"}
 
 
 @pytest.fixture

@@ -17,27 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack, vigil
+from openstack_support import Stack, api, vigil, wait_for
 
 from vigil.testbed.openstack.glance import IMAGE_ID
 
 pytestmark = [pytest.mark.openstack, pytest.mark.timeout(900)]
 
 FLAVOR = "vigil-test-tiny"
-
-
-def api(version: str) -> dict[str, str]:
-    return {"OpenStack-API-Version": f"compute {version}"}
-
-
-def wait_for(check: Any, what: str, timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def status_report(stack: Stack) -> dict[str, Any]:

@@ -12,7 +12,7 @@ and Neutron say the same:
   (``PUT /os-services/{uuid}`` at 2.53, or the 2.11 ``force-down`` form
   where 2.53 is not offered), so Nova's ``host_status`` is DOWN; and the
   reverse on recovery, which Nova refuses (400) while evacuation records
-  remain on the host: that is retried until the compute cleans them up;
+  remain on the host: that one 400 is retried until the compute cleans them up;
 * each instance the inspector set to ERROR: ``os-resetState`` ``error``,
   concurrently, at most ``concurrency`` calls in flight;
 * each port it set DOWN: Neutron ``data_plane_status`` DOWN.
@@ -20,7 +20,7 @@ and Neutron say the same:
 Only the inspector's changes are pushed (their ``reason`` names the fault),
 never changes that came from the VIM itself. Every call is idempotent, so a
 push is retried with backoff while Nova or Neutron cannot be reached or
-answer 5xx, 409 or 429, and given up on a 4xx that will not change (a
+answer 5xx, 409 or 429, and given up on another 4xx that will not change (a
 server deleted meanwhile). Nothing needs a log of its own to survive a
 crash: :meth:`FaultPusher.reconcile` (run at start) pushes again the state
 the durable map holds for every host a fault has forced down, so a kill
@@ -44,7 +44,7 @@ from vigil.vim.openstack.session import ApiError, OpenStackSession
 log = logging.getLogger(__name__)
 
 FAULT_REASON_PREFIX = "fault: "  # the inspector's disabled_reason (vigil.inspector.fault_actions)
-TEMPORARY = frozenset({400, 409, 429})  # 400: Nova's "evacuation records remain" on a forced-up host
+TEMPORARY = frozenset({409, 429})
 
 
 @dataclass
@@ -69,6 +69,7 @@ class Push:
 
     what: str
     call: Callable[[], Awaitable[object]]
+    temporary: frozenset[int] = TEMPORARY  # the 4xx answers that may pass with time
 
 
 @dataclass
@@ -128,7 +129,8 @@ class FaultPusher:
                 "compute", "PUT", f"/os-services/{service}", microversion="2.53", json={"forced_down": down}
             )
 
-        return Push(f"host {host} forced_down={down}", call)
+        # Nova refuses (400) to force a host up while evacuation records remain, until its compute cleans them up.
+        return Push(f"host {host} forced_down={down}", call, TEMPORARY if down else TEMPORARY | {400})
 
     def _reset_error(self, server: str) -> Push:
         async def call() -> object:
@@ -185,7 +187,7 @@ class FaultPusher:
                 return
             except ApiError as exc:
                 self.counters.last_error = f"{push.what}: {exc}"
-                if (exc.status is None or exc.status >= 500 or exc.status in TEMPORARY) and (
+                if (exc.status is None or exc.status >= 500 or exc.status in push.temporary) and (
                     self.policy.should_retry(attempt)
                 ):
                     self.counters.retried += 1
