@@ -46,6 +46,7 @@ class AlarmKind(StrEnum):
     INSTANCE_DOWN = "instance.down"
     GROUP_DEGRADED = "server_group.degraded"
     SUBSCRIPTION_UNREACHABLE = "subscription.unreachable"
+    VIM_UNREACHABLE = "vim.unreachable"
 
 
 class AlarmState(StrEnum):

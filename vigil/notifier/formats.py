@@ -125,6 +125,7 @@ _KINDS: dict[str, tuple[str, str, str, str, str]] = {
         "subscription",
         "notification receiver unreachable",
     ),
+    AlarmKind.VIM_UNREACHABLE: ("vigil.vim.unreachable", "COMMUNICATIONS_ALARM", "COMPUTE", "vim", "VIM unreachable"),
 }
 _UNKNOWN_KIND = ("vigil.alarm", "EQUIPMENT_ALARM", "COMPUTE", "", "unknown")
 

@@ -19,6 +19,9 @@ back to it, cleared when it answers again; a SOL 003 subscriber that missed
 notifications meanwhile (given up after the horizon) then gets an
 ``AlarmListRebuiltNotification``, so it reads the alarm list again. Given-up
 deliveries are sent again on an admin's request (:meth:`Notifier.redeliver`).
+A VIM's service that the fault actions cannot reach gets the same treatment
+from the OpenStack driver's pusher: ``vim.unreachable`` for admins while it
+lasts (:meth:`Notifier.vim_unreachable`, :meth:`Notifier.vim_reachable`).
 
 Maintenance messages take the same road (:meth:`Notifier.publish_message`,
 :meth:`Notifier.send_message`): matched by their own rule, rendered as an
@@ -298,6 +301,41 @@ class Notifier:
             return []
         alarm = self._alarms.active(AlarmKind.SUBSCRIPTION_UNREACHABLE, subscription.id)
         return [] if alarm is None else [self._alarms.clear(alarm, self._clock()).alarm]
+
+    # -- a VIM's services that the fault actions cannot reach (the OpenStack driver's pusher) ----------
+
+    async def vim_unreachable(self, service: str, endpoint: str | None, error: str) -> None:
+        """Raise ``vim.unreachable`` for ``service`` (a service type: ``compute``, ``network``, ``identity``),
+        once per outage: the fault actions pushed to it wait until it answers again."""
+        if self._alarms is None or self._alarms.active(AlarmKind.VIM_UNREACHABLE, service) is not None:
+            return
+        since = self._clock()
+        where = f" at {endpoint}" if endpoint else ""
+        change = self._alarms.raise_alarm(
+            cause=f"vim {service} {since.isoformat()}",
+            kind=AlarmKind.VIM_UNREACHABLE,
+            project=None,
+            resource_type="vim",
+            resource_id=service,
+            severity=Severity.MAJOR,
+            fault=FaultId(f"vim:{service}"),
+            reason=f"the VIM's {service} API cannot be reached{where}: fault actions wait for it",
+            now=since,
+            details={"service": service, "error": error, **({"endpoint": endpoint} if endpoint else {})},
+        )
+        await self._tell([change])
+
+    async def vim_reachable(self, service: str) -> None:
+        """Clear ``service``'s ``vim.unreachable`` alarm, if it has one: it answered again."""
+        if self._alarms is None:
+            return
+        alarm = self._alarms.active(AlarmKind.VIM_UNREACHABLE, service)
+        if alarm is not None:
+            await self._tell([self._alarms.clear(alarm, self._clock())])
+
+    def vim_unreachable_services(self) -> list[str]:
+        """The services with an open ``vim.unreachable`` alarm (a restart finds them in the store)."""
+        return [] if self._alarms is None else [a.resource_id for a in self._alarms.open(AlarmKind.VIM_UNREACHABLE)]
 
     async def _tell(self, changes: list[AlarmChange]) -> None:
         """Record alarm changes, and notify admins once they are durable."""

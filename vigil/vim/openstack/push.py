@@ -18,18 +18,34 @@ and Neutron say the same:
 * each port it set DOWN: Neutron ``data_plane_status`` DOWN.
 
 Only the inspector's changes are pushed (their ``reason`` names the fault),
-never changes that came from the VIM itself. Every call is idempotent, so a
-push is retried with backoff while Nova or Neutron cannot be reached or
-answer 5xx, 409 or 429, and given up on another 4xx that will not change (a
-server deleted meanwhile). Nothing needs a log of its own to survive a
+never changes that came from the VIM itself. Every call is idempotent, so:
+
+* while Nova, Neutron or Keystone cannot be reached or answer 5xx, the calls
+  to it wait, one of them probing it with backoff, for as long as it takes,
+  and admins have a ``vim.unreachable`` alarm (``vigil.vim.openstack.outages``);
+  no attempt budget applies, so an outage longer than the backoff loses
+  nothing;
+* a 409 or 429 (and the forced-up 400 above) is retried with backoff, at most
+  ``policy.max_attempts`` times;
+* another 4xx, which will not change (a server deleted meanwhile), gives the
+  call up, logged and counted.
+
+Batches are pushed in the order the bus published them, each after the one
+before it, so a recovery's forced-up never overtakes its fault's forced-down,
+even when both waited for Nova. Nothing needs a log of its own to survive a
 crash: :meth:`FaultPusher.reconcile` (run at start) pushes again the state
 the durable map holds for every host a fault has forced down, so a kill
-between the notification and the push loses nothing.
+between the notification and the push loses nothing; it also probes the
+services whose ``vim.unreachable`` alarm the restart found open, to clear it.
+What a restart does not push again: a recovery's forced-up that had not
+reached Nova (the map no longer holds a fault for that host), and the ERROR of
+servers whose host recovered meanwhile.
 """
 
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -39,7 +55,8 @@ from vigil.domain.events import ResourceEvent
 from vigil.domain.model import Host, Instance, Port, ResourceType
 from vigil.domain.retry import RetryPolicy
 from vigil.domain.states import DataPlaneStatus, InstanceState
-from vigil.vim.openstack.session import ApiError, OpenStackSession
+from vigil.vim.openstack.outages import Outages, VimAlarms
+from vigil.vim.openstack.session import IDENTITY, ApiError, OpenStackSession
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +67,8 @@ TEMPORARY = frozenset({409, 429})
 @dataclass
 class PushCounters:
     pushed: int = 0
-    retried: int = 0
-    failed: int = 0
+    retried: int = 0  # attempts made again, after a 409/429 or while probing a service that was away
+    failed: int = 0  # calls given up (an answer that will not change, or the attempt budget spent)
     last_error: str | None = None
 
 
@@ -65,9 +82,10 @@ class MapView(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Push:
-    """One idempotent call: what it sets, for the log, and how to make it."""
+    """One idempotent call: what it sets, for the log, the service it goes to, and how to make it."""
 
     what: str
+    service: str
     call: Callable[[], Awaitable[object]]
     temporary: frozenset[int] = TEMPORARY  # the 4xx answers that may pass with time
 
@@ -79,13 +97,16 @@ class FaultPusher:
     session: OpenStackSession
     concurrency: int = 32
     policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(initial_s=0.2, max_delay_s=10.0, max_attempts=30))
+    alarms: VimAlarms | None = None  # told of the services that cannot be reached (the notifier)
     counters: PushCounters = field(default_factory=PushCounters)
     _services: dict[str, str] = field(default_factory=dict)
     _gate: asyncio.Semaphore = field(init=False)
+    _outages: Outages = field(init=False)
     _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
         self._gate = asyncio.Semaphore(self.concurrency)
+        self._outages = Outages(self.alarms, self.session.known_endpoint)
 
     # -- what to push ------------------------------------------------------------------------------------
 
@@ -130,14 +151,14 @@ class FaultPusher:
             )
 
         # Nova refuses (400) to force a host up while evacuation records remain, until its compute cleans them up.
-        return Push(f"host {host} forced_down={down}", call, TEMPORARY if down else TEMPORARY | {400})
+        return Push(f"host {host} forced_down={down}", "compute", call, TEMPORARY if down else TEMPORARY | {400})
 
     def _reset_error(self, server: str) -> Push:
         async def call() -> object:
             body = {"os-resetState": {"state": "error"}}
             return await self.session.request("compute", "POST", f"/servers/{server}/action", json=body)
 
-        return Push(f"server {server} ERROR", call)
+        return Push(f"server {server} ERROR", "compute", call)
 
     def _port_status(self, port: str, status: str) -> Push:
         value = DataPlaneStatus.DOWN if status == DataPlaneStatus.DOWN else DataPlaneStatus.ACTIVE
@@ -146,7 +167,15 @@ class FaultPusher:
             body = {"port": {"data_plane_status": str(value)}}
             return await self.session.request("network", "PUT", f"/v2.0/ports/{port}", json=body)
 
-        return Push(f"port {port} data_plane_status={value}", call)
+        return Push(f"port {port} data_plane_status={value}", "network", call)
+
+    def _probe(self, service: str) -> Push:
+        """The cheapest call a service answers (its version document): whether it is back."""
+
+        async def call() -> object:
+            return await self.session.request(service, "GET", "/")
+
+        return Push(f"{service} answers", service, call)
 
     async def load_services(self) -> None:
         """Learn every compute service's UUID in one call, so a fault's first push needs no lookup first."""
@@ -180,16 +209,22 @@ class FaultPusher:
     async def _attempt(self, push: Push) -> None:
         attempt = 1
         while True:
+            await self._outages.wait((IDENTITY, push.service), push)
+            began = time.monotonic()
             try:
                 async with self._gate:
                     await push.call()
-                self.counters.pushed += 1
-                return
             except ApiError as exc:
                 self.counters.last_error = f"{push.what}: {exc}"
-                if (exc.status is None or exc.status >= 500 or exc.status in push.temporary) and (
-                    self.policy.should_retry(attempt)
-                ):
+                service = exc.service or push.service
+                if exc.unreachable:
+                    if await self._outages.failed(service, str(exc), began, push):
+                        self.counters.retried += 1
+                        await asyncio.sleep(self.policy.delay(attempt, self._rng))
+                        attempt += 1
+                    continue
+                await self._outages.answered({IDENTITY, service}, began)  # an answer: the service is there
+                if exc.status in push.temporary and self.policy.should_retry(attempt):
                     self.counters.retried += 1
                     await asyncio.sleep(self.policy.delay(attempt, self._rng))
                     attempt += 1
@@ -197,11 +232,16 @@ class FaultPusher:
                 self.counters.failed += 1
                 log.warning("gave up pushing %s to OpenStack: %s", push.what, exc)
                 return
+            await self._outages.answered((IDENTITY, push.service), began)
+            self.counters.pushed += 1
+            return
 
     async def reconcile(self, rmap: MapView) -> None:
-        """Push again the fault state the map holds (at start: what a crash may have cut off)."""
+        """Push again the fault state the map holds (at start: what a crash may have cut off), and probe the
+        services a restart found a ``vim.unreachable`` alarm open for."""
+        probes = [self._probe(service) for service in self._outages.restore()]
         await self.load_services()
-        await self.push(self.pushes_for_state(rmap))
+        await self.push([*self.pushes_for_state(rmap), *probes])
 
     async def run(self, events: "asyncio.Queue[ResourceEvent]") -> None:
         """Follow committed resource events (a bus subscription's queue) and push what they ask for."""

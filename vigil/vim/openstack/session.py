@@ -57,13 +57,23 @@ class OpenStackAuth:
         )
 
 
+IDENTITY = "identity"  # Keystone's service type: every call needs its token, and the catalog is its own
+
+
 class ApiError(Exception):
     """An OpenStack API answered with an error (``status``), or could not be reached (``status`` None); the
-    message has the method, path, status and the body's start."""
+    message has the method, path, status and the body's start. ``service`` is the service type that failed
+    (``identity`` when it was Keystone, for a token or the catalog, on the way to another service)."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, service: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.service = service
+
+    @property
+    def unreachable(self) -> bool:
+        """No answer (refused, reset, timed out) or a 5xx: the service is away, not refusing this call."""
+        return self.status is None or self.status >= 500
 
 
 class OpenStackSession:
@@ -88,10 +98,15 @@ class OpenStackSession:
         try:
             token = await asyncio.to_thread(self._ks.get_token)
         except ks_exceptions.ClientException as exc:
-            raise ApiError(f"Keystone: {type(exc).__name__}: {exc}", status=getattr(exc, "http_status", None)) from exc
+            status = getattr(exc, "http_status", None)
+            raise ApiError(f"Keystone: {type(exc).__name__}: {exc}", status=status, service=IDENTITY) from exc
         if not token:
-            raise ApiError("Keystone gave no token")
+            raise ApiError("Keystone gave no token", service=IDENTITY)
         return token
+
+    def known_endpoint(self, service_type: str) -> str | None:
+        """The endpoint already found for ``service_type`` (no call: for an alarm about it while it is away)."""
+        return self._endpoints.get(service_type)
 
     async def endpoint(self, service_type: str) -> str:
         if service_type not in self._endpoints:
@@ -103,9 +118,10 @@ class OpenStackSession:
                     region_name=self._auth.region_name,
                 )
             except ks_exceptions.ClientException as exc:
-                raise ApiError(f"Keystone: {type(exc).__name__}: {exc}") from exc
-            if found is None:
-                raise ApiError(f"the catalog has no {self._auth.interface} endpoint for {service_type}")
+                status = getattr(exc, "http_status", None)
+                raise ApiError(f"Keystone: {type(exc).__name__}: {exc}", status=status, service=IDENTITY) from exc
+            if found is None:  # not an outage: the catalog will not change by itself
+                raise ApiError(f"the catalog has no {self._auth.interface} endpoint for {service_type}", status=404)
             self._endpoints[service_type] = str(found).rstrip("/")
         return self._endpoints[service_type]
 
@@ -128,7 +144,9 @@ class OpenStackSession:
             try:
                 response = await self._http.request(method, f"{base}{path}", headers=headers, **kwargs)
             except httpx.TransportError as exc:
-                raise ApiError(f"{method} {service_type}{path}: {type(exc).__name__}: {exc}") from exc
+                raise ApiError(
+                    f"{method} {service_type}{path}: {type(exc).__name__}: {exc}", service=service_type
+                ) from exc
             if response.status_code == 401 and attempt == 1:
                 await asyncio.to_thread(self._ks.invalidate)
                 continue
@@ -137,6 +155,7 @@ class OpenStackSession:
             raise ApiError(
                 f"{method} {service_type}{path}: {response.status_code} {response.text[:300]}",
                 status=response.status_code,
+                service=service_type,
             )
         return response
 

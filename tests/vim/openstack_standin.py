@@ -1,0 +1,232 @@
+"""Keystone, Nova and Neutron as small loopback HTTP servers, for the OpenStack driver's tests without OpenStack.
+
+They answer only what the driver asks at start (a token, the inventory) and
+what the fault pusher sends (``forced_down``, ``os-resetState``, a port's
+``data_plane_status``), and keep what was pushed, so a test reads Nova's and
+Neutron's state as a Doctor consumer would. Nova runs on a server of its
+own, so a test can make it unreachable the two ways a real one is:
+:meth:`OpenStackStandIn.stop_nova` (connection refused) and ``nova_status``
+(every call answered with it, as a proxy in front of a dead Nova answers
+503). Keystone and Neutron stay up on the other server.
+"""
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from vigil.serving import BackgroundServer
+
+PROJECT = "p-standin"
+
+
+@dataclass
+class OpenStackStandIn:
+    """Hosts ``compute-1..N``; servers and their ports added with :meth:`add_server` before Vigil starts."""
+
+    computes: int = 2
+    nova_status: int | None = None  # set: every Nova call is answered with it
+    forced_down: dict[str, bool] = field(default_factory=dict)  # host -> as pushed
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {"host", "status"}
+    ports: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {"device_id", "data_plane_status"}
+    refused: int = 0  # Nova calls answered with nova_status
+    _nova: BackgroundServer | None = None
+    _rest: BackgroundServer | None = None
+    _nova_port: int = 0
+
+    def __post_init__(self) -> None:
+        self.forced_down = {f"compute-{i}": False for i in range(1, self.computes + 1)}
+
+    def add_server(self, ident: str, host: str) -> None:
+        self.servers[ident] = {"host": host, "status": "ACTIVE"}
+        self.ports[f"{ident}-port"] = {"device_id": ident, "data_plane_status": None}
+
+    # -- running ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._rest = BackgroundServer(self._rest_app(), lifespan="off", name="standin.keystone-neutron")
+        await self._rest.start()
+        await self.start_nova()
+
+    async def start_nova(self) -> None:
+        """Start Nova (again, on the port it had)."""
+        self._nova = BackgroundServer(self._nova_app(), port=self._nova_port, lifespan="off", name="standin.nova")
+        await self._nova.start()
+        self._nova_port = self._nova.port
+
+    async def stop_nova(self) -> None:
+        """Nova's API process is gone: its port refuses connections."""
+        if self._nova is not None:
+            await self._nova.stop()
+            self._nova = None
+
+    async def stop(self) -> None:
+        await self.stop_nova()
+        if self._rest is not None:
+            await self._rest.stop()
+
+    @property
+    def rest_url(self) -> str:
+        assert self._rest is not None
+        return self._rest.url
+
+    @property
+    def nova_url(self) -> str:
+        return f"http://127.0.0.1:{self._nova_port}/v2.1"
+
+    def vim_settings(self) -> dict[str, Any]:
+        """Settings ``vim`` for a Vigil in front of this stand-in."""
+        return {
+            "driver": "openstack",
+            "openstack": {
+                "auth_url": f"{self.rest_url}/identity/v3",
+                "username": "admin",
+                "password": "secret",
+                "project_name": "admin",
+                "endpoint_overrides": {
+                    "compute": self.nova_url,
+                    "network": f"{self.rest_url}/network",
+                    "identity": f"{self.rest_url}/identity/v3",
+                },
+            },
+        }
+
+    # -- what Nova and Neutron show -----------------------------------------------
+
+    def shows_fault(self, host: str) -> bool:
+        """Nova has the host forced down and its servers ERROR, and Neutron their ports DOWN."""
+        on_host = [i for i, s in self.servers.items() if s["host"] == host]
+        return (
+            self.forced_down[host]
+            and all(self.servers[i]["status"] == "ERROR" for i in on_host)
+            and all(p["data_plane_status"] == "DOWN" for p in self.ports.values() if p["device_id"] in on_host)
+        )
+
+    def _service_id(self, host: str) -> str:
+        return f"svc-{host}"
+
+    # -- the apps --------------------------------------------------------------------
+
+    def _rest_app(self) -> FastAPI:
+        app = FastAPI()
+        tokens = itertools.count(1)
+
+        @app.post("/identity/v3/auth/tokens")
+        async def token() -> Response:
+            body = {
+                "token": {
+                    "methods": ["password"],
+                    "expires_at": "2999-01-01T00:00:00.000000Z",
+                    "issued_at": "2026-01-01T00:00:00.000000Z",
+                    "user": {"id": "u-admin", "name": "admin", "domain": {"id": "default", "name": "Default"}},
+                    "project": {"id": PROJECT, "name": "admin", "domain": {"id": "default", "name": "Default"}},
+                    "roles": [{"id": "r-admin", "name": "admin"}],
+                    "catalog": [],
+                }
+            }
+            return JSONResponse(body, status_code=201, headers={"X-Subject-Token": f"token-{next(tokens)}"})
+
+        @app.get("/identity/v3/projects")
+        async def projects() -> dict[str, Any]:
+            return {"projects": [{"id": PROJECT, "name": "standin"}]}
+
+        @app.get("/network/v2.0/ports")
+        async def ports() -> dict[str, Any]:
+            listed = []
+            for ident, p in self.ports.items():
+                server = self.servers[p["device_id"]]
+                listed.append(
+                    {
+                        "id": ident,
+                        "device_id": p["device_id"],
+                        "device_owner": "compute:nova",
+                        "project_id": PROJECT,
+                        "binding:host_id": server["host"],
+                        "network_id": "net-1",
+                        "data_plane_status": p["data_plane_status"],
+                    }
+                )
+            return {"ports": listed}
+
+        @app.put("/network/v2.0/ports/{ident}")
+        async def update_port(ident: str, request: Request) -> Response:
+            if ident not in self.ports:
+                return JSONResponse({"NeutronError": {"message": "no such port"}}, status_code=404)
+            self.ports[ident]["data_plane_status"] = (await request.json())["port"]["data_plane_status"]
+            return JSONResponse({"port": {"id": ident, **self.ports[ident]}})
+
+        return app
+
+    def _nova_app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.middleware("http")
+        async def away(request: Request, call_next: Any) -> Response:
+            if self.nova_status is not None:
+                self.refused += 1
+                return JSONResponse({"message": "Nova is away"}, status_code=self.nova_status)
+            response: Response = await call_next(request)
+            return response
+
+        @app.get("/v2.1/os-services")
+        async def services(host: str | None = None) -> dict[str, Any]:
+            return {
+                "services": [
+                    {
+                        "id": self._service_id(h),
+                        "host": h,
+                        "binary": "nova-compute",
+                        "zone": "nova",
+                        "status": "enabled",
+                        "state": "down" if down else "up",
+                        "forced_down": down,
+                        "disabled_reason": None,
+                    }
+                    for h, down in self.forced_down.items()
+                    if host is None or h == host
+                ]
+            }
+
+        @app.put("/v2.1/os-services/{ident}")
+        async def update_service(ident: str, request: Request) -> Response:
+            host = ident.removeprefix("svc-")
+            if host not in self.forced_down:
+                return JSONResponse({"itemNotFound": {"message": "no such service"}}, status_code=404)
+            self.forced_down[host] = bool((await request.json())["forced_down"])
+            return JSONResponse({"service": {"id": ident, "host": host, "forced_down": self.forced_down[host]}})
+
+        @app.get("/v2.1/os-hypervisors/detail")
+        async def hypervisors() -> dict[str, Any]:
+            return {"hypervisors": [{"vcpus": 8, "service": {"host": h}} for h in self.forced_down]}
+
+        @app.get("/v2.1/servers/detail")
+        async def servers() -> dict[str, Any]:
+            return {
+                "servers": [
+                    {
+                        "id": ident,
+                        "name": ident,
+                        "tenant_id": PROJECT,
+                        "OS-EXT-SRV-ATTR:host": s["host"],
+                        "status": s["status"],
+                        "flavor": {"vcpus": 1},
+                        "metadata": {},
+                    }
+                    for ident, s in self.servers.items()
+                ]
+            }
+
+        @app.post("/v2.1/servers/{ident}/action")
+        async def action(ident: str, request: Request) -> Response:
+            if ident not in self.servers:
+                return JSONResponse({"itemNotFound": {"message": "no such server"}}, status_code=404)
+            self.servers[ident]["status"] = (await request.json())["os-resetState"]["state"].upper()
+            return Response(status_code=202)
+
+        @app.get("/v2.1/os-server-groups")
+        async def groups() -> dict[str, Any]:
+            return {"server_groups": []}
+
+        return app
