@@ -80,6 +80,11 @@ def vim_settings(credentials: dict[str, Any]) -> dict[str, Any]:
             "password": credentials["password"],
             "project_name": credentials["project_name"],
             "region_name": credentials.get("region_name"),
+            **(
+                {"notifications_url": credentials["notifications"]["amqp_url"]}
+                if "notifications" in credentials
+                else {}
+            ),
         },
     }
 

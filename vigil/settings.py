@@ -236,12 +236,26 @@ class OpenStackSettings(_Group):
     interface: str = "public"
     endpoint_overrides: dict[str, str] = Field(default_factory=dict)
     push_concurrency: int = Field(32, ge=1, le=256, description="Fault actions in flight to Nova and Neutron.")
+    notifications_url: SecretStr | None = Field(
+        None,
+        description="The AMQP URL of Nova's notification bus (its transport_url's vhost). Unset: no notifications, "
+        "the map follows Nova by reconciliation only.",
+    )
+    notifications_exchange: str = "nova"
+    notifications_queue: str = Field(
+        "versioned_notifications.info",
+        description="Nova's versioned topic's queue. Where another service consumes it too, give Vigil a topic "
+        "of its own in Nova's [notifications] versioned_notifications_topics and its queue here.",
+    )
+    reconcile_interval_s: float = Field(
+        60.0, gt=0, le=86_400, description="How often the map is compared with Nova's and Neutron's inventory."
+    )
 
 
 class VimSettings(_Group):
     """Which VIM Vigil fronts. ``embedded`` (the default) is Vigil's own simulated cloud. ``openstack`` reads the
-    first inventory from Nova and Neutron and pushes the inspector's fault actions to them (see the README for
-    what it does not do yet)."""
+    inventory from Nova and Neutron, follows Nova's notifications and reconciles periodically, and pushes the
+    inspector's fault actions to them (see the README for what it does not do yet)."""
 
     driver: Literal["embedded", "openstack"] = "embedded"
     openstack: OpenStackSettings | None = None

@@ -68,6 +68,7 @@ from vigil.settings import (
 )
 from vigil.store.sql import SqlStore
 from vigil.topology.yaml_file import load_topology
+from vigil.vim.openstack.follow import FollowConfig, NovaFollower
 from vigil.vim.openstack.inventory import read_topology
 from vigil.vim.openstack.push import FaultPusher
 from vigil.vim.openstack.session import OpenStackAuth, OpenStackSession
@@ -218,6 +219,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     pruner: asyncio.Task[None] | None = None
     maintenance: MaintenanceService | None = None
     heartbeats: tuple[HeartbeatMonitor, HeartbeatListener] | None = None
+    follower: NovaFollower | None = None
     try:
         fresh = await store.is_empty()
         if fresh and openstack is not None:
@@ -228,8 +230,12 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             log.info("bootstrapped the embedded cloud: %s", cloud.map.counts())
         else:
             interrupted = cloud.restore(await store.load())
-            await cloud.recover(interrupted)
-            log.info("restored the embedded cloud from the store: %s", cloud.map.counts())
+            if openstack is None:  # Nova knows where an interrupted move ended: the reconciliation reads it
+                await cloud.recover(interrupted)
+            log.info("restored the map from the store: %s", cloud.map.counts())
+        if openstack is not None:
+            follower = _follow_nova(cloud, openstack, settings.vim, bus.subscribe())
+            await follower.start()
         await _restore_faults(store, alarms, subscriptions, inspector, intake, notifier)
         # The map and the rest of start-up's objects live as long as the process:
         # move them out of the collector's sight, so a collection in the middle
@@ -240,7 +246,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         watcher = asyncio.create_task(watch(feed, intake), name="vigil.inspector.watch")
         if openstack is not None:
             pusher = asyncio.create_task(
-                _push_faults(openstack, settings.vim, cloud.map, bus.subscribe()), name="vigil.vim.openstack.push"
+                _push_faults(openstack, settings.vim, cloud.map, bus.subscribe(), notifier),
+                name="vigil.vim.openstack.push",
             )
         await intake.resume()
         heartbeats = _start_monitor(settings.monitor, cloud, intake, alarms)
@@ -264,6 +271,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             heartbeats[1].close()
             await heartbeats[0].aclose()
         gc.unfreeze()
+        if follower is not None:
+            await follower.aclose()
         await intake.aclose()
         if watcher is not None:
             watcher.cancel()
@@ -299,13 +308,29 @@ def _openstack_session(settings: VimSettings) -> OpenStackSession | None:
     return OpenStackSession(auth)
 
 
-async def _push_faults(session: OpenStackSession, settings: VimSettings, rmap: ResourceMap, feed: Feed) -> None:
+async def _push_faults(
+    session: OpenStackSession, settings: VimSettings, rmap: ResourceMap, feed: Feed, notifier: Notifier
+) -> None:
     """The inspector's fault actions to Nova and Neutron: first what the durable map holds (a crash may have cut
-    a push off), then each committed change, as the bus publishes it after its notifications left."""
+    a push off), then each committed change, as the bus publishes it after its notifications left. The notifier
+    raises ``vim.unreachable`` for admins while a service cannot be reached."""
     assert settings.openstack is not None
-    pusher = FaultPusher(session, concurrency=settings.openstack.push_concurrency)
+    pusher = FaultPusher(session, concurrency=settings.openstack.push_concurrency, alarms=notifier)
     await pusher.reconcile(rmap)
     await pusher.run(feed.queue)
+
+
+def _follow_nova(cloud: EmbeddedCloud, session: OpenStackSession, settings: VimSettings, feed: Feed) -> NovaFollower:
+    """What keeps the map following Nova: its notifications, Vigil's own changes, and the reconciliation."""
+    assert settings.openstack is not None
+    o = settings.openstack
+    config = FollowConfig(
+        notifications_url=o.notifications_url.get_secret_value() if o.notifications_url else None,
+        exchange=o.notifications_exchange,
+        queue=o.notifications_queue,
+        reconcile_interval_s=o.reconcile_interval_s,
+    )
+    return NovaFollower(cloud.transactions, session, config, feed, utcnow)
 
 
 async def _retention(store: SqlStore, settings: StoreSettings) -> None:

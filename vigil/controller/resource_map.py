@@ -96,6 +96,18 @@ class ResourceMap:
     def port(self, ident: str) -> Port:
         return _get(self._ports, "port", ident)
 
+    def has(self, kind: type[Resource], ident: str) -> bool:
+        """Whether the map holds a resource of ``kind`` (Host, Instance, ...) with this id or name."""
+        tables: dict[type, dict[Any, Any]] = {
+            Switch: self._switches,
+            Host: self._hosts,
+            Project: self._projects,
+            ServerGroup: self._groups,
+            Instance: self._instances,
+            Port: self._ports,
+        }
+        return ident in tables[kind]
+
     def switches(self) -> list[Switch]:
         return list(self._switches.values())
 

@@ -40,7 +40,7 @@ PREFETCH = 64
 
 log = logging.getLogger(__name__)
 
-Callback = Callable[[Change], Awaitable[None]]
+Callback = Callable[[Change], Awaitable[object]]
 
 
 @dataclass

@@ -27,7 +27,7 @@ soft rules; servers with no host (shelved, never scheduled) and deleted
 ones are left out.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from vigil.domain.ids import GroupId, HostName, InstanceId, PortId, ProjectId
@@ -125,6 +125,18 @@ async def ports(session: OpenStackSession) -> list[dict[str, Any]]:
     ]
 
 
+def port(p: Mapping[str, Any]) -> Port:
+    """A Neutron port as Vigil's :class:`~vigil.domain.model.Port`."""
+    return Port(
+        PortId(p["id"]),
+        InstanceId(p["device_id"]),
+        ProjectId(p.get("project_id") or p["tenant_id"]),
+        HostName(p["binding:host_id"]) if p.get("binding:host_id") else None,
+        network=p.get("network_id") or "data",
+        data_plane_status=DataPlaneStatus.DOWN if p.get("data_plane_status") == "DOWN" else DataPlaneStatus.ACTIVE,
+    )
+
+
 async def project_names(session: OpenStackSession) -> dict[str, str]:
     """Names by id, where the credentials may list projects; empty otherwise (ids stand in)."""
     try:
@@ -159,18 +171,7 @@ async def read_topology(session: OpenStackSession) -> Topology:
     ]
     present = {i.id for i in instances}
     project_ids = sorted({i.project for i in instances} | {g["project_id"] for g in group_list})
-    port_list = [
-        Port(
-            PortId(p["id"]),
-            InstanceId(p["device_id"]),
-            ProjectId(p.get("project_id") or p["tenant_id"]),
-            HostName(p["binding:host_id"]) if p.get("binding:host_id") else None,
-            network=p.get("network_id") or "data",
-            data_plane_status=DataPlaneStatus.DOWN if p.get("data_plane_status") == "DOWN" else DataPlaneStatus.ACTIVE,
-        )
-        for p in await ports(session)
-        if p.get("device_id") in present
-    ]
+    port_list = [port(p) for p in await ports(session) if p.get("device_id") in present]
     return Topology(
         hosts=host_list,
         projects=[Project(ProjectId(p), names.get(p, p)) for p in project_ids],

@@ -55,7 +55,7 @@ counts and logs; it never ends the consumer.
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vigil.domain.ids import HostName, InstanceId, ProjectId
@@ -96,6 +96,7 @@ class ServiceChanged:
     last_seen_up: str | None
     uuid: str | None
     event_type: str = "service.update"
+    timestamp: str | None = None  # the oslo message's (Nova's clock, UTC): which of two changes is newer
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class InstanceChanged:
     task_state: str | None
     event_type: str
     migrating_to: HostName | None = None
+    timestamp: str | None = None  # the oslo message's (Nova's clock, UTC): which of two changes is newer
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class InstanceCreated:
     state: InstanceState
     event_type: str
     fault: str | None = None
+    timestamp: str | None = None  # the oslo message's (Nova's clock, UTC): which of two changes is newer
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class InstanceDeleted:
     project: ProjectId
     host: HostName | None
     event_type: str
+    timestamp: str | None = None  # the oslo message's (Nova's clock, UTC): which of two changes is newer
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ class InstanceMoved:
     task_state: str | None
     event_type: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+    timestamp: str | None = None  # the oslo message's (Nova's clock, UTC): which of two changes is newer
 
 
 Change = ServiceChanged | InstanceChanged | InstanceCreated | InstanceDeleted | InstanceMoved
@@ -234,7 +239,7 @@ def parse(body: bytes | str | Mapping[str, Any]) -> Change | None:
     if not isinstance(data, Mapping):
         raise MalformedNotification(f"{envelope.event_type}: payload has no nova_object.data")
     try:
-        return handler(envelope, data)
+        return replace(handler(envelope, data), timestamp=envelope.timestamp)
     except (KeyError, TypeError, ValueError) as e:
         raise MalformedNotification(f"{envelope.event_type}: {type(e).__name__}: {e}") from e
 

@@ -1,0 +1,257 @@
+"""Vigil's map follows what is done through Nova, not through Vigil: by notifications, and by reconciliation.
+
+A real ``vigil serve`` with the OpenStack driver consumes Nova's versioned
+notifications from the stack's RabbitMQ. Servers are booted, live-migrated,
+cold-migrated (resize and confirm), evacuated and deleted through Nova's
+API, and a compute service is disabled and forced down; each change must
+show in Vigil's API. The reconciliation interval is an hour there, so
+only notifications can have done it; the lag from Nova's answer to Vigil's
+map is measured and printed (``-s`` shows it), not asserted: this machine is
+shared. A second server has no notifications at all, and its
+reconciliation finds and applies the drift.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openstack_support import Stack, api, wait_active, wait_for
+
+from vigil.demo_openstack import vim_settings
+from vigil.harness.server import ServeProcess
+from vigil.testbed.openstack.glance import IMAGE_ID
+
+pytestmark = pytest.mark.openstack
+
+ADMIN = "follow-admin"
+TOKENS = {ADMIN: {"project": "admin", "role": "admin"}}
+
+
+@pytest.fixture
+def nova_world(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
+    """Nova and Neutron clients, a flavor and a network; everything made here is removed afterwards."""
+    endpoints = openstack_stack.credentials["endpoints"]
+    headers = {"X-Auth-Token": openstack_stack.token()}
+    nova = httpx.Client(base_url=endpoints["compute"], headers=headers, timeout=60)
+    neutron = httpx.Client(base_url=endpoints["network"], headers=headers, timeout=60)
+    world: dict[str, Any] = {"nova": nova, "neutron": neutron, "servers": []}
+    tag = f"follow-{time.time_ns()}"
+    try:
+        flavor = nova.post("/flavors", json={"flavor": {"name": tag, "ram": 64, "vcpus": 2, "disk": 0}})
+        world["flavor"] = flavor.json()["flavor"]["id"]
+        net = neutron.post("/v2.0/networks", json={"network": {"name": tag}})
+        world["network"] = net.json()["network"]["id"]
+        subnet = {"subnet": {"network_id": world["network"], "ip_version": 4, "cidr": "10.96.0.0/24"}}
+        assert neutron.post("/v2.0/subnets", json=subnet).status_code == 201
+        yield world
+    finally:
+        for host in ("compute-1", "compute-2", "compute-3"):
+            found = nova.get("/os-services", params={"binary": "nova-compute", "host": host}, headers=api("2.53"))
+            for s in found.json().get("services", []):
+                nova.put(
+                    f"/os-services/{s['id']}", json={"forced_down": False, "status": "enabled"}, headers=api("2.53")
+                )
+        for ident in world["servers"]:
+            nova.delete(f"/servers/{ident}")
+        for ident in world["servers"]:
+            wait_for(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
+        if "network" in world:
+            neutron.delete(f"/v2.0/networks/{world['network']}")
+        if "flavor" in world:
+            nova.delete(f"/flavors/{world['flavor']}")
+        nova.close()
+        neutron.close()
+
+
+def boot(world: dict[str, Any], name: str, host: str) -> str:
+    body = {
+        "server": {
+            "name": name,
+            "imageRef": IMAGE_ID,
+            "flavorRef": world["flavor"],
+            "networks": [{"uuid": world["network"]}],
+            "host": host,
+            "metadata": {"role": name},
+        }
+    }
+    answer = world["nova"].post("/servers", json=body, headers=api("2.74"))
+    assert answer.status_code == 202, answer.text
+    ident = str(answer.json()["server"]["id"])
+    world["servers"].append(ident)
+    return ident
+
+
+def service_id(nova: httpx.Client, host: str) -> str:
+    found = nova.get("/os-services", params={"binary": "nova-compute", "host": host}, headers=api("2.53"))
+    return str(found.json()["services"][0]["id"])
+
+
+def nova_host(nova: httpx.Client, ident: str) -> str:
+    return str(nova.get(f"/servers/{ident}").json()["server"]["OS-EXT-SRV-ATTR:host"])
+
+
+class Vigil:
+    """Vigil's API as an admin, polled for a condition; the lags measured on the way."""
+
+    def __init__(self, url: str) -> None:
+        self.client = httpx.Client(base_url=url, headers={"X-Auth-Token": ADMIN}, timeout=30)
+        self.lags: dict[str, float] = {}
+
+    def instance(self, ident: str) -> dict[str, Any] | None:
+        answer = self.client.get(f"/v1/instances/{ident}")
+        if answer.status_code == 404:
+            return None
+        assert answer.status_code == 200, answer.text
+        shown: dict[str, Any] = answer.json()["instance"]
+        return shown
+
+    def host(self, name: str) -> dict[str, Any]:
+        answer = self.client.get(f"/v1/hosts/{name}")
+        assert answer.status_code == 200, answer.text
+        shown: dict[str, Any] = answer.json()["host"]
+        return shown
+
+    def follows(self, what: str, since: float, check: Callable[[], Any], timeout_s: float = 60.0) -> None:
+        """Wait until Vigil's API shows ``check``; record the time since ``since`` (Nova's answer)."""
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            assert time.monotonic() < deadline, f"Vigil's map never showed: {what}"
+            time.sleep(0.01)
+        self.lags[what] = (time.monotonic() - since) * 1000
+
+
+def test_operations_done_through_nova_show_in_vigils_map(
+    openstack_stack: Stack, nova_world: dict[str, Any], tmp_path: Path
+) -> None:
+    nova = nova_world["nova"]
+    settings = {"vim": vim_settings(openstack_stack.credentials)}
+    settings["vim"]["openstack"]["reconcile_interval_s"] = 3600  # only notifications can make the map follow
+    server = ServeProcess(tmp_path / "vigil", TOKENS, settings=settings)
+
+    async def scenario() -> dict[str, float]:
+        await server.start()
+        try:
+            return await asyncio.to_thread(operate, server.url)
+        finally:
+            await server.stop()
+
+    def operate(url: str) -> dict[str, float]:
+        vigil = Vigil(url)
+        ident = boot(nova_world, "follow-a", "compute-1")
+        wait_active(nova, ident)
+        since = time.monotonic()
+        vigil.follows(
+            "boot",
+            since,
+            lambda: (i := vigil.instance(ident)) is not None and (i["host"], i["state"]) == ("compute-1", "ACTIVE"),
+        )
+        shown = vigil.instance(ident)
+        assert shown is not None
+        assert (shown["vcpus"], shown["metadata"]) == (2, {"role": "follow-a"})
+        ports = vigil.client.get("/v1/ports", params={"instance": ident}).json()["ports"]
+        neutron_ports = nova_world["neutron"].get("/v2.0/ports", params={"device_id": ident}).json()["ports"]
+        assert {p["id"] for p in ports} == {p["id"] for p in neutron_ports} != set()
+
+        moved = nova.post(
+            f"/servers/{ident}/action",
+            json={"os-migrateLive": {"host": "compute-2", "block_migration": "auto"}},
+            headers=api("2.30"),
+        )
+        assert moved.status_code == 202, moved.text
+        wait_for(lambda: nova_host(nova, ident) == "compute-2", "live migration in Nova")
+        wait_active(nova, ident)
+        vigil.follows("live migration", time.monotonic(), lambda: _at(vigil, ident, "compute-2", "ACTIVE"))
+
+        resized = nova.post(f"/servers/{ident}/action", json={"migrate": {"host": "compute-3"}}, headers=api("2.56"))
+        assert resized.status_code == 202, resized.text
+        wait_for(lambda: nova.get(f"/servers/{ident}").json()["server"]["status"] == "VERIFY_RESIZE", "VERIFY_RESIZE")
+        vigil.follows("cold migration", time.monotonic(), lambda: _at(vigil, ident, "compute-3", "MIGRATING"))
+        confirmed = nova.post(f"/servers/{ident}/action", json={"confirmResize": None})
+        assert confirmed.status_code == 204, confirmed.text
+        wait_active(nova, ident)
+        vigil.follows("confirm", time.monotonic(), lambda: _at(vigil, ident, "compute-3", "ACTIVE"))
+
+        service = service_id(nova, "compute-3")
+        disabled = nova.put(
+            f"/os-services/{service}",
+            json={"status": "disabled", "disabled_reason": "follow test"},
+            headers=api("2.53"),
+        )
+        assert disabled.status_code == 200, disabled.text
+        vigil.follows(
+            "service disabled",
+            time.monotonic(),
+            lambda: (
+                (h := vigil.host("compute-3"))["admin_state"] == "disabled" and h["disabled_reason"] == "follow test"
+            ),
+        )
+        forced = nova.put(f"/os-services/{service}", json={"forced_down": True}, headers=api("2.53"))
+        assert forced.status_code == 200, forced.text
+        vigil.follows("service forced down", time.monotonic(), lambda: vigil.host("compute-3")["forced_down"])
+
+        evacuated = nova.post(f"/servers/{ident}/action", json={"evacuate": {"host": "compute-1"}}, headers=api("2.29"))
+        assert evacuated.status_code == 200, evacuated.text
+        wait_for(lambda: nova_host(nova, ident) == "compute-1", "evacuation in Nova")
+        wait_active(nova, ident)
+        vigil.follows("evacuation", time.monotonic(), lambda: _at(vigil, ident, "compute-1", "ACTIVE"))
+        ports = vigil.client.get("/v1/ports", params={"instance": ident}).json()["ports"]
+        assert {p["host"] for p in ports} == {"compute-1"}
+
+        assert (
+            nova.put(
+                f"/os-services/{service}", json={"forced_down": False, "status": "enabled"}, headers=api("2.53")
+            ).status_code
+            == 200
+        )
+        vigil.follows(
+            "service enabled",
+            time.monotonic(),
+            lambda: (h := vigil.host("compute-3"))["admin_state"] == "enabled" and not h["forced_down"],
+        )
+
+        assert nova.delete(f"/servers/{ident}").status_code == 204
+        wait_for(lambda: nova.get(f"/servers/{ident}").status_code == 404, "deleted in Nova")
+        vigil.follows("delete", time.monotonic(), lambda: vigil.instance(ident) is None)
+        assert vigil.client.get("/v1/ports", params={"instance": ident}).json()["ports"] == []
+        return vigil.lags
+
+    lags = asyncio.run(scenario())
+    print("\nVigil's map behind Nova's API (ms):", {k: round(v, 1) for k, v in lags.items()})
+
+
+def _at(vigil: Vigil, ident: str, host: str, state: str) -> bool:
+    shown = vigil.instance(ident)
+    return shown is not None and (shown["host"], shown["state"]) == (host, state)
+
+
+def test_reconciliation_finds_what_no_notification_told(
+    openstack_stack: Stack, nova_world: dict[str, Any], tmp_path: Path
+) -> None:
+    nova = nova_world["nova"]
+    settings = {"vim": vim_settings(openstack_stack.credentials)}
+    settings["vim"]["openstack"].pop("notifications_url", None)  # no notifications: only reconciliation
+    settings["vim"]["openstack"]["reconcile_interval_s"] = 1
+    server = ServeProcess(tmp_path / "vigil", TOKENS, settings=settings)
+
+    async def scenario() -> None:
+        await server.start()
+        try:
+            await asyncio.to_thread(operate, server.url)
+        finally:
+            await server.stop()
+
+    def operate(url: str) -> None:
+        vigil = Vigil(url)
+        ident = boot(nova_world, "drift-a", "compute-2")
+        wait_active(nova, ident)
+        vigil.follows("drift: boot", time.monotonic(), lambda: _at(vigil, ident, "compute-2", "ACTIVE"))
+        assert len(vigil.client.get("/v1/ports", params={"instance": ident}).json()["ports"]) == 1
+        assert nova.delete(f"/servers/{ident}").status_code == 204
+        wait_for(lambda: nova.get(f"/servers/{ident}").status_code == 404, "deleted in Nova")
+        vigil.follows("drift: delete", time.monotonic(), lambda: vigil.instance(ident) is None)
+
+    asyncio.run(scenario())
