@@ -506,3 +506,32 @@ def test_doctor_s_sample_monitor_and_consumer_pass_doctor_s_fault_test(cloud: Cl
 def test_doctor_s_fault_test_passes_again_against_the_same_vigil(tmp_path: Path) -> None:
     """Doctor's CI runs its test again and again against one cloud, and its main.py retries a run once."""
     run_doctor(EmbeddedCloud(tmp_path / "cloud"), [FAILED_HOST, OTHER_HOST], tmp_path / "vigil", rounds=2)
+
+
+@pytest.mark.openstack
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "Vigil takes only its own tokens: Doctor's monitor sends a Keystone token "
+        "(identity_auth.get_session().get_token()) to every inspector but its own sample one, which gets none"
+    ),
+)
+def test_doctor_s_monitor_reports_with_its_keystone_token(openstack_stack: Stack, tmp_path: Path) -> None:
+    cloud = OpenStackCloud(openstack_stack)
+    cloud.project = "doctor"
+    server = vigil_server(cloud, tmp_path / "vigil")
+
+    async def serving() -> httpx.Response:
+        await server.start()
+        try:
+            monitor = DoctorMonitor(f"{server.url}/events", openstack_stack.token())  # the admin's, as Doctor's
+            return await asyncio.to_thread(monitor.detect, FAILED_HOST)
+        finally:
+            await server.stop()
+
+    try:
+        answer = asyncio.run(serving())
+    finally:
+        cloud.clean_up()  # should Vigil ever take it, the host it forced down is forced up again
+    assert answer.status_code == 200, answer.text
