@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -76,6 +77,47 @@ class Stack:
         response = httpx.post(f"{c['auth_url']}/auth/tokens", json=body, timeout=30)
         assert response.status_code == 201, response.text
         return response.headers["X-Subject-Token"]
+
+
+def wait_dead(pid: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, f"{pid} did not die"
+        time.sleep(0.1)
+
+
+def restart_forced_down_compute(stack: Stack, nova: httpx.Client, host: str) -> None:
+    """Kill an evacuated host's compute, start it again and force it up.
+
+    Nova refuses ``forced_down: false`` while ``done`` evacuation records
+    remain, and only a restarted compute clears them; ``up`` in turn waits for
+    the hypervisor to be up, which a forced-down one is not, so the force-up
+    is retried while ``up`` runs.
+    """
+    found = nova.get("/os-services", params={"binary": "nova-compute", "host": host}, headers=api("2.53"))
+    service = found.json()["services"][0]["id"]
+    pid = int((stack.base / "pids" / f"nova-compute-{host.rsplit('-', 1)[1]}.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_dead(pid)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "testbed", "openstack", "up", "--computes", "3", "--base-dir", str(stack.base)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: (
+                nova.put(f"/os-services/{service}", json={"forced_down": False}, headers=api("2.53")).status_code == 200
+            ),
+            f"{host} forced up after its restart",
+            timeout_s=240,
+        )
+        _, err = up.communicate(timeout=UP_TIMEOUT_S)
+        assert up.returncode == 0, err[-2000:]
+    finally:
+        if up.poll() is None:
+            up.kill()
 
 
 def require_backing_services() -> None:

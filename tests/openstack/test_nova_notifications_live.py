@@ -12,17 +12,14 @@ loses nothing: the queue keeps what Nova published meanwhile.
 
 import asyncio
 import json
-import os
-import signal
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack, api, vigil
+from openstack_support import Stack, api, restart_forced_down_compute
 
 from vigil.domain.states import InstanceState
 from vigil.testbed.openstack.glance import IMAGE_ID
@@ -99,35 +96,11 @@ async def service_id(nova: httpx.AsyncClient, host: str) -> str:
     return str(found.json()["services"][0]["id"])
 
 
-def wait_dead(pid: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
-        assert time.monotonic() < deadline, f"{pid} did not die"
-        time.sleep(0.1)
-
-
-async def restart_forced_down_compute(stack: Stack, nova: httpx.AsyncClient, host: str, service: str) -> None:
-    """Kill the evacuated host's compute, start it again and force it up.
-
-    Nova refuses ``forced_down: false`` while ``done`` evacuation records
-    remain, and only a restarted compute clears them; ``up`` in turn waits for
-    the hypervisor to be up, which a forced-down one is not, so the force-up
-    is retried while ``up`` runs.
-    """
-    pid = int((stack.base / "pids" / f"nova-compute-{host.rsplit('-', 1)[1]}.pid").read_text().split()[0])
-    os.kill(pid, signal.SIGKILL)
-    await asyncio.to_thread(wait_dead, pid)
-    up = asyncio.create_task(
-        asyncio.to_thread(vigil, "testbed", "openstack", "up", "--computes", "3", "--base-dir", str(stack.base))
-    )
-
-    async def forced_up() -> bool:
-        answer = await nova.put(f"/os-services/{service}", json={"forced_down": False}, headers=api("2.53"))
-        return answer.status_code == 200
-
-    await until(forced_up, f"{host} forced up after its restart", timeout_s=240)
-    again = await up
-    assert again.returncode == 0, again.stderr[-2000:]
+async def restart_compute(stack: Stack, host: str) -> None:
+    """The shared (blocking) restart of a forced-down compute, off the event loop."""
+    headers = {"X-Auth-Token": stack.token()}
+    with httpx.Client(base_url=stack.credentials["endpoints"]["compute"], headers=headers, timeout=60) as nova:
+        await asyncio.to_thread(restart_forced_down_compute, stack, nova, host)
 
 
 async def test_each_nova_operation_arrives_parsed(openstack_stack: Stack, nova: httpx.AsyncClient) -> None:
@@ -261,7 +234,7 @@ async def test_each_nova_operation_arrives_parsed(openstack_stack: Stack, nova: 
             if "flavor" in made:
                 await nova.delete(f"/flavors/{made['flavor']}")
             if "forced" in made:
-                await restart_forced_down_compute(openstack_stack, nova, "compute-3", service3)
+                await restart_compute(openstack_stack, "compute-3")
 
         order = [c.event_type for _, c in seen.changes if getattr(c, "id", None) == sid]
         ms = {k: round(v * 1000) for k, v in delays.items()}

@@ -42,6 +42,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from vigil.controller.changes import Changes
@@ -80,6 +81,7 @@ class SyncStats:
     unknown: int = 0  # about a resource the map does not know (reconciliation adds it)
     reconciliations: int = 0
     drift: int = 0  # differences reconciliation found and applied
+    refused: int = 0  # differences that could not be applied (logged)
     last_drift: list[str] = field(default_factory=list)
     last_reconciled_at: datetime | None = None
 
@@ -169,11 +171,13 @@ class NovaSync:
         at = notification_time(change.timestamp)
         async with self._lock:
             changes = self._tx.begin(NOTIFICATION_REASON + change.event_type, now=None)
-            applied = await self._apply(changes, change, at)
-            if applied:
-                await self._tx.commit(changes)
-                self.stats.applied += 1
-                self._changed()
+            try:
+                applied = await self._apply(changes, change, at)
+            finally:  # what changed in the map is made durable, even when a later step of the change failed
+                if changes.batch.upserts or changes.batch.deletes:
+                    await self._tx.commit(changes)
+                    self._changed()
+            self.stats.applied += applied
             return applied
 
     async def _apply(self, changes: Changes, change: Change, at: datetime | None) -> bool:
@@ -354,6 +358,8 @@ class NovaSync:
         return drift
 
     def _reconcile(self, changes: Changes, truth: Topology, started: datetime) -> list[str]:
+        """Each resource on its own: one that cannot be changed (a state Vigil's table refuses) is logged and
+        left, and the rest still follow; what did change is in ``changes`` and is committed with it."""
         rmap = self.map
         drift: list[str] = []
 
@@ -361,64 +367,83 @@ class NovaSync:
             """Whether the read may judge this resource: nothing changed it since the read began."""
             return not self._stale(ident, started)
 
-        for host in truth.hosts:
-            if not rmap.has(Host, host.name):
-                changes.create(host)
-                drift.append(f"host {host.name} added")
-            elif current(host.name):
-                known = rmap.host(host.name)
-                drift += self._host_state(
-                    changes,
-                    known,
-                    disabled=host.admin_state is AdminState.DISABLED,
-                    reason=host.disabled_reason,
-                    forced_down=host.forced_down,
-                )
-                drift += [f"host {host.name} vcpus" for _ in changes.update(known, vcpus=host.vcpus)]
-        for project in truth.projects:
-            if not rmap.has(Project, project.id):
-                changes.create(project)
-                drift.append(f"project {project.id} added")
-        for group in truth.groups:
-            if not rmap.has(ServerGroup, group.id):
-                changes.create(group)
-                drift.append(f"server group {group.id} added")
+        def each(what: str, act: Callable[[], list[str]]) -> None:
+            try:
+                drift.extend(act())
+            except Exception:
+                self.stats.refused += 1
+                log.exception("reconciling %s with Nova failed; it is left as the map holds it", what)
+
+        def create(resource: Host | Project | ServerGroup | Instance | Port, what: str) -> list[str]:
+            changes.create(resource)
+            return [f"{what} added"]
+
         servers = {i.id: i for i in truth.instances}
         ports = {p.id: p for p in truth.ports}
+        known_groups = {g.id for g in truth.groups}
+        for host in truth.hosts:
+            if not rmap.has(Host, host.name):
+                each(host.name, partial(create, host, f"host {host.name}"))
+            elif current(host.name):
+                each(host.name, partial(self._host_drift, changes, host))
+        for project in truth.projects:
+            if not rmap.has(Project, project.id):
+                each(project.id, partial(create, project, f"project {project.id}"))
+        for group in truth.groups:
+            if not rmap.has(ServerGroup, group.id):
+                each(group.id, partial(create, group, f"server group {group.id}"))
         for inst in truth.instances:
             if not rmap.has(Instance, inst.id):
-                changes.create(inst)
-                drift.append(f"instance {inst.id} added")
+                each(inst.id, partial(create, inst, f"instance {inst.id}"))
             elif current(inst.id):
-                mine = rmap.instance(inst.id)
-                drift += self._server_state(changes, mine, inst.host, inst.state, mine.migrating_to)
-                fields = {"vcpus": inst.vcpus, "group": inst.group, "metadata": inst.metadata, "name": inst.name}
-                drift += [f"instance {inst.id} {k}" for k in changes.update(mine, **fields)]
+                each(inst.id, partial(self._server_drift, changes, inst))
         for port in truth.ports:
             if not rmap.has(Port, port.id):
-                changes.create(port)
-                drift.append(f"port {port.id} added")
+                each(port.id, partial(create, port, f"port {port.id}"))
             elif current(port.id):
-                mine_port = rmap.port(port.id)
-                owned = self._fault_owned(mine_port.host) and mine_port.data_plane_status is DataPlaneStatus.DOWN
-                fields = (
-                    {"host": port.host} if owned else {"host": port.host, "data_plane_status": port.data_plane_status}
-                )
-                drift += [f"port {port.id} {k}" for k in changes.update(mine_port, **fields)]
-        for port in list(rmap.ports()):
-            if port.id not in ports and port.instance not in servers and current(port.instance):
-                changes.delete(port)
-                drift.append(f"port {port.id} gone")
-        for inst in list(rmap.instances()):
-            if inst.id not in servers and current(inst.id):
-                self._delete(changes, inst)
-                drift.append(f"instance {inst.id} gone")
-        known_groups = {g.id for g in truth.groups}
+                each(port.id, partial(self._port_drift, changes, port))
+
+        def remove(resource: Port | Instance | ServerGroup, what: str) -> list[str]:
+            if isinstance(resource, Instance):
+                self._delete(changes, resource)
+            else:
+                changes.delete(resource)
+            return [f"{what} gone"]
+
+        for mine in list(rmap.ports()):
+            if mine.id not in ports and mine.instance in servers and current(mine.instance):
+                each(mine.id, partial(remove, mine, f"port {mine.id}"))
+        for gone in list(rmap.instances()):
+            if gone.id not in servers and current(gone.id):
+                each(gone.id, partial(remove, gone, f"instance {gone.id}"))
         for group in list(rmap.groups()):
             if group.id not in known_groups and not rmap.members(group.id):
-                changes.delete(group)
-                drift.append(f"server group {group.id} gone")
+                each(group.id, partial(remove, group, f"server group {group.id}"))
         return drift
+
+    def _host_drift(self, changes: Changes, truth: Host) -> list[str]:
+        known = self.map.host(truth.name)
+        found = self._host_state(
+            changes,
+            known,
+            disabled=truth.admin_state is AdminState.DISABLED,
+            reason=truth.disabled_reason,
+            forced_down=truth.forced_down,
+        )
+        return found + [f"host {truth.name} vcpus" for _ in changes.update(known, vcpus=truth.vcpus)]
+
+    def _server_drift(self, changes: Changes, truth: Instance) -> list[str]:
+        mine = self.map.instance(truth.id)
+        found = self._server_state(changes, mine, truth.host, truth.state, mine.migrating_to)
+        fields = {"vcpus": truth.vcpus, "group": truth.group, "metadata": truth.metadata}
+        return found + [f"instance {truth.id} {k}" for k in changes.update(mine, **fields)]
+
+    def _port_drift(self, changes: Changes, truth: Port) -> list[str]:
+        mine = self.map.port(truth.id)
+        fields: dict[str, Any] = {"host": truth.host}
+        if not (self._fault_owned(mine.host) and mine.data_plane_status is DataPlaneStatus.DOWN):
+            fields["data_plane_status"] = truth.data_plane_status
+        return [f"port {truth.id} {k}" for k in changes.update(mine, **fields)]
 
     async def run_reconciliation(self, interval_s: float) -> None:
         """Reconcile every ``interval_s``; a failed read (Nova away) is logged and tried at the next round."""
