@@ -31,6 +31,7 @@ from vigil.controller.cloud import CloudTimings, EmbeddedCloud
 from vigil.controller.generate import generate
 from vigil.controller.journal import Journal
 from vigil.controller.resource_map import ResourceMap
+from vigil.controller.vim import Vim
 from vigil.delivery.http import HttpSender
 from vigil.domain.alarms import Alarm, AlarmKind
 from vigil.domain.callbacks import CallbackPolicy
@@ -68,9 +69,11 @@ from vigil.settings import (
 )
 from vigil.store.sql import SqlStore
 from vigil.topology.yaml_file import load_topology
+from vigil.vim.openstack.driver import DriverTimings, OpenStackVim
 from vigil.vim.openstack.follow import FollowConfig, NovaFollower
-from vigil.vim.openstack.inventory import read_topology
+from vigil.vim.openstack.inventory import first_topology
 from vigil.vim.openstack.push import FaultPusher
+from vigil.vim.openstack.services import ComputeServices
 from vigil.vim.openstack.session import OpenStackAuth, OpenStackSession
 
 log = logging.getLogger(__name__)
@@ -90,11 +93,12 @@ class Runtime:
     faults: FaultServices
     monitor: HeartbeatMonitor | None = None
     maintenance: MaintenanceService | None = None
+    vim: Vim | None = None  # the VIM driver, when it is not the embedded cloud (vim.driver openstack)
 
     def api_context(self, tokens: TokenRegistry) -> ApiContext:
         """What the API's routes need of this runtime."""
         return ApiContext(
-            cloud=self.cloud,
+            cloud=self.vim if self.vim is not None else self.cloud,
             transactions=self.cloud.transactions,
             events=self.store,
             tokens=tokens,
@@ -220,10 +224,12 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     maintenance: MaintenanceService | None = None
     heartbeats: tuple[HeartbeatMonitor, HeartbeatListener] | None = None
     follower: NovaFollower | None = None
+    driver: OpenStackVim | None = None
+    services: ComputeServices | None = None
     try:
         fresh = await store.is_empty()
         if fresh and openstack is not None:
-            await cloud.bootstrap(await read_topology(openstack), as_is=True)
+            await cloud.bootstrap(await first_topology(openstack), as_is=True)
             log.info("read the inventory from OpenStack: %s", cloud.map.counts())
         elif fresh:
             await cloud.bootstrap(initial_topology(settings.cloud))
@@ -234,8 +240,10 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
                 await cloud.recover(interrupted)
             log.info("restored the map from the store: %s", cloud.map.counts())
         if openstack is not None:
+            services = ComputeServices(openstack)  # the driver's and the fault pusher's, learnt once
             follower = _follow_nova(cloud, openstack, settings.vim, bus.subscribe())
             await follower.start()
+            driver = _openstack_driver(cloud, openstack, settings.vim, follower, services)
         await _restore_faults(store, alarms, subscriptions, inspector, intake, notifier)
         # The map and the rest of start-up's objects live as long as the process:
         # move them out of the collector's sight, so a collection in the middle
@@ -246,7 +254,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         watcher = asyncio.create_task(watch(feed, intake), name="vigil.inspector.watch")
         if openstack is not None:
             pusher = asyncio.create_task(
-                _push_faults(openstack, settings.vim, cloud.map, bus.subscribe(), notifier),
+                _push_faults(openstack, settings.vim, cloud.map, bus.subscribe(), notifier, services),
                 name="vigil.vim.openstack.push",
             )
         await intake.resume()
@@ -256,10 +264,10 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             settings.notifier.max_subscriptions_per_project, settings.notifier.max_callbacks_per_subscription
         )
         signing = ReportSigning(settings.monitor.key_bytes, settings.monitor.require_signed_reports)
-        services = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor, limits, signing)
-        maintenance = await _start_maintenance(settings, store, cloud, notifier)
+        faults = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor, limits, signing)
+        maintenance = await _start_maintenance(settings, store, cloud, notifier, driver or cloud)
         pruner = asyncio.create_task(_retention(store, settings.store), name="vigil.store.retention")
-        yield Runtime(settings, store, bus, committer, cloud, services, monitor, maintenance)
+        yield Runtime(settings, store, bus, committer, cloud, faults, monitor, maintenance, driver)
     finally:
         for task in (pruner, pusher):
             if task is not None:
@@ -267,6 +275,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
                 await asyncio.gather(task, return_exceptions=True)
         if maintenance is not None:
             await maintenance.aclose()
+        if driver is not None:
+            await driver.aclose()
         if heartbeats is not None:
             heartbeats[1].close()
             await heartbeats[0].aclose()
@@ -309,13 +319,18 @@ def _openstack_session(settings: VimSettings) -> OpenStackSession | None:
 
 
 async def _push_faults(
-    session: OpenStackSession, settings: VimSettings, rmap: ResourceMap, feed: Feed, notifier: Notifier
+    session: OpenStackSession,
+    settings: VimSettings,
+    rmap: ResourceMap,
+    feed: Feed,
+    notifier: Notifier,
+    services: ComputeServices | None,
 ) -> None:
     """The inspector's fault actions to Nova and Neutron: first what the durable map holds (a crash may have cut
     a push off), then each committed change, as the bus publishes it after its notifications left. The notifier
     raises ``vim.unreachable`` for admins while a service cannot be reached."""
     assert settings.openstack is not None
-    pusher = FaultPusher(session, concurrency=settings.openstack.push_concurrency, alarms=notifier)
+    pusher = FaultPusher(session, concurrency=settings.openstack.push_concurrency, alarms=notifier, services=services)
     await pusher.reconcile(rmap)
     await pusher.run(feed.queue)
 
@@ -333,6 +348,20 @@ def _follow_nova(cloud: EmbeddedCloud, session: OpenStackSession, settings: VimS
     return NovaFollower(cloud.transactions, session, config, feed, utcnow)
 
 
+def _openstack_driver(
+    cloud: EmbeddedCloud,
+    session: OpenStackSession,
+    settings: VimSettings,
+    follower: NovaFollower,
+    services: ComputeServices,
+) -> OpenStackVim:
+    """The API's and maintenance's operations sent to Nova and Neutron, each followed to its end by the sync;
+    Vigil's own settings (maintenance flag, alarm thresholds) kept by the embedded cloud's map."""
+    assert settings.openstack is not None
+    timings = DriverTimings(timeout_s=settings.openstack.operation_timeout_s)
+    return OpenStackVim(cloud, session, follower.sync, services, timings=timings)
+
+
 async def _retention(store: SqlStore, settings: StoreSettings) -> None:
     """Prune history older than ``retention_days``: once at start (after the restore), then hourly."""
     while True:
@@ -348,10 +377,11 @@ async def _retention(store: SqlStore, settings: StoreSettings) -> None:
 
 
 async def _start_maintenance(
-    settings: Settings, store: SqlStore, cloud: EmbeddedCloud, notifier: Notifier
+    settings: Settings, store: SqlStore, cloud: EmbeddedCloud, notifier: Notifier, vim: Vim
 ) -> MaintenanceService:
     """The maintenance service with the sessions and constraints the store holds;
-    sessions a restart cut off are ended and their hosts rolled back."""
+    sessions a restart cut off are ended and their hosts rolled back (in the VIM: ``vim`` is the driver).
+    The embedded cloud's map and transactions are Vigil's, whichever VIM runs."""
     config = WorkflowConfig(
         reply_window_s=settings.maintenance.reply_window_s,
         migration_timeout_s=settings.maintenance.migration_timeout_s,
@@ -362,7 +392,7 @@ async def _start_maintenance(
         for name, a in settings.maintenance.actions.items()
     }
     service = MaintenanceService(
-        cloud=cloud,
+        cloud=vim,
         records=cloud.transactions,
         messenger=notifier,
         clock=utcnow,

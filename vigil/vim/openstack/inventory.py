@@ -27,6 +27,8 @@ soft rules; servers with no host (shelved, never scheduled) and deleted
 ones are left out.
 """
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -35,6 +37,8 @@ from vigil.domain.model import Host, Instance, Port, Project, ServerGroup
 from vigil.domain.states import AdminState, DataPlaneStatus, GroupPolicy, InstanceState
 from vigil.domain.topology import Topology
 from vigil.vim.openstack.session import ApiError, OpenStackSession
+
+log = logging.getLogger(__name__)
 
 SERVICES_MICROVERSION = "2.53"
 SERVERS_MICROVERSION = "2.73"
@@ -145,6 +149,21 @@ async def project_names(session: OpenStackSession) -> dict[str, str]:
     except ApiError:
         return {}
     return {p["id"]: p["name"] for p in found}
+
+
+async def first_topology(session: OpenStackSession, *, attempts: int = 8, delay_s: float = 1.0) -> Topology:
+    """The inventory at Vigil's first start, read again while Nova or Neutron answer 5xx or not at all (a
+    service restarting, Nova's Neutron client not yet authenticated), so a passing error does not stop the
+    start; a 4xx (wrong credentials, policy) is not passing and is raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await read_topology(session)
+        except ApiError as exc:
+            if (exc.status is not None and exc.status < 500) or attempt == attempts:
+                raise
+            log.warning("reading the inventory failed (%s); again in %.0f s", exc, delay_s * attempt)
+            await asyncio.sleep(delay_s * attempt)
+    raise AssertionError("unreachable")
 
 
 async def read_topology(session: OpenStackSession) -> Topology:
