@@ -3,9 +3,14 @@ subscriptions and the delivery log.
 
 The southbound event is Doctor's: ``{"time", "type", "details":
 {"hostname", "status", "monitor", "monitor_event_id", "severity"?,
-"cause"?, "related_to"?}}``. Vigil adds one optional detail,
-``injected_at`` (Unix seconds), for a fault injector that knows when it
-broke something (the profiler's T00). A ``time`` without a zone is UTC.
+"cause"?, "related_to"?}}``, as Doctor's sample monitor sends it. Doctor's
+requirements (05-implementation, "Fault event interface") name the monitor
+``monitor_id`` and add ``source``, the reporter's display name, and make
+``related_to`` an array of ids: those are taken too (``monitor`` defaults
+to ``monitor_id``, then ``source``; an array ``related_to`` is kept joined
+with commas). Vigil adds one optional detail, ``injected_at`` (Unix
+seconds), for a fault injector that knows when it broke something (the
+profiler's T00). A ``time`` without a zone is UTC.
 """
 
 from datetime import datetime
@@ -28,6 +33,7 @@ class _In(StorableIn):
 
 
 Name = Annotated[str, Field(min_length=1, max_length=255)]
+RelatedId = Annotated[str, Field(max_length=255)]
 
 
 class EventDetails(_In):
@@ -40,7 +46,12 @@ class EventDetails(_In):
                     "monitor": "vigil-agent",
                     "monitor_event_id": "compute-1-1741944413-17",
                 }
-            ]
+            ],
+            # One of them names the monitor (a null names none).
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("monitor", "monitor_id", "source")
+            ],
         }
     )
 
@@ -48,7 +59,24 @@ class EventDetails(_In):
     status: EventStatus = Field(
         description="down (a failure) or up (a recovery); a type ending in .up is a recovery whatever this says."
     )
-    monitor: Name = Field(description="The reporting monitor's name, e.g. vigil-agent.")
+    monitor: Name | None = Field(
+        None,
+        description=(
+            "The reporting monitor's name, e.g. vigil-agent. Required, unless monitor_id or source (the names "
+            "Doctor's requirements give it) stands in for it."
+        ),
+    )
+    monitor_id: Name | None = Field(
+        None,
+        description="Doctor's requirements: the ID of the monitor sending the event; the monitor if none is named.",
+    )
+    source: Name | None = Field(
+        None,
+        description=(
+            "Doctor's requirements: the display name of the reporter; the monitor if neither monitor nor monitor_id "
+            "is given."
+        ),
+    )
     monitor_event_id: Name = Field(
         description="The monitor's own id of the event: a repeated (monitor, monitor_event_id) is a duplicate."
     )
@@ -56,17 +84,37 @@ class EventDetails(_In):
         None, max_length=64, description="The monitor's severity, recorded as given; Vigil's policy sets the fault's."
     )
     cause: str | None = Field(None, max_length=1024, description="What the monitor saw, in its words.")
-    related_to: str | None = Field(
+    related_to: RelatedId | Annotated[list[RelatedId], Field(min_length=1, max_length=16)] | None = Field(
         None,
-        max_length=255,
         description=(
             "What failed on the host, e.g. eth1: for a non-critical family, failures with different values "
-            "count as distinct toward its threshold."
+            "count as distinct toward its threshold. Doctor's requirements make it an array of ids, also taken "
+            "(one failure related to all of them)."
         ),
     )
     injected_at: Number | None = Field(
         None, description="Vigil extension: when the fault was injected (T00), in Unix seconds."
     )
+
+    @model_validator(mode="after")
+    def _a_monitor(self) -> "EventDetails":
+        if self.monitor is None:
+            self.monitor = self.monitor_id or self.source
+        if self.monitor is None:
+            raise ValueError("the event names no monitor: give monitor (or Doctor's monitor_id or source)")
+        return self
+
+    @property
+    def reporter(self) -> str:
+        """The monitor that reported the event (``monitor``, else ``monitor_id``, else ``source``)."""
+        return self.monitor or self.monitor_id or self.source or ""
+
+    @property
+    def related(self) -> str | None:
+        """``related_to`` as one string (an array's ids joined with commas)."""
+        if isinstance(self.related_to, list):
+            return ",".join(self.related_to)
+        return self.related_to
 
 
 class SouthboundEvent(_In):
@@ -82,6 +130,19 @@ class SouthboundEvent(_In):
                         "monitor": "vigil-agent",
                         "monitor_event_id": "compute-1-1741944413-17",
                         "cause": "heartbeat lost",
+                    },
+                },
+                {
+                    "time": "2026-03-14T09:26:53",
+                    "type": "compute.host.down",
+                    "details": {
+                        "hostname": "compute-1",
+                        "source": "sample_monitor",
+                        "cause": "link-down",
+                        "severity": "critical",
+                        "status": "down",
+                        "monitor_id": "monitor-1",
+                        "monitor_event_id": "123",
                     },
                 },
                 {

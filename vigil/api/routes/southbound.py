@@ -73,12 +73,12 @@ def _to_domain(ctx: Context, events: Sequence[SouthboundEvent]) -> list[FaultEve
             type=e.type,
             hostname=e.details.hostname,
             status=e.details.status,
-            monitor=e.details.monitor,
+            monitor=e.details.reporter,
             monitor_event_id=e.details.monitor_event_id,
             received_at=received,
             severity=e.details.severity,
             cause=e.details.cause,
-            related_to=e.details.related_to,
+            related_to=e.details.related,
             injected_at=e.details.injected_at,
         )
         for e in events
