@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.detect_link",
     "bench.outage",
     "bench.maintenance",
+    "bench.nova_follow",
 ]
 
 

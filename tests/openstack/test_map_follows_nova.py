@@ -101,6 +101,12 @@ class Vigil:
         self.client = httpx.Client(base_url=url, headers={"X-Auth-Token": ADMIN}, timeout=30)
         self.lags: dict[str, float] = {}
 
+    def __enter__(self) -> "Vigil":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
     def instance(self, ident: str) -> dict[str, Any] | None:
         answer = self.client.get(f"/v1/instances/{ident}")
         if answer.status_code == 404:
@@ -140,7 +146,10 @@ def test_operations_done_through_nova_show_in_vigils_map(
             await server.stop()
 
     def operate(url: str) -> dict[str, float]:
-        vigil = Vigil(url)
+        with Vigil(url) as vigil:
+            return follow(vigil)
+
+    def follow(vigil: Vigil) -> dict[str, float]:
         ident = boot(nova_world, "follow-a", "compute-1")
         wait_active(nova, ident)
         since = time.monotonic()
@@ -243,7 +252,10 @@ def test_reconciliation_finds_what_no_notification_told(
             await server.stop()
 
     def operate(url: str) -> None:
-        vigil = Vigil(url)
+        with Vigil(url) as vigil:
+            drift(vigil)
+
+    def drift(vigil: Vigil) -> None:
         ident = boot(nova_world, "drift-a", "compute-2")
         wait_active(nova, ident)
         vigil.follows("drift: boot", time.monotonic(), lambda: _at(vigil, ident, "compute-2", "ACTIVE"))

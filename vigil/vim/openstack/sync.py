@@ -167,18 +167,25 @@ class NovaSync:
     # -- notifications -------------------------------------------------------------------------------------
 
     async def apply(self, change: Change) -> bool:
-        """Apply one notification's change; ``False`` if it was stale or about nothing the map knows."""
+        """Apply one notification's change; ``False`` if it was stale or about nothing the map knows.
+
+        Returns once the change is durable (the consumer acknowledges the message then). The map changes
+        under the lock, in arrival order; the write is only queued there, in the same order, so the
+        notifications that arrive while one is written share the committer's next transaction."""
         at = notification_time(change.timestamp)
+        written: asyncio.Future[None] | None = None
         async with self._lock:
             changes = self._tx.begin(NOTIFICATION_REASON + change.event_type, now=None)
             try:
                 applied = await self._apply(changes, change, at)
             finally:  # what changed in the map is made durable, even when a later step of the change failed
                 if changes.batch.upserts or changes.batch.deletes:
-                    await self._tx.commit(changes)
-                    self._changed()
-            self.stats.applied += applied
-            return applied
+                    written = self._tx.submit(changes)
+        if written is not None:
+            await written
+            self._changed()
+        self.stats.applied += applied
+        return applied
 
     async def _apply(self, changes: Changes, change: Change, at: datetime | None) -> bool:
         rmap = self.map
