@@ -94,7 +94,7 @@ async def boot_servers(nova: OpenStackSession, count: int, host: str, tag: str) 
     image = (await nova.get("image", "/v2/images"))["images"][0]["id"]
     flavor_body = {"flavor": {"name": f"{tag}-flavor", "ram": 64, "vcpus": 1, "disk": 0}}
     flavor = (await nova.request("compute", "POST", "/flavors", json=flavor_body)).json()["flavor"]["id"]
-    ids = []
+    ids: list[str] = []
     for n in range(count):
         role = "ACT" if n == 0 else "worker"
         body = {
@@ -107,16 +107,24 @@ async def boot_servers(nova: OpenStackSession, count: int, host: str, tag: str) 
                 "metadata": {"role": role},
             }
         }
-        made = await nova.request("compute", "POST", "/servers", microversion=SERVER_MICROVERSION, json=body)
+        try:
+            made = await nova.request("compute", "POST", "/servers", microversion=SERVER_MICROVERSION, json=body)
+        except BaseException:
+            await clean_up(nova, ids, host, tag)
+            raise
         ids.append(made.json()["server"]["id"])
     deadline = time.monotonic() + 60 + 2 * count
-    while True:
-        states = [(await nova.get("compute", f"/servers/{i}"))["server"]["status"] for i in ids]
-        if all(s == "ACTIVE" for s in states):
-            return ids
-        if "ERROR" in states or time.monotonic() > deadline:
-            raise RuntimeError(f"servers did not become ACTIVE: {states}")
-        await asyncio.sleep(0.3)
+    try:
+        while True:
+            states = [(await nova.get("compute", f"/servers/{i}"))["server"]["status"] for i in ids]
+            if all(s == "ACTIVE" for s in states):
+                return ids
+            if "ERROR" in states or time.monotonic() > deadline:
+                raise RuntimeError(f"servers did not become ACTIVE: {states}")
+            await asyncio.sleep(0.3)
+    except BaseException:  # the caller never learns their ids: delete them here, not leave them on the stack
+        await clean_up(nova, ids, host, tag)
+        raise
 
 
 async def nova_consistent(nova: OpenStackSession, ids: list[str]) -> bool:

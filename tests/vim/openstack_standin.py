@@ -7,10 +7,15 @@ Neutron's state as a Doctor consumer would. Nova runs on a server of its
 own, so a test can make it unreachable the two ways a real one is:
 :meth:`OpenStackStandIn.stop_nova` (connection refused) and ``nova_status``
 (every call answered with it, as a proxy in front of a dead Nova answers
-503). Keystone and Neutron stay up on the other server.
+503). Keystone and Neutron stay up on the other server. With ``hold`` set,
+Nova keeps the fault actions (forced_down, os-resetState) unanswered until
+it is set, counting how many it holds at once, as a busy Nova queues them.
 """
 
+import asyncio
+import contextlib
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +37,10 @@ class OpenStackStandIn:
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {"host", "status"}
     ports: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {"device_id", "data_plane_status"}
     refused: int = 0  # Nova calls answered with nova_status
+    hold: asyncio.Event | None = None  # set: Nova's fault actions wait for it before they are answered
+    in_flight: int = 0  # fault actions Nova holds now
+    most_in_flight: int = 0
+    malformed: bool = False  # set: os-services answers a body Nova does not document ({})
     _nova: BackgroundServer | None = None
     _rest: BackgroundServer | None = None
     _nova_port: int = 0
@@ -107,6 +116,15 @@ class OpenStackStandIn:
     def _service_id(self, host: str) -> str:
         return f"svc-{host}"
 
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
     # -- the apps --------------------------------------------------------------------
 
     def _rest_app(self) -> FastAPI:
@@ -172,6 +190,8 @@ class OpenStackStandIn:
 
         @app.get("/v2.1/os-services")
         async def services(host: str | None = None) -> dict[str, Any]:
+            if self.malformed:
+                return {}
             return {
                 "services": [
                     {
@@ -192,6 +212,9 @@ class OpenStackStandIn:
         @app.put("/v2.1/os-services/{ident}")
         async def update_service(ident: str, request: Request) -> Response:
             host = ident.removeprefix("svc-")
+            with self._held():
+                if self.hold is not None:
+                    await self.hold.wait()
             if host not in self.forced_down:
                 return JSONResponse({"itemNotFound": {"message": "no such service"}}, status_code=404)
             self.forced_down[host] = bool((await request.json())["forced_down"])
@@ -220,6 +243,9 @@ class OpenStackStandIn:
 
         @app.post("/v2.1/servers/{ident}/action")
         async def action(ident: str, request: Request) -> Response:
+            with self._held():
+                if self.hold is not None:
+                    await self.hold.wait()
             if ident not in self.servers:
                 return JSONResponse({"itemNotFound": {"message": "no such server"}}, status_code=404)
             self.servers[ident]["status"] = (await request.json())["os-resetState"]["state"].upper()

@@ -111,6 +111,14 @@ class Outages:
             outage.probe = call
         return any(o.probe is call for o in self._open.values())
 
+    def release(self, call: object) -> None:
+        """``call`` ended without an answer to go by (it was given up): another call takes its probes over."""
+        for outage in self._open.values():
+            if outage.probe is call:
+                outage.probe = None
+                outage.back.set()  # wakes the waiting calls: the first to look takes the probe over
+                outage.back = asyncio.Event()
+
     async def answered(self, services: Iterable[str], began: float) -> None:
         """A call begun at ``began`` got an answer from ``services``: any outage of theirs is over."""
         for service in services:
