@@ -250,12 +250,19 @@ class OpenStackSettings(_Group):
     reconcile_interval_s: float = Field(
         60.0, gt=0, le=86_400, description="How often the map is compared with Nova's and Neutron's inventory."
     )
+    operation_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="How long a migration, evacuation, stop, start or delete sent to Nova may take before it fails "
+        "(a maintenance session's own maintenance.migration_timeout_s applies too).",
+    )
 
 
 class VimSettings(_Group):
     """Which VIM Vigil fronts. ``embedded`` (the default) is Vigil's own simulated cloud. ``openstack`` reads the
-    inventory from Nova and Neutron, follows Nova's notifications and reconciles periodically, and pushes the
-    inspector's fault actions to them (see the README for what it does not do yet)."""
+    inventory from Nova and Neutron, follows Nova's notifications and reconciles periodically, pushes the
+    inspector's fault actions to them, and sends the API's and maintenance's operations to them (see the README)."""
 
     driver: Literal["embedded", "openstack"] = "embedded"
     openstack: OpenStackSettings | None = None

@@ -31,13 +31,15 @@ from starlette.exceptions import HTTPException
 from vigil.api.errors import ErrorBody, error_response
 
 MEANINGS = {
-    400: "The body is not JSON, or the path or a query parameter holds a NUL character.",
+    400: "The body is not JSON, or the path or a query parameter holds a NUL character (or the VIM refused the "
+    "request as malformed: its message is given).",
     401: "The X-Auth-Token header is missing or the token unknown (or a report's signature is wrong).",
     403: "The token's role may not make this call, or the resource is not the caller's to change.",
     404: "No such resource, or none the caller may see: both get the same answer.",
     409: "The request conflicts with the resource's state or a limit (the message says which).",
     413: "The body is over the server's limit (server.max_body_bytes).",
     422: "The request is well-formed but cannot be acted on; `details` lists each problem.",
+    502: "The VIM (Nova, Neutron) could not be reached or failed the call (the message says which).",
     503: "The part of Vigil the call needs is not running in this server.",
 }
 NO_NUL = r"^[^\x00]*$"

@@ -2,7 +2,9 @@
 
 ``code`` is the HTTP status. Domain errors map by class: NotFound 404,
 AlreadyExists and Conflict (illegal transitions, no valid host) 409,
-InvalidTopology and other domain errors 422. A body that is not JSON is
+InvalidRequest (a VIM refused the request as malformed) 400, VimFailed
+(the VIM could not be reached or failed) 502, InvalidTopology and other
+domain errors 422. A body that is not JSON is
 400, whatever its content type (FastAPI would hand a ``text/plain`` body on
 as a string and fail its validation with a 422); one that is JSON of the
 wrong shape is 422, with each problem listed in ``details``. Anything unexpected is logged and answered
@@ -20,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vigil.domain.errors import AlreadyExists, Conflict, DomainError, NotFound
+from vigil.domain.errors import AlreadyExists, Conflict, DomainError, InvalidRequest, NotFound, VimFailed
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,10 @@ def _domain_status(exc: DomainError) -> int:
         return 404
     if isinstance(exc, AlreadyExists | Conflict):
         return 409
+    if isinstance(exc, InvalidRequest):
+        return 400
+    if isinstance(exc, VimFailed):
+        return 502
     return 422
 
 

@@ -3,7 +3,7 @@
 The API turns each class into one HTTP status (see ``vigil.api.errors``), so
 the class, not the message, decides what a caller sees: a missing resource is
 404, a request that conflicts with the current state is 409, bad arguments
-are 422.
+are 422, a request a VIM refused as malformed 400, a VIM that failed 502.
 """
 
 
@@ -14,8 +14,8 @@ class DomainError(Exception):
 class NotFound(DomainError):
     """The named resource does not exist (or is not visible to the caller)."""
 
-    def __init__(self, kind: str, ident: str) -> None:
-        super().__init__(f"{kind} {ident!r} not found")
+    def __init__(self, kind: str, ident: str, *, message: str | None = None) -> None:
+        super().__init__(message or f"{kind} {ident!r} not found")
         self.kind = kind
         self.ident = ident
 
@@ -42,6 +42,15 @@ class IllegalTransition(Conflict):
         self.ident = ident
         self.old = old
         self.new = new
+
+
+class InvalidRequest(DomainError):
+    """The request cannot be carried out as it is, whatever the state: a VIM refused it as malformed (400)."""
+
+
+class VimFailed(DomainError):
+    """The VIM could not be reached, failed, or refused Vigil's own credentials: nothing the caller's request
+    could change (502)."""
 
 
 class NoValidHost(Conflict):

@@ -47,7 +47,7 @@ async def show_host(ctx: Context, _: Admin, name: str) -> dict[str, HostOut]:
     return {"host": host_view(ctx.cloud.map, ctx.cloud.map.host(name))}
 
 
-@router.post("/{name}/action", summary="Enable, disable, force down or force up a host", responses=errors(409))
+@router.post("/{name}/action", summary="Enable, disable, force down or force up a host", responses=errors(409, 502))
 async def host_action(ctx: Context, _: Admin, name: str, body: HostAction) -> dict[str, HostOut]:
     """Change a host's compute service as Nova's os-services does: `enable` or `disable` scheduling on it (a
     disabled host has status MAINTENANCE and keeps `reason` as its `disabled_reason`), `force-down` or `force-up`
@@ -55,7 +55,10 @@ async def host_action(ctx: Context, _: Admin, name: str, body: HostAction) -> di
     fault actions on it.
 
     Admin only. The change goes into the resource event log with `reason` (if given) and the host is returned as it
-    now is; an action that changes nothing records nothing."""
+    now is; an action that changes nothing records nothing. In front of OpenStack, enable, disable (with `reason` as
+    Nova's `disabled_reason`), force-down and force-up go to Nova's compute service first (`PUT /os-services`, 2.53):
+    Nova's refusal is answered with its status and message (it refuses, 400, to force a host up while evacuation
+    records remain on it), a Nova that cannot be reached with a 502. The maintenance flag is Vigil's own."""
     cloud = ctx.cloud
     match body.action:
         case "enable" | "disable":

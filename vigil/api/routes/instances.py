@@ -69,7 +69,7 @@ async def show_instance(ctx: Context, principal: Reader, ident: str) -> dict[str
     return {"instance": instance_view(rmap, visible_instance(rmap, principal, ident), principal)}
 
 
-@router.post("", status_code=202, summary="Boot an instance", responses=errors(404, 409))
+@router.post("", status_code=202, summary="Boot an instance", responses=errors(404, 409, 502))
 async def boot_instance(ctx: Context, principal: Reader, body: BootRequest) -> dict[str, InstanceOut]:
     """Create an instance in `project` (default: the caller's) on an UP host with free vCPUs that keeps its server
     group's affinity or anti-affinity policy, chosen by the scheduler or given by an admin as `host` (409 if none
@@ -77,7 +77,8 @@ async def boot_instance(ctx: Context, principal: Reader, body: BootRequest) -> d
 
     Answered 202 with the instance in state BUILD; it goes ACTIVE in the background, as the resource event log and
     `GET /v1/instances/{ident}` show. Members boot only into their own project and may not choose `host` (403);
-    admins may do both."""
+    admins may do both. In front of OpenStack (`vim.driver: openstack`) boot is refused (409): servers are booted
+    through Nova with the project's own credentials, and Vigil's map shows them within a second."""
     project = body.project or principal.project
     if not principal.is_admin:
         if project != principal.project:
@@ -96,10 +97,11 @@ async def boot_instance(ctx: Context, principal: Reader, body: BootRequest) -> d
     return {"instance": instance_view(ctx.cloud.map, op.instance, principal)}
 
 
-@router.delete("/{ident}", status_code=204, summary="Delete an instance", responses=errors(409))
+@router.delete("/{ident}", status_code=204, summary="Delete an instance", responses=errors(409, 502))
 async def delete_instance(ctx: Context, principal: Reader, ident: str) -> Response:
     """Delete an instance and its ports (204). Admins delete any; a member only its own project's (another project's
-    is a 404). An instance that is MIGRATING cannot be deleted (409)."""
+    is a 404). An instance that is MIGRATING cannot be deleted (409). In front of OpenStack, Nova deletes it, and the
+    204 comes once it is gone; Nova's refusal is its status and message, a Nova that cannot be reached a 502."""
     visible_instance(ctx.cloud.map, principal, ident)
     await ctx.cloud.delete(ident)
     return Response(status_code=204)
@@ -112,7 +114,7 @@ MEMBER_ACTIONS = frozenset({"stop", "start"})
     "/{ident}/action",
     status_code=202,
     summary="Stop, start, migrate, evacuate or reset an instance",
-    responses=errors(409),
+    responses=errors(409, 502),
 )
 async def instance_action(
     ctx: Context, principal: Reader, ident: str, body: InstanceActionRequest
@@ -123,7 +125,12 @@ async def instance_action(
 
     Stop, start and reset-state are done when the 202 comes; a migration or evacuation is started and answered with
     the instance MIGRATING or BUILD, and ends in the background. An action the instance's state does not allow is a
-    409 (live migration needs ACTIVE; evacuate needs its host DOWN or UNKNOWN)."""
+    409 (live migration needs ACTIVE; evacuate needs its host DOWN or UNKNOWN).
+
+    In front of OpenStack the action goes to Nova, and Nova's refusal is answered with its status (400, 404 or 409)
+    and its message; a Nova that cannot be reached, or refuses Vigil's own credentials, is a 502. Stop and start
+    answer once Nova has done them; an evacuated instance is answered as it was, and moves when Nova has rebuilt
+    it."""
     cloud = ctx.cloud
     visible_instance(cloud.map, principal, ident)
     if body.action not in MEMBER_ACTIONS and not principal.is_admin:

@@ -56,6 +56,7 @@ from vigil.domain.model import Host, Instance, Port, ResourceType
 from vigil.domain.retry import RetryPolicy
 from vigil.domain.states import DataPlaneStatus, InstanceState
 from vigil.vim.openstack.outages import Outages, VimAlarms
+from vigil.vim.openstack.services import ComputeServices
 from vigil.vim.openstack.session import IDENTITY, ApiError, OpenStackSession
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ class FaultPusher:
     policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(initial_s=0.2, max_delay_s=10.0, max_attempts=30))
     alarms: VimAlarms | None = None  # told of the services that cannot be reached (the notifier)
     counters: PushCounters = field(default_factory=PushCounters)
-    _services: dict[str, str] = field(default_factory=dict)
+    services: ComputeServices | None = None  # shared with the driver (vigil.vim.openstack.driver); made if not given
+    _directory: ComputeServices = field(init=False)
     _gate: asyncio.Semaphore = field(init=False)
     _outages: Outages = field(init=False)
     _rng: random.Random = field(default_factory=random.Random)
@@ -107,6 +109,7 @@ class FaultPusher:
     def __post_init__(self) -> None:
         self._gate = asyncio.Semaphore(self.concurrency)
         self._outages = Outages(self.alarms, self.session.known_endpoint)
+        self._directory = self.services if self.services is not None else ComputeServices(self.session)
 
     # -- what to push ------------------------------------------------------------------------------------
 
@@ -179,23 +182,10 @@ class FaultPusher:
 
     async def load_services(self) -> None:
         """Learn every compute service's UUID in one call, so a fault's first push needs no lookup first."""
-        try:
-            found = await self.session.get("compute", "/os-services", microversion="2.53", binary="nova-compute")
-        except ApiError as exc:  # looked up one by one when needed
-            log.warning("could not list Nova's compute services: %s", exc)
-            return
-        self._services.update({str(s["host"]): str(s["id"]) for s in found["services"]})
+        await self._directory.load()
 
     async def _service(self, host: str) -> str:
-        if host not in self._services:
-            found = await self.session.get(
-                "compute", "/os-services", microversion="2.53", binary="nova-compute", host=host
-            )
-            services = found["services"]
-            if not services:
-                raise ApiError(f"Nova has no nova-compute service on {host}", status=404)
-            self._services[host] = str(services[0]["id"])
-        return self._services[host]
+        return await self._directory.uuid(host)
 
     # -- running them ------------------------------------------------------------------------------------
 

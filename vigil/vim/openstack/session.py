@@ -63,12 +63,14 @@ IDENTITY = "identity"  # Keystone's service type: every call needs its token, an
 class ApiError(Exception):
     """An OpenStack API answered with an error (``status``), or could not be reached (``status`` None); the
     message has the method, path, status and the body's start. ``service`` is the service type that failed
-    (``identity`` when it was Keystone, for a token or the catalog, on the way to another service)."""
+    (``identity`` when it was Keystone, for a token or the catalog, on the way to another service). ``body`` is
+    the answer's text, whose message the driver hands on when a service refuses a call."""
 
-    def __init__(self, message: str, *, status: int | None = None, service: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, service: str | None = None, body: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.service = service
+        self.body = body
 
     @property
     def unreachable(self) -> bool:
@@ -156,6 +158,7 @@ class OpenStackSession:
                 f"{method} {service_type}{path}: {response.status_code} {response.text[:300]}",
                 status=response.status_code,
                 service=service_type,
+                body=response.text,
             )
         return response
 
