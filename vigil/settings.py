@@ -250,6 +250,11 @@ class OpenStackSettings(_Group):
     reconcile_interval_s: float = Field(
         60.0, gt=0, le=86_400, description="How often the map is compared with Nova's and Neutron's inventory."
     )
+    monitor_roles: list[str] = Field(
+        default_factory=lambda: ["service"],
+        description="Keystone roles whose tokens are monitors of their project on Vigil's API (``admin`` is "
+        "Vigil's admin; any other role a member of the token's project).",
+    )
     operation_timeout_s: float = Field(
         600.0,
         gt=0,

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from vigil.api.app import create_app
 from vigil.api.auth import TokenRegistry
-from vigil.api.deps import ApiContext, FaultServices, ReportSigning, SubscriptionLimits
+from vigil.api.deps import ApiContext, ExternalTokens, FaultServices, ReportSigning, SubscriptionLimits
 from vigil.bus.memory import InProcessBus
 from vigil.bus.memory import Subscription as Feed
 from vigil.controller.changes import Committer
@@ -72,6 +72,7 @@ from vigil.topology.yaml_file import load_topology
 from vigil.vim.openstack.driver import DriverTimings, OpenStackVim
 from vigil.vim.openstack.follow import FollowConfig, NovaFollower
 from vigil.vim.openstack.inventory import first_topology
+from vigil.vim.openstack.keystone_tokens import KeystoneTokens
 from vigil.vim.openstack.push import FaultPusher
 from vigil.vim.openstack.services import ComputeServices
 from vigil.vim.openstack.session import OpenStackAuth, OpenStackSession
@@ -94,6 +95,7 @@ class Runtime:
     monitor: HeartbeatMonitor | None = None
     maintenance: MaintenanceService | None = None
     vim: Vim | None = None  # the VIM driver, when it is not the embedded cloud (vim.driver openstack)
+    external_tokens: ExternalTokens | None = None  # Keystone's tokens, with vim.driver openstack
 
     def api_context(self, tokens: TokenRegistry) -> ApiContext:
         """What the API's routes need of this runtime."""
@@ -104,6 +106,7 @@ class Runtime:
             tokens=tokens,
             faults=self.faults,
             maintenance=self.maintenance,
+            external_tokens=self.external_tokens,
         )
 
 
@@ -267,7 +270,9 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         faults = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor, limits, signing)
         maintenance = await _start_maintenance(settings, store, cloud, notifier, driver or cloud)
         pruner = asyncio.create_task(_retention(store, settings.store), name="vigil.store.retention")
-        yield Runtime(settings, store, bus, committer, cloud, faults, monitor, maintenance, driver)
+        o = settings.vim.openstack
+        keystone = KeystoneTokens(openstack, o.monitor_roles) if openstack is not None and o is not None else None
+        yield Runtime(settings, store, bus, committer, cloud, faults, monitor, maintenance, driver, keystone)
     finally:
         for task in (pruner, pusher):
             if task is not None:

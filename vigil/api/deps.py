@@ -3,7 +3,9 @@
 The app's lifespan puts an :class:`ApiContext` on ``app.state``; routes take
 it and the caller's :class:`~vigil.api.auth.Principal` as dependencies.
 ``require(...)`` answers 401 for a missing or unknown token and 403 for a
-role that may not call the route.
+role that may not call the route. A token that is not one of Vigil's own is
+handed to the context's :class:`ExternalTokens`, when there is one (Keystone,
+with the OpenStack driver); if that cannot answer, the call is 503.
 """
 
 from collections.abc import Callable, Coroutine
@@ -79,6 +81,16 @@ class RecordLog(Protocol):
     async def fault(self, ident: str) -> Fault | None: ...
 
 
+class ExternalTokens(Protocol):
+    """Validates a token that is not one of Vigil's own with an identity service (Keystone)."""
+
+    async def identify(self, token: str) -> tuple[str, str] | None:
+        """The token's (project, role), the role ``admin``, ``member`` or ``monitor``; None if it is refused.
+
+        Raises ``ConnectionError`` when the identity service cannot answer."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriptionLimits:
     """The notifier's quotas (``notifier.max_subscriptions_per_project``, ``max_callbacks_per_subscription``)."""
@@ -119,6 +131,7 @@ class ApiContext:
     tokens: TokenRegistry
     faults: FaultServices
     maintenance: MaintenanceService | None = None
+    external_tokens: ExternalTokens | None = None  # tokens not Vigil's own: Keystone's, with vim.driver openstack
 
 
 def context(request: Request) -> ApiContext:
@@ -144,6 +157,13 @@ async def authenticate(ctx: Context, x_auth_token: Annotated[str | None, Depends
     if not x_auth_token:
         raise HTTPException(401, "missing X-Auth-Token header", headers={"WWW-Authenticate": "X-Auth-Token"})
     principal = ctx.tokens.authenticate(x_auth_token)
+    if principal is None and ctx.external_tokens is not None:
+        try:
+            found = await ctx.external_tokens.identify(x_auth_token)
+        except ConnectionError as exc:
+            raise HTTPException(503, f"the token cannot be validated now: {exc}") from exc
+        if found is not None:
+            principal = Principal(found[0], Role(found[1]))
     if principal is None:
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "X-Auth-Token"})
     return principal
