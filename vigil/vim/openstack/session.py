@@ -57,6 +57,7 @@ class OpenStackAuth:
         )
 
 
+CONNECTIONS = 256  # as many calls in flight as vim.openstack.push_concurrency allows at most
 IDENTITY = "identity"  # Keystone's service type: every call needs its token, and the catalog is its own
 
 
@@ -81,10 +82,13 @@ class ApiError(Exception):
 class OpenStackSession:
     """Authenticated asyncio calls to Nova and Neutron (and any service in the catalog)."""
 
-    def __init__(self, auth: OpenStackAuth, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, auth: OpenStackAuth, *, timeout_s: float = 30.0, connections: int = CONNECTIONS) -> None:
         self._auth = auth
         self._ks = ks_session.Session(auth=auth.plugin(), timeout=timeout_s)
-        self._http = httpx.AsyncClient(timeout=timeout_s)
+        # httpx's default pool (100 connections) would be narrower than the pusher's bound; 20 are kept alive
+        # between bursts, as by default (a fault's burst opens the rest again).
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=20)
+        self._http = httpx.AsyncClient(timeout=timeout_s, limits=limits)
         self._endpoints: dict[str, str] = dict(auth.endpoint_overrides)
 
     async def aclose(self) -> None:
