@@ -235,7 +235,13 @@ class OpenStackSettings(_Group):
     region_name: str | None = None
     interface: str = "public"
     endpoint_overrides: dict[str, str] = Field(default_factory=dict)
-    push_concurrency: int = Field(32, ge=1, le=256, description="Fault actions in flight to Nova and Neutron.")
+    push_concurrency: int = Field(
+        128,
+        ge=1,
+        le=256,
+        description="Fault actions in flight to Nova and Neutron. Nova queues what its threads cannot serve yet; "
+        "a fault's calls sent at once are queued ahead of the queries its notification triggers.",
+    )
     notifications_url: SecretStr | None = Field(
         None,
         description="The AMQP URL of Nova's notification bus (its transport_url's vhost). Unset: no notifications, "
