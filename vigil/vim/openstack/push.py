@@ -9,8 +9,9 @@ notifications are on the wire. This pusher follows the bus and makes Nova
 and Neutron say the same:
 
 * a host the inspector forced down: the compute service ``forced_down``
-  (``PUT /os-services/{uuid}`` at 2.53, or the 2.11 ``force-down`` form
-  where 2.53 is not offered), so Nova's ``host_status`` is DOWN; and the
+  (``PUT /os-services/{uuid}`` at 2.53; a Nova older than Pike, which lacks
+  2.53 and would need the 2.11 ``force-down`` form, is not supported yet),
+  so Nova's ``host_status`` is DOWN; and the
   reverse on recovery, which Nova refuses (400) while evacuation records
   remain on the host: that one 400 is retried until the compute cleans them up;
 * each instance the inspector set to ERROR: ``os-resetState`` ``error``,
