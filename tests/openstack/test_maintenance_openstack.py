@@ -24,17 +24,15 @@ Nova's own API, not only in Vigil's:
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack, api, vigil, wait_active, wait_for
+from openstack_support import Stack, api, restart_forced_down_compute, wait_active, wait_for
 
 from vigil.consumer.app_manager import AppManager
 from vigil.consumer.manager import Role
@@ -82,7 +80,7 @@ def world(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
             if service["forced_down"]:
                 forced_up = nova.put(f"/os-services/{service['id']}", json={"forced_down": False}, headers=api("2.53"))
                 if forced_up.status_code == 400:  # evacuation records: only a restarted compute clears them
-                    asyncio.run(restart_compute(openstack_stack, host, lambda s=service["id"]: force_up(nova, s)))
+                    restart_forced_down_compute(openstack_stack, nova, host)
             if service["status"] == "disabled":
                 nova.put(f"/os-services/{service['id']}", json={"status": "enabled"}, headers=api("2.53"))
         for ident in made["servers"]:
@@ -126,10 +124,6 @@ def service_of(nova: httpx.Client, host: str) -> dict[str, Any]:
     return service
 
 
-def force_up(nova: httpx.Client, service: str) -> bool:
-    return nova.put(f"/os-services/{service}", json={"forced_down": False}, headers=api("2.53")).status_code == 200
-
-
 def nova_server(nova: httpx.Client, ident: str) -> dict[str, Any]:
     server: dict[str, Any] = nova.get(f"/servers/{ident}", headers=api("2.16")).json()["server"]
     return server
@@ -143,35 +137,6 @@ def confirmed_migrations(nova: httpx.Client, ident: str) -> list[dict[str, Any]]
 def foreign_servers(nova: httpx.Client, ours: list[str]) -> list[str]:
     found = nova.get("/servers/detail", params={"all_tenants": 1}).json()["servers"]
     return [f"{s['name']} ({s['status']})" for s in found if s["id"] not in ours]
-
-
-async def restart_compute(stack: Stack, host: str, forced_up: Callable[[], bool]) -> None:
-    """Kill ``host``'s nova-compute and start it again (``vigil testbed openstack up``), trying ``forced_up``
-    meanwhile: Nova refuses to force a host up while evacuation records remain, and only a restarted compute
-    clears them (``up`` in turn waits for the hypervisor, which a forced-down one is not)."""
-    pid = int((stack.base / "pids" / f"nova-compute-{host.rsplit('-', 1)[1]}.pid").read_text().split()[0])
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    await asyncio.to_thread(
-        wait_for, lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), f"nova-compute {pid} dead"
-    )
-    up = asyncio.create_task(
-        asyncio.to_thread(vigil, "testbed", "openstack", "up", "--computes", "3", "--base-dir", str(stack.base))
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not await asyncio.to_thread(forced_up):
-            assert time.monotonic() < deadline, f"{host} never forced up after its restart"
-            await asyncio.sleep(0.5)
-    finally:
-        again = await up
-    assert again.returncode == 0, again.stderr[-2000:]
-
-
-def _zombie(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    return True
 
 
 @contextlib.asynccontextmanager
@@ -373,18 +338,12 @@ def test_evacuation_through_vigil_rebuilds_the_servers_of_a_forced_down_compute(
             assert up.status_code == 400, up.text
             assert "Nova refused to force the compute service of compute-3 up" in up.json()["error"]["message"]
 
-            def forced_up() -> bool:  # through Vigil, which forces Nova's service up first
-                answer = httpx.post(
-                    f"{server.url}/v1/hosts/compute-3/action",
-                    json={"action": "force-up"},
-                    headers={"X-Auth-Token": ADMIN},
-                    timeout=60,
-                )
-                return answer.status_code == 200
-
-            await restart_compute(openstack_stack, "compute-3", forced_up)
+            # Once its compute has restarted (and cleaned the evacuated servers up), Nova takes it.
+            await asyncio.to_thread(restart_forced_down_compute, openstack_stack, nova, "compute-3")
+            up = await admin.post("/v1/hosts/compute-3/action", json={"action": "force-up"})
+            assert up.status_code == 200, up.text
+            assert up.json()["host"]["forced_down"] is False
             assert service_of(nova, "compute-3")["forced_down"] is False
-            assert (await admin.get("/v1/hosts/compute-3")).json()["host"]["forced_down"] is False
 
     asyncio.run(scenario())
 
