@@ -151,7 +151,11 @@ def test_operations_done_through_nova_show_in_vigils_map(
 
     def follow(vigil: Vigil) -> dict[str, float]:
         ident = boot(nova_world, "follow-a", "compute-1")
+        # Evacuated later from compute-3 to a host it never ran on: Nova's fake driver keeps a record of every
+        # server a host ever ran and fails a rebuild there with InstanceExists (seen when Nova picked one).
+        fresh = boot(nova_world, "follow-b", "compute-3")
         wait_active(nova, ident)
+        wait_active(nova, fresh)
         since = time.monotonic()
         vigil.follows(
             "boot",
@@ -202,13 +206,13 @@ def test_operations_done_through_nova_show_in_vigils_map(
         assert forced.status_code == 200, forced.text
         vigil.follows("service forced down", time.monotonic(), lambda: vigil.host("compute-3")["forced_down"])
 
-        evacuated = nova.post(f"/servers/{ident}/action", json={"evacuate": {}}, headers=api("2.68"))
+        evacuated = nova.post(f"/servers/{fresh}/action", json={"evacuate": {}}, headers=api("2.68"))
         assert evacuated.status_code == 200, evacuated.text
-        wait_for(lambda: nova_host(nova, ident) != "compute-3", "evacuation in Nova")
-        wait_active(nova, ident)
-        rebuilt_on = nova_host(nova, ident)
-        vigil.follows("evacuation", time.monotonic(), lambda: _at(vigil, ident, rebuilt_on, "ACTIVE"))
-        ports = vigil.client.get("/v1/ports", params={"instance": ident}).json()["ports"]
+        wait_for(lambda: nova_host(nova, fresh) != "compute-3", "evacuation in Nova")
+        wait_active(nova, fresh)
+        rebuilt_on = nova_host(nova, fresh)
+        vigil.follows("evacuation", time.monotonic(), lambda: _at(vigil, fresh, rebuilt_on, "ACTIVE"))
+        ports = vigil.client.get("/v1/ports", params={"instance": fresh}).json()["ports"]
         assert {p["host"] for p in ports} == {rebuilt_on}
 
         restart_forced_down_compute(openstack_stack, nova, "compute-3")  # Nova keeps it down until then
