@@ -24,6 +24,11 @@ from vigil.inspector.ports import UnitOfWork
 FAULT_REASON_PREFIX = "fault: "
 
 
+def forced_down_by_fault(host: Host) -> bool:
+    """Whether the inspector forced this host down for a fault (and not an admin or the VIM)."""
+    return host.forced_down and (host.disabled_reason or "").startswith(FAULT_REASON_PREFIX)
+
+
 def affected(changes: UnitOfWork, hosts: Sequence[Host]) -> Impact:
     """The instances and ports on ``hosts`` that a failure takes down (Doctor step 3)."""
     rmap = changes.map

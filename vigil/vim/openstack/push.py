@@ -57,13 +57,13 @@ from vigil.domain.events import ResourceEvent
 from vigil.domain.model import Host, Instance, Port, ResourceType
 from vigil.domain.retry import RetryPolicy
 from vigil.domain.states import DataPlaneStatus, InstanceState
+from vigil.inspector.fault_actions import forced_down_by_fault
 from vigil.vim.openstack.outages import Outages, VimAlarms
 from vigil.vim.openstack.services import ComputeServices
 from vigil.vim.openstack.session import IDENTITY, ApiError, OpenStackSession
 
 log = logging.getLogger(__name__)
 
-FAULT_REASON_PREFIX = "fault: "  # the inspector's disabled_reason (vigil.inspector.fault_actions)
 TEMPORARY = frozenset({409, 429})
 
 
@@ -133,7 +133,7 @@ class FaultPusher:
         """The calls that make Nova and Neutron hold what the map holds for hosts a fault forced down."""
         pushes: list[Push] = []
         for host in rmap.hosts():
-            if not (host.forced_down and (host.disabled_reason or "").startswith(FAULT_REASON_PREFIX)):
+            if not forced_down_by_fault(host):
                 continue
             pushes.append(self._force(host.name, True))
             for inst in rmap.instances_on(host.name):

@@ -53,6 +53,7 @@ from vigil.domain.ids import GroupId, HostName
 from vigil.domain.model import Host, Instance, Port, Project, ServerGroup
 from vigil.domain.states import INSTANCE_TRANSITIONS, AdminState, DataPlaneStatus, InstanceState
 from vigil.domain.topology import Topology
+from vigil.inspector.fault_actions import forced_down_by_fault
 from vigil.vim.openstack import inventory
 from vigil.vim.openstack.notifications import (
     Change,
@@ -66,7 +67,6 @@ from vigil.vim.openstack.session import ApiError, OpenStackSession
 
 log = logging.getLogger(__name__)
 
-FAULT_REASON_PREFIX = "fault: "  # the inspector's disabled_reason (vigil.inspector.fault_actions)
 NOTIFICATION_REASON = "nova notification: "
 RECONCILIATION_REASON = "nova reconciliation"
 SERVER_MICROVERSION = "2.71"  # GET /servers/{id} names the server's groups
@@ -237,8 +237,7 @@ class NovaSync:
     def _fault_owned(self, host: HostName | None) -> bool:
         if host is None or not self.map.has(Host, host):
             return False
-        h = self.map.host(host)
-        return h.forced_down and (h.disabled_reason or "").startswith(FAULT_REASON_PREFIX)
+        return forced_down_by_fault(self.map.host(host))
 
     def _host_state(
         self, changes: Changes, host: Host, *, disabled: bool, reason: str | None, forced_down: bool
