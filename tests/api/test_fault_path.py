@@ -3,7 +3,7 @@ resources down, and real webhook receivers get the notifications."""
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -139,8 +139,9 @@ async def test_filters_on_event_type_and_severity_hold_back_what_they_exclude(
 async def test_a_repeated_event_is_a_duplicate_and_opens_no_second_fault(
     admin: httpx.AsyncClient, monitor: httpx.AsyncClient
 ) -> None:
-    first = (await monitor.post("/v1/event", json=host_down("compute-1", "same"))).json()["event"]
-    again = (await monitor.post("/v1/event", json=host_down("compute-1", "same"))).json()["event"]
+    report = host_down("compute-1", "same")
+    first = (await monitor.post("/v1/event", json=report)).json()["event"]
+    again = (await monitor.post("/v1/event", json=report)).json()["event"]  # sent again, as a retry does
     assert first["outcome"] == "fault_opened"
     assert again["outcome"] == "duplicate"
     other = (await monitor.post("/v1/event", json=host_down("compute-1", "another"))).json()["event"]
@@ -148,6 +149,30 @@ async def test_a_repeated_event_is_a_duplicate_and_opens_no_second_fault(
     assert other["fault"] == first["fault"]
     faults = (await admin.get("/v1/faults")).json()["faults"]
     assert [f["id"] for f in faults] == [first["fault"]]
+
+
+async def test_a_monitor_reusing_its_event_id_at_a_later_time_is_heard_again(
+    admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, monitor: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Doctor's sample monitor sends ``monitor_event_id`` "monitor_sample_event1" on every run: an id is only
+    a duplicate with the same detection time (a retry re-sends the same body); a later failure is new."""
+    await subscribe(vnf_a, f"{receiver.url}/all", filter={"event_types": ["instance.down"]})
+    first_run = datetime.now(UTC) - timedelta(seconds=60)
+    failure = {**host_down("compute-1", "monitor_sample_event1"), "time": first_run.isoformat()}
+    assert (await monitor.post("/v1/event", json=failure)).json()["event"]["outcome"] == "fault_opened"
+    recovered = host_down("compute-1", "monitor_sample_event2", type_="compute.host.up", status="up")
+    recovered["time"] = (first_run + timedelta(seconds=30)).isoformat()
+    assert (await monitor.post("/v1/event", json=recovered)).json()["event"]["outcome"] == "fault_cleared"
+    await receiver.wait_for(1, "/all")
+    written_otherwise = first_run.astimezone(timezone(timedelta(hours=1))).isoformat()  # the same moment
+    retried = {**failure, "time": written_otherwise}
+    assert (await monitor.post("/v1/event", json=retried)).json()["event"]["outcome"] == "duplicate"
+    second_run = {**failure, "time": datetime.now(UTC).isoformat()}
+    answer = (await monitor.post("/v1/event", json=second_run)).json()["event"]
+    assert answer["outcome"] == "fault_opened"
+    assert (await admin.get("/v1/hosts/compute-1")).json()["host"]["status"] == "DOWN"
+    heard = await receiver.wait_for(3, "/all")  # the failure, its recovery, the second failure
+    assert [n["body"]["current"] for n in heard] == ["alarm", "ok", "alarm"]
 
 
 async def test_an_event_for_an_unknown_host_is_recorded_and_refused_as_a_whole(

@@ -89,9 +89,8 @@ async def test_a_report_correlated_to_a_failure_in_hand_is_not_answered_before_i
     server: ServeProcess, consumer: Recorder
 ) -> None:
     await server.start(crash_at="before-commit")  # the first commit of effects after start: the failure's
-    first, second = await asyncio.gather(
-        post(server, report("compute-1", "a-1", monitor="m1")), post(server, report("compute-1", "b-1", monitor="m2"))
-    )
+    a1, b1 = report("compute-1", "a-1", monitor="m1"), report("compute-1", "b-1", monitor="m2")
+    first, second = await asyncio.gather(post(server, a1), post(server, b1))
     await server.wait(10)
     assert server.killed_itself()
     assert first is None  # neither report was answered: nothing of them was durable yet
@@ -108,8 +107,8 @@ async def test_a_report_correlated_to_a_failure_in_hand_is_not_answered_before_i
         assert {h.alarm_id for h in consumer.heard} <= set(alarms)
         # The monitors send again what got no answer: m1's was journaled before the kill (its
         # effects were being committed); m2's may or may not have been.
-        first = await post(server, report("compute-1", "a-1", monitor="m1"))
-        second = await post(server, report("compute-1", "b-1", monitor="m2"))
+        first = await post(server, a1)
+        second = await post(server, b1)
         assert first is not None
         assert second is not None
         assert first.json()["event"]["outcome"] == "duplicate"
@@ -125,9 +124,10 @@ async def test_a_repeat_of_a_report_not_yet_durable_waits_for_it_and_is_lost_wit
     database = server.data_dir / "vigil.db"
     with sqlite3.connect(database, isolation_level=None) as blocker:
         blocker.execute("BEGIN IMMEDIATE")  # no write reaches the store: the journal append waits
-        original = asyncio.ensure_future(post(server, report("compute-2", "r-1")))
+        r1 = report("compute-2", "r-1")
+        original = asyncio.ensure_future(post(server, r1))
         await asyncio.sleep(0.3)
-        repeat = asyncio.ensure_future(post(server, report("compute-2", "r-1")))
+        repeat = asyncio.ensure_future(post(server, r1))
         await asyncio.sleep(0.5)
         assert not original.done()
         assert not repeat.done()  # not "duplicate": the original is not durable
@@ -137,7 +137,7 @@ async def test_a_repeat_of_a_report_not_yet_durable_waits_for_it_and_is_lost_wit
     assert await repeat is None
 
     await server.start()
-    answer = await post(server, report("compute-2", "r-1"))
+    answer = await post(server, r1)
     assert answer is not None
     assert answer.json()["event"]["outcome"] == "fault_opened"  # the failure was not lost as a "duplicate"
 
@@ -146,14 +146,15 @@ async def test_alarms_notified_before_a_kill_are_the_ones_vigil_holds_after_it(
     server: ServeProcess, consumer: Recorder
 ) -> None:
     await server.start(crash_at="after-notify")
-    assert await post(server, report("compute-1", "p-1")) is None  # killed once the notifications were out
+    p1 = report("compute-1", "p-1")
+    assert await post(server, p1) is None  # killed once the notifications were out
     await server.wait(10)
     assert server.killed_itself()
     heard_before = list(consumer.heard)
     assert heard_before, "the consumer heard of the failure before the kill"
 
     await server.start()
-    repeat = await post(server, report("compute-1", "p-1"))
+    repeat = await post(server, p1)
     assert repeat is not None
     assert repeat.json()["event"]["outcome"] == "duplicate"  # the report was journaled: no second alarm
     async with client(server, ADMIN) as admin:

@@ -151,6 +151,16 @@ async def test_each_nova_operation_arrives_parsed(openstack_stack: Stack, nova: 
             made["server"] = sid = booted.json()["server"]["id"]
             arrived = await seen.wait(mine(InstanceCreated), "instance.create.end", since=before)
             delays["boot"] = arrived - returned
+            # Evacuated later from compute-3 to a host it never ran on: Nova's fake driver keeps a record of every
+            # server a host ever ran, and a rebuild there fails with InstanceExists (seen in CI when the first
+            # server, which had run on all three hosts, was evacuated).
+            fresh = {"server": {**boot["server"], "name": "notif-2", "host": "compute-3"}}
+            booted_fresh = await nova.post("/servers", json=fresh, headers=api("2.74"))
+            assert booted_fresh.status_code == 202, booted_fresh.text
+            made["fresh"] = fid = booted_fresh.json()["server"]["id"]
+            await seen.wait(
+                lambda c: isinstance(c, InstanceCreated) and c.id == fid, "instance.create.end (fresh)", since=before
+            )
             created = next(c for t, c in seen.changes if t == arrived and mine(InstanceCreated)(c))
             assert isinstance(created, InstanceCreated)
             assert (created.host, created.name, created.vcpus, dict(created.metadata)) == (
@@ -216,10 +226,12 @@ async def test_each_nova_operation_arrives_parsed(openstack_stack: Stack, nova: 
             made["forced"] = "compute-3"
             await step(
                 "evacuate",
-                nova.post(f"/servers/{sid}/action", json={"evacuate": {}}, headers=api("2.68")),
+                nova.post(f"/servers/{fid}/action", json={"evacuate": {}}, headers=api("2.68")),
                 lambda c: (
-                    mine(InstanceMoved, event_type="instance.rebuild.end", source="compute-3")(c)
-                    and getattr(c, "host", None) in ("compute-1", "compute-2")
+                    isinstance(c, InstanceMoved)
+                    and c.id == fid
+                    and (c.event_type, c.source) == ("instance.rebuild.end", "compute-3")
+                    and c.host in ("compute-1", "compute-2")
                 ),
             )
             await step(
@@ -229,8 +241,9 @@ async def test_each_nova_operation_arrives_parsed(openstack_stack: Stack, nova: 
             )
             made.pop("server")
         finally:
-            if "server" in made:
-                await nova.delete(f"/servers/{made['server']}")
+            for server in ("server", "fresh"):
+                if server in made:
+                    await nova.delete(f"/servers/{made[server]}")
             if "flavor" in made:
                 await nova.delete(f"/flavors/{made['flavor']}")
             if "forced" in made:

@@ -7,7 +7,7 @@ with ``PUT /events`` (everything waiting goes in one request) over one
 aiohttp session whose connection is kept alive and opened ahead of the
 first event. If Vigil is unreachable or answers 5xx, 408 or 429, the same
 events are sent again with exponential backoff, in order, under the same
-``monitor_event_id``: Vigil drops a repeat it already took, so a retried
+``monitor_event_id`` and time: Vigil drops a repeat it already took, so a retried
 request whose first answer was lost does not count twice. Another 4xx
 (a bad token, an unknown host) is logged and its events dropped. With a
 shared ``key`` each request carries ``X-Vigil-Signature``, the HMAC-SHA256

@@ -78,7 +78,7 @@ class EventDetails(_In):
         ),
     )
     monitor_event_id: Name = Field(
-        description="The monitor's own id of the event: a repeated (monitor, monitor_event_id) is a duplicate."
+        description=("The monitor's own id of the event: a repeated (monitor, monitor_event_id, time) is a duplicate.")
     )
     severity: str | None = Field(
         None, max_length=64, description="The monitor's severity, recorded as given; Vigil's policy sets the fault's."

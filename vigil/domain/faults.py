@@ -21,7 +21,7 @@ notifications, which a consumer can drop as duplicates.
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NewType
 
@@ -100,6 +100,15 @@ class Checkpoint(StrEnum):
     T09 = "T09"  # last consumer received (reported in the consumer's answer)
 
 
+# (monitor, monitor_event_id, the detection time in UTC): what makes two reports the same report.
+DedupKey = tuple[str, str, datetime]
+
+
+def dedup_key(monitor: str, monitor_event_id: str, time: datetime) -> DedupKey:
+    """The key of a report, its time normalised to UTC (the same moment written in another zone is the same)."""
+    return (monitor, monitor_event_id, time.astimezone(UTC))
+
+
 @dataclass(slots=True)
 class FaultEvent:
     """One southbound event, as received and recorded."""
@@ -125,9 +134,12 @@ class FaultEvent:
         return self.id
 
     @property
-    def dedup_key(self) -> tuple[str, str]:
-        """Doctor monitors number their events; a repeat of (monitor, id) is the same event."""
-        return (self.monitor, self.monitor_event_id)
+    def dedup_key(self) -> DedupKey:
+        """Doctor monitors number their events, and a retry re-sends the same body: a repeat of
+        (monitor, id, detection time) is the same event. The time is part of it because a
+        monitor's ids need not be unique over its life: Doctor's sample monitor sends
+        ``monitor_sample_event1`` on every run, and its second run's failure is a new one."""
+        return dedup_key(self.monitor, self.monitor_event_id, self.time)
 
 
 @dataclass(slots=True)

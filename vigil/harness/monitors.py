@@ -30,10 +30,12 @@ class Report:
     status: str
     sent: int = 0
     outcome: str | None = None  # Vigil's answer, once acknowledged
+    # Detected once: a retry re-sends the same body, and (monitor, id, time) is what makes it a duplicate.
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def body(self) -> dict[str, Any]:
         return {
-            "time": datetime.now(UTC).isoformat(),
+            "time": self.time,
             "type": f"compute.host.{self.status}",
             "details": {
                 "hostname": self.host,

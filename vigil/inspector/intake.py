@@ -5,7 +5,7 @@ monitor's in-process reports) comes in through :meth:`Intake.receive`:
 
 1. Reports naming an unknown host or switch are recorded and the request is
    refused (:class:`~vigil.inspector.inspector.UnknownResource`).
-2. Deduplication by ``(monitor, monitor_event_id)`` answers ``duplicate``
+2. Deduplication by ``(monitor, monitor_event_id, time)`` answers ``duplicate``
    only for an original that is durable. A repeat that arrives while its
    original is still on its way to the journal (a monitor's client timed out
    and sent it again) waits for the original: if the original is stored the
@@ -48,18 +48,17 @@ from datetime import datetime
 
 from vigil.crashpoints import crash_point
 from vigil.domain.deliveries import Delivery
-from vigil.domain.faults import FaultEvent, Outcome, derived_event_id
+from vigil.domain.faults import DedupKey, FaultEvent, Outcome, derived_event_id
 from vigil.inspector.inspector import AFTER_MAINTENANCE, Inspector, UnknownResource
 from vigil.inspector.ports import Controller, Journal, Publisher, UnitOfWork
 
 log = logging.getLogger(__name__)
 
-# How many (monitor, monitor_event_id) keys deduplication remembers.
+# How many (monitor, monitor_event_id, time) keys deduplication remembers.
 DEDUP_MEMORY = 100_000
 # How long a unit's commit waits for its notifications' first attempts.
 SETTLE_S = 0.25
 
-DedupKey = tuple[str, str]
 Work = Callable[[UnitOfWork], list[Delivery]]
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vigil.domain.alarms import Alarm, AlarmState
 from vigil.domain.deliveries import Delivery
 from vigil.domain.events import EventAction, ResourceEvent
-from vigil.domain.faults import Fault, FaultEvent, FaultState, Outcome
+from vigil.domain.faults import DedupKey, Fault, FaultEvent, FaultState, Outcome, dedup_key
 from vigil.domain.ids import ProjectId
 from vigil.domain.maintenance import GroupConstraints, InstanceConstraints, MaintenanceSession
 from vigil.domain.model import ResourceType
@@ -95,13 +95,13 @@ class Reads:
         query = select(spec.table).where(c.outcome == Outcome.ACCEPTED).order_by(c.seq)
         return cast(list[FaultEvent], await self._select(spec, query))
 
-    async def journal_state(self, keys: int) -> tuple[int, list[tuple[str, str]]]:
-        """The journal's last seq, and the dedup keys ``(monitor, monitor_event_id)`` of the
+    async def journal_state(self, keys: int) -> tuple[int, list[DedupKey]]:
+        """The journal's last seq, and the dedup keys ``(monitor, monitor_event_id, time)`` of the
         newest ``keys`` reports that were taken in (not refused), oldest first."""
         c = RECORD_TABLES[RecordKind.FAULT_EVENT].table.c
         refused = (Outcome.UNKNOWN_HOST, Outcome.NOT_APPLIED)
         query = (
-            select(c.monitor, c.monitor_event_id)
+            select(c.monitor, c.monitor_event_id, c.time)
             .where(c.outcome.not_in(refused))
             .order_by(c.received_at.desc(), c.seq.desc())
             .limit(keys)
@@ -109,7 +109,7 @@ class Reads:
         async with self.engine.connect() as conn:
             last = await conn.scalar(select(func.coalesce(func.max(c.seq), 0)))
             rows = (await conn.execute(query)).all()
-        return int(last or 0), [(row[0], row[1]) for row in reversed(rows)]
+        return int(last or 0), [dedup_key(row[0], row[1], row[2]) for row in reversed(rows)]
 
     async def fault_events_by_id(self, ids: Iterable[str]) -> dict[str, FaultEvent]:
         """The fault events with these ids, by id (missing ones are left out)."""

@@ -100,8 +100,8 @@ async def put_events(
 
     Answered once every event is handled and durable, with each event's outcome (`fault_opened`, `correlated`,
     `aggregated`, `duplicate`, `suppressed`, `fault_cleared`, ...) and its fault. A repeated (`monitor`,
-    `monitor_event_id`) is answered `duplicate`, so a request may safely be sent again. An unknown event type, host
-    or switch is a 422, and no event of the request is applied."""
+    `monitor_event_id`, `time`) is answered `duplicate`, so a request may safely be sent again. An unknown event
+    type, host or switch is a 422, and no event of the request is applied."""
     handled = await ctx.faults.intake.receive(_to_domain(ctx, events))
     return {"events": [_outcome(e) for e in handled]}
 
@@ -110,6 +110,6 @@ async def put_events(
 async def post_event(ctx: Context, _: Signed, event: SouthboundEvent) -> dict[str, EventOutcome]:
     """Report one raw fault event (Doctor's `{time, type, details}`). As `PUT /events`: the monitor or admin role,
     signed where the server has `monitor.key`, answered with the event's outcome once it is handled and durable; a
-    repeated (`monitor`, `monitor_event_id`) is a `duplicate`."""
+    repeated (`monitor`, `monitor_event_id`, `time`) is a `duplicate`."""
     [handled] = await ctx.faults.intake.receive(_to_domain(ctx, [event]))
     return {"event": _outcome(handled)}
