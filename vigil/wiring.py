@@ -73,6 +73,7 @@ from vigil.vim.openstack.driver import DriverTimings, OpenStackVim
 from vigil.vim.openstack.follow import FollowConfig, NovaFollower
 from vigil.vim.openstack.inventory import first_topology
 from vigil.vim.openstack.keystone_tokens import KeystoneTokens
+from vigil.vim.openstack.pending import PendingPushes
 from vigil.vim.openstack.push import FaultPusher
 from vigil.vim.openstack.services import ComputeServices
 from vigil.vim.openstack.session import OpenStackAuth, OpenStackSession
@@ -244,7 +245,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             log.info("restored the map from the store: %s", cloud.map.counts())
         if openstack is not None:
             services = ComputeServices(openstack)  # the driver's and the fault pusher's, learnt once
-            follower = _follow_nova(cloud, openstack, settings.vim, bus.subscribe())
+            pending = PendingPushes()  # the pusher's, which the sync leaves alone until they land
+            follower = _follow_nova(cloud, openstack, settings.vim, bus.subscribe(), pending)
             await follower.start()
             driver = _openstack_driver(cloud, openstack, settings.vim, follower, services)
         await _restore_faults(store, alarms, subscriptions, inspector, intake, notifier)
@@ -257,7 +259,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         watcher = asyncio.create_task(watch(feed, intake), name="vigil.inspector.watch")
         if openstack is not None:
             pusher = asyncio.create_task(
-                _push_faults(openstack, settings.vim, cloud.map, bus.subscribe(), notifier, services),
+                _push_faults(openstack, settings.vim, cloud.map, bus.subscribe(), notifier, services, pending),
                 name="vigil.vim.openstack.push",
             )
         await intake.resume()
@@ -330,17 +332,26 @@ async def _push_faults(
     feed: Feed,
     notifier: Notifier,
     services: ComputeServices | None,
+    pending: PendingPushes,
 ) -> None:
     """The inspector's fault actions to Nova and Neutron: first what the durable map holds (a crash may have cut
     a push off), then each committed change, as the bus publishes it after its notifications left. The notifier
     raises ``vim.unreachable`` for admins while a service cannot be reached."""
     assert settings.openstack is not None
-    pusher = FaultPusher(session, concurrency=settings.openstack.push_concurrency, alarms=notifier, services=services)
+    pusher = FaultPusher(
+        session,
+        concurrency=settings.openstack.push_concurrency,
+        alarms=notifier,
+        services=services,
+        pending=pending,
+    )
     await pusher.reconcile(rmap)
     await pusher.run(feed.queue)
 
 
-def _follow_nova(cloud: EmbeddedCloud, session: OpenStackSession, settings: VimSettings, feed: Feed) -> NovaFollower:
+def _follow_nova(
+    cloud: EmbeddedCloud, session: OpenStackSession, settings: VimSettings, feed: Feed, pending: PendingPushes
+) -> NovaFollower:
     """What keeps the map following Nova: its notifications, Vigil's own changes, and the reconciliation."""
     assert settings.openstack is not None
     o = settings.openstack
@@ -350,7 +361,7 @@ def _follow_nova(cloud: EmbeddedCloud, session: OpenStackSession, settings: VimS
         queue=o.notifications_queue,
         reconcile_interval_s=o.reconcile_interval_s,
     )
-    return NovaFollower(cloud.transactions, session, config, feed, utcnow)
+    return NovaFollower(cloud.transactions, session, config, feed, utcnow, pending)
 
 
 def _openstack_driver(

@@ -14,17 +14,59 @@ it is set, counting how many it holds at once, as a busy Nova queues them.
 
 import asyncio
 import contextlib
+import inspect
 import itertools
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from vigil.api.auth import Principal, Role, TokenRegistry
 from vigil.serving import BackgroundServer
+from vigil.settings import Settings
+from vigil.wiring import create_server_app
 
 PROJECT = "p-standin"
+TOKENS = {
+    "admin": Principal("admin", Role.ADMIN),
+    "monitor": Principal("monitoring", Role.MONITOR),
+    "tenant": Principal(PROJECT, Role.MEMBER),
+}
+
+
+@contextlib.asynccontextmanager
+async def vigil(settings: Settings) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
+    """A Vigil in this process, in front of the stand-in; the callable gives a client holding one of ``TOKENS``."""
+    async with BackgroundServer(create_server_app(settings, TokenRegistry(TOKENS))) as server:
+
+        def client(token: str) -> httpx.AsyncClient:
+            return httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": token}, timeout=10)
+
+        yield client
+
+
+def report(host: str, ident: str, status: str = "down") -> dict[str, Any]:
+    """A monitor's report that ``host`` is down (or up)."""
+    details = {"hostname": host, "status": status, "monitor": "m", "monitor_event_id": ident}
+    return {"time": datetime.now(UTC).isoformat(), "type": f"compute.host.{status}", "details": details}
+
+
+async def until(check: Callable[[], Any], what: str, within_s: float = 30.0) -> Any:
+    """Poll ``check`` (a function or a coroutine function) until it gives something true, and return that."""
+    deadline = time.monotonic() + within_s
+    while True:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -41,6 +83,8 @@ class OpenStackStandIn:
     in_flight: int = 0  # fault actions Nova holds now
     most_in_flight: int = 0
     malformed: bool = False  # set: os-services answers a body Nova does not document ({})
+    refuse_up: bool = False  # set: forcing a host up is refused (400), as while evacuation records remain
+    inventory_reads: int = 0  # GET /servers/detail answered: each reconciliation reads it once
     _nova: BackgroundServer | None = None
     _rest: BackgroundServer | None = None
     _nova_port: int = 0
@@ -217,7 +261,11 @@ class OpenStackStandIn:
                     await self.hold.wait()
             if host not in self.forced_down:
                 return JSONResponse({"itemNotFound": {"message": "no such service"}}, status_code=404)
-            self.forced_down[host] = bool((await request.json())["forced_down"])
+            down = bool((await request.json())["forced_down"])
+            if self.refuse_up and not down:
+                message = f"Evacuation records remain on {host}: it cannot be forced up yet"
+                return JSONResponse({"badRequest": {"code": 400, "message": message}}, status_code=400)
+            self.forced_down[host] = down
             return JSONResponse({"service": {"id": ident, "host": host, "forced_down": self.forced_down[host]}})
 
         @app.get("/v2.1/os-hypervisors/detail")
@@ -226,6 +274,7 @@ class OpenStackStandIn:
 
         @app.get("/v2.1/servers/detail")
         async def servers() -> dict[str, Any]:
+            self.inventory_reads += 1
             return {
                 "servers": [
                     {

@@ -11,10 +11,7 @@ the same against the real Nova.
 """
 
 import asyncio
-import inspect
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,6 @@ import httpx
 import pytest
 from support import Receiver
 
-from vigil.api.auth import Principal, Role, TokenRegistry
 from vigil.domain.events import EventAction, ResourceEvent
 from vigil.domain.model import ResourceType
 from vigil.domain.retry import RetryPolicy
@@ -31,14 +27,7 @@ from vigil.serving import BackgroundServer
 from vigil.settings import Settings, load_settings
 from vigil.vim.openstack.push import FaultPusher
 from vigil.vim.openstack.session import OpenStackAuth, OpenStackSession
-from vigil.wiring import create_server_app
-from vim.openstack_standin import PROJECT, OpenStackStandIn
-
-TOKENS = {
-    "admin": Principal("admin", Role.ADMIN),
-    "monitor": Principal("monitoring", Role.MONITOR),
-    "tenant": Principal(PROJECT, Role.MEMBER),
-}
+from vim.openstack_standin import OpenStackStandIn, report, until, vigil
 
 
 @pytest.fixture
@@ -73,35 +62,6 @@ def settings(tmp_path: Path, standin: OpenStackStandIn) -> Settings:
     )
 
 
-@asynccontextmanager
-async def vigil(settings: Settings) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
-    """A Vigil in this process; the callable gives a client holding one of ``TOKENS``."""
-    async with BackgroundServer(create_server_app(settings, TokenRegistry(TOKENS))) as server:
-
-        def client(token: str) -> httpx.AsyncClient:
-            return httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": token}, timeout=10)
-
-        yield client
-
-
-def host_down(host: str, ident: str) -> dict[str, Any]:
-    details = {"hostname": host, "status": "down", "monitor": "m", "monitor_event_id": ident}
-    return {"time": datetime.now(UTC).isoformat(), "type": "compute.host.down", "details": details}
-
-
-async def until(check: Callable[[], Any], what: str, within_s: float = 30.0) -> Any:
-    """Poll ``check`` (a function or a coroutine function) until it gives something true, and return that."""
-    deadline = time.monotonic() + within_s
-    while True:
-        found = check()
-        if inspect.isawaitable(found):
-            found = await found
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 def traits(notification: dict[str, Any]) -> dict[str, Any]:
     return {t[0]: t[2] for t in notification["body"]["reason_data"]["event"]["traits"]}
 
@@ -131,7 +91,7 @@ async def test_nova_refusing_connections_during_a_fault_raises_vim_unreachable_u
         await subscribe(tenant, f"{receiver.url}/tenant")
         await standin.stop_nova()
         async with client("monitor") as monitor:
-            answered = await monitor.post("/v1/event", json=host_down("compute-1", "e-1"))
+            answered = await monitor.post("/v1/event", json=report("compute-1", "e-1"))
         assert answered.status_code == 200, answered.text
 
         told = await receiver.wait_for(1, "/tenant")  # at once: the notification never waits for Nova
@@ -164,7 +124,7 @@ async def test_the_alarm_and_the_actions_outlive_a_restart_of_vigil_while_nova_i
 ) -> None:
     async with vigil(settings) as client, client("monitor") as monitor, client("admin") as admin:
         standin.nova_status = 503  # a proxy in front of a dead Nova
-        answered = await monitor.post("/v1/event", json=host_down("compute-1", "e-1"))
+        answered = await monitor.post("/v1/event", json=report("compute-1", "e-1"))
         assert answered.status_code == 200, answered.text
         (raised,) = await until(lambda: vim_alarms(admin), "vim.unreachable raised")
     async with vigil(settings) as client, client("admin") as admin:
@@ -180,10 +140,10 @@ async def test_an_alarm_left_open_by_a_restart_is_cleared_once_nova_answers_thou
 ) -> None:
     async with vigil(settings) as client, client("monitor") as monitor, client("admin") as admin:
         standin.nova_status = 503
-        answered = await monitor.post("/v1/event", json=host_down("compute-1", "e-1"))
+        answered = await monitor.post("/v1/event", json=report("compute-1", "e-1"))
         assert answered.status_code == 200, answered.text
         await until(lambda: vim_alarms(admin), "vim.unreachable raised")
-        up = {**host_down("compute-1", "e-2"), "type": "compute.host.up"}
+        up = report("compute-1", "e-2", "up")
         up["details"]["status"] = "up"
         assert (await monitor.post("/v1/event", json=up)).status_code == 200
     standin.nova_status = None  # back while Vigil is down: at start, the map holds no fault to push

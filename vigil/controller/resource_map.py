@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
 
+from vigil.domain.changelog import ChangeLog
 from vigil.domain.errors import AlreadyExists, Conflict, NotFound
 from vigil.domain.ids import GroupId, HostName, InstanceId, PortId, ProjectId, SwitchName
 from vigil.domain.model import (
@@ -75,6 +76,8 @@ class ResourceMap:
         self._of_project: defaultdict[ProjectId, dict[InstanceId, Instance]] = defaultdict(dict)
         self._ports_of: defaultdict[InstanceId, dict[PortId, Port]] = defaultdict(dict)
         self._used: defaultdict[HostName, int] = defaultdict(int)
+        # Every add, update and remove, for a reader of another source of truth (the OpenStack reconciliation).
+        self.changes = ChangeLog()
 
     # -- lookups -----------------------------------------------------------
 
@@ -176,6 +179,10 @@ class ResourceMap:
 
     def add(self, resource: Resource) -> None:
         """Insert a resource whose parents are already in the map."""
+        self._insert(resource)
+        self.changes.mark(resource.ident)
+
+    def _insert(self, resource: Resource) -> None:
         match resource:
             case Switch():
                 _insert(self._switches, "switch", resource.name, resource)
@@ -210,6 +217,10 @@ class ResourceMap:
 
     def remove(self, resource: Resource) -> None:
         """Remove a resource that nothing else refers to any more."""
+        self._delete(resource)
+        self.changes.mark(resource.ident)
+
+    def _delete(self, resource: Resource) -> None:
         match resource:
             case Switch():
                 if self._behind.get(resource.name):
@@ -276,6 +287,7 @@ class ResourceMap:
             self._behind[resource.switch][resource.name] = resource
         elif isinstance(resource, Port) and "instance" in changes:
             self._ports_of[resource.instance][resource.id] = resource
+        self.changes.mark(resource.ident)
         return changes
 
     # -- internals ---------------------------------------------------------

@@ -23,6 +23,7 @@ from datetime import datetime
 from vigil.bus.memory import Subscription
 from vigil.controller.transactions import Transactions
 from vigil.vim.openstack.consumer import NotificationConsumer
+from vigil.vim.openstack.pending import PendingPushes
 from vigil.vim.openstack.session import OpenStackSession
 from vigil.vim.openstack.sync import NovaSync
 
@@ -54,8 +55,9 @@ class NovaFollower:
         config: FollowConfig,
         feed: Subscription,
         clock: Callable[[], datetime],
+        pending: PendingPushes | None = None,
     ) -> None:
-        self.sync = NovaSync(transactions, session, clock)
+        self.sync = NovaSync(transactions, session, clock, pending)
         self._config = config
         self._feed = feed
         self._tasks: list[asyncio.Task[None]] = []

@@ -19,7 +19,10 @@ and Neutron say the same:
 * each port it set DOWN: Neutron ``data_plane_status`` DOWN.
 
 Only the inspector's changes are pushed (their ``reason`` names the fault),
-never changes that came from the VIM itself. Every call is idempotent, so:
+never changes that came from the VIM itself. Each resource is pending
+(:mod:`vigil.vim.openstack.pending`, shared with the sync) from the moment
+the bus publishes its change until its call lands or is given up, so the
+reconciliation does not copy Nova's older state back meanwhile. Every call is idempotent, so:
 
 * while Nova, Neutron or Keystone cannot be reached or answer 5xx, the calls
   to it wait, one of them probing it with backoff, for as long as it takes,
@@ -59,6 +62,7 @@ from vigil.domain.retry import RetryPolicy
 from vigil.domain.states import DataPlaneStatus, InstanceState
 from vigil.inspector.fault_actions import forced_down_by_fault
 from vigil.vim.openstack.outages import Outages, VimAlarms
+from vigil.vim.openstack.pending import PendingPushes
 from vigil.vim.openstack.services import ComputeServices
 from vigil.vim.openstack.session import IDENTITY, ApiError, OpenStackSession
 
@@ -91,6 +95,7 @@ class Push:
     service: str
     call: Callable[[], Awaitable[object]]
     temporary: frozenset[int] = TEMPORARY  # the 4xx answers that may pass with time
+    resource: str | None = None  # the host, server or port whose state it sets (None: a probe)
 
 
 @dataclass
@@ -103,6 +108,7 @@ class FaultPusher:
     alarms: VimAlarms | None = None  # told of the services that cannot be reached (the notifier)
     counters: PushCounters = field(default_factory=PushCounters)
     services: ComputeServices | None = None  # shared with the driver (vigil.vim.openstack.driver); made if not given
+    pending: PendingPushes = field(default_factory=PendingPushes)  # shared with the sync, which leaves these alone
     _directory: ComputeServices = field(init=False)
     _gate: asyncio.Semaphore = field(init=False)
     _outages: Outages = field(init=False)
@@ -156,14 +162,14 @@ class FaultPusher:
             )
 
         # Nova refuses (400) to force a host up while evacuation records remain, until its compute cleans them up.
-        return Push(f"host {host} forced_down={down}", "compute", call, TEMPORARY if down else TEMPORARY | {400})
+        return Push(f"host {host} forced_down={down}", "compute", call, TEMPORARY if down else TEMPORARY | {400}, host)
 
     def _reset_error(self, server: str) -> Push:
         async def call() -> object:
             body = {"os-resetState": {"state": "error"}}
             return await self.session.request("compute", "POST", f"/servers/{server}/action", json=body)
 
-        return Push(f"server {server} ERROR", "compute", call)
+        return Push(f"server {server} ERROR", "compute", call, resource=server)
 
     def _port_status(self, port: str, status: str) -> Push:
         value = DataPlaneStatus.DOWN if status == DataPlaneStatus.DOWN else DataPlaneStatus.ACTIVE
@@ -172,7 +178,7 @@ class FaultPusher:
             body = {"port": {"data_plane_status": str(value)}}
             return await self.session.request("network", "PUT", f"/v2.0/ports/{port}", json=body)
 
-        return Push(f"port {port} data_plane_status={value}", "network", call)
+        return Push(f"port {port} data_plane_status={value}", "network", call, resource=port)
 
     def _probe(self, service: str) -> Push:
         """The cheapest call a service answers (its version document): whether it is back."""
@@ -193,10 +199,31 @@ class FaultPusher:
 
     async def push(self, pushes: Sequence[Push]) -> None:
         """Run the calls concurrently (bounded), each retried while the failure may pass."""
+        self._begin(pushes)
+        await self._push_begun(pushes)
+
+    def _begin(self, pushes: Sequence[Push]) -> None:
+        """Each resource is pending (for the sync) from now until its call lands or is given up."""
+        for p in pushes:
+            if p.resource is not None:
+                self.pending.begin(p.resource)
+
+    async def _push_begun(self, pushes: Sequence[Push]) -> None:
         if not pushes:
             return
         crash_point("before-vim-push")
-        await asyncio.gather(*(self._attempt(p) for p in pushes))
+        await asyncio.gather(*(self._landed(p) for p in pushes))
+
+    async def _landed(self, push: Push) -> None:
+        try:
+            await self._attempt(push)
+        finally:
+            self._end([push])
+
+    def _end(self, pushes: Sequence[Push]) -> None:
+        for p in pushes:
+            if p.resource is not None:
+                self.pending.end(p.resource)
 
     async def _attempt(self, push: Push) -> None:
         attempt = 1
@@ -242,14 +269,24 @@ class FaultPusher:
         await self.push([*self.pushes_for_state(rmap), *probes])
 
     async def run(self, events: "asyncio.Queue[ResourceEvent]") -> None:
-        """Follow committed resource events (a bus subscription's queue) and push what they ask for."""
+        """Follow committed resource events (a bus subscription's queue) and push what they ask for, a batch at
+        a time in bus order. A batch's resources are pending as soon as the bus publishes it, not once the
+        batches before it (waiting for Nova, perhaps) are done."""
+        ready: asyncio.Queue[list[Push]] = asyncio.Queue()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._take(events, ready), name="vigil.vim.openstack.push.take")
+            while True:
+                await self._push_begun(await ready.get())
+
+    async def _take(self, events: "asyncio.Queue[ResourceEvent]", ready: "asyncio.Queue[list[Push]]") -> None:
         while True:
             batch = [await events.get()]
             while not events.empty():
                 batch.append(events.get_nowait())
             pushes = self.pushes_for(batch)
             if pushes:
-                await self.push(pushes)
+                self._begin(pushes)
+                ready.put_nowait(pushes)
 
 
 INSPECTOR_REASONS = ("fault event", "failure reported during maintenance", "held recovery released")

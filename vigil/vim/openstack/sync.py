@@ -63,6 +63,7 @@ from vigil.vim.openstack.notifications import (
     InstanceMoved,
     ServiceChanged,
 )
+from vigil.vim.openstack.pending import PendingPushes
 from vigil.vim.openstack.session import ApiError, OpenStackSession
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,13 @@ class NovaSync:
         transactions: Transactions,
         session: OpenStackSession | None,
         clock: Callable[[], datetime],
+        pending: PendingPushes | None = None,
     ) -> None:
         self._tx = transactions
         self._session = session
         self._clock = clock
+        # What the pusher is still making Nova say (vigil.vim.openstack.pending); none without a pusher.
+        self._pending = pending if pending is not None else PendingPushes()
         self._lock = asyncio.Lock()  # one writer of Nova's truth at a time, in arrival order
         self._fresh: dict[str, datetime] = {}  # resource id -> time of the newest change applied
         self._floor: datetime | None = None  # the last reconciliation read began then: anything older is in it
@@ -198,6 +202,9 @@ class NovaSync:
                 if change.binary != "nova-compute" or not rmap.has(Host, change.host):
                     self.stats.unknown += change.binary == "nova-compute"
                     return False
+                if change.host in self._pending:  # Nova's state before the push that is on its way
+                    self.stats.stale += 1
+                    return False
                 self._host_state(
                     changes,
                     rmap.host(change.host),
@@ -266,6 +273,7 @@ class NovaSync:
         stays = new_host == inst.host
         if stays and self._fault_owned(inst.host) and inst.state is InstanceState.ERROR:
             return []  # the fault's ERROR, until the pusher has made Nova say it
+        keep_state = inst.id in self._pending  # Nova's state is older than the reset the pusher is sending
         target = migrating_to if migrating_to is not None and rmap.has(Host, migrating_to) else None
         if state is InstanceState.MIGRATING and target is None:
             target = inst.migrating_to  # Nova named the target earlier; the update that follows does not repeat it
@@ -274,7 +282,8 @@ class NovaSync:
             "migrating_to": target if state is InstanceState.MIGRATING else None,
         }
         found = [f"instance {inst.id} {k}" for k in changes.update(inst, **fields)]
-        found += [f"instance {inst.id} state" for _ in self._to_state(changes, inst, state)]
+        if not keep_state:
+            found += [f"instance {inst.id} state" for _ in self._to_state(changes, inst, state)]
         if not stays or moved:
             for port in rmap.ports_of(inst.id):
                 moved_fields: dict[str, Any] = {"host": inst.host}
@@ -346,11 +355,11 @@ class NovaSync:
     async def reconcile(self) -> list[str]:
         """Read the inventory and apply what differs from the map; returns the differences (the drift)."""
         assert self._session is not None
-        started = self._clock()
+        started, version, pushed = self._clock(), self.map.changes.version, self._pending.version
         topology = await inventory.read_topology(self._session)
         async with self._lock:
             changes = self._tx.begin(RECONCILIATION_REASON)
-            drift = self._reconcile(changes, topology, started)
+            drift = self._reconcile(changes, topology, started, (version, pushed))
             self._floor = started  # what the read saw is as fresh as the read, whatever it is about
             if drift:
                 await self._tx.commit(changes)
@@ -363,15 +372,22 @@ class NovaSync:
             log.warning("reconciliation with Nova found %d difference(s): %s", len(drift), "; ".join(drift[:10]))
         return drift
 
-    def _reconcile(self, changes: Changes, truth: Topology, started: datetime) -> list[str]:
+    def _reconcile(self, changes: Changes, truth: Topology, started: datetime, versions: tuple[int, int]) -> list[str]:
         """Each resource on its own: one that cannot be changed (a state Vigil's table refuses) is logged and
         left, and the rest still follow; what did change is in ``changes`` and is committed with it."""
         rmap = self.map
         drift: list[str] = []
 
         def current(ident: str) -> bool:
-            """Whether the read may judge this resource: nothing changed it since the read began."""
-            return not self._stale(ident, started)
+            """Whether the read may judge this resource: nothing changed it in the map since the read began
+            (the inspector's change, say, applied but not yet durable), no notification newer than the read was
+            applied to it, and Nova is not still being told Vigil's change (what it says until then is older
+            than the map, also when the push landed after the read began)."""
+            return (
+                not rmap.changes.changed_since(ident, versions[0])
+                and not self._stale(ident, started)
+                and not self._pending.since(ident, versions[1])
+            )
 
         def each(what: str, act: Callable[[], list[str]]) -> None:
             try:
