@@ -84,6 +84,9 @@ class OpenStackStandIn:
     most_in_flight: int = 0
     malformed: bool = False  # set: os-services answers a body Nova does not document ({})
     refuse_up: bool = False  # set: forcing a host up is refused (400), as while evacuation records remain
+    before_2_53: bool = False  # set: a Nova without 2.53, which answers it 406 and takes the 2.11 force-down
+    registered: dict[str, int] = field(default_factory=dict)  # host -> times its service was registered again
+    forms: list[str] = field(default_factory=list)  # the form of each forced_down Nova took: "2.53" or "2.11"
     inventory_reads: int = 0  # GET /servers/detail answered: each reconciliation reads it once
     _nova: BackgroundServer | None = None
     _rest: BackgroundServer | None = None
@@ -158,7 +161,21 @@ class OpenStackStandIn:
         )
 
     def _service_id(self, host: str) -> str:
-        return f"svc-{host}"
+        """A service's UUID; a new one each time it is registered again (``register_again``)."""
+        again = self.registered.get(host, 0)
+        return f"svc-{host}" + (f"-{again}" if again else "")
+
+    def register_again(self, host: str) -> None:
+        """The host's compute service deleted and registered again (a reinstall): it has a new UUID."""
+        self.registered[host] = self.registered.get(host, 0) + 1
+
+    def _set_forced_down(self, host: str, down: bool, form: str) -> Response:
+        if self.refuse_up and not down:
+            message = f"Evacuation records remain on {host}: it cannot be forced up yet"
+            return JSONResponse({"badRequest": {"code": 400, "message": message}}, status_code=400)
+        self.forced_down[host] = down
+        self.forms.append(form)
+        return JSONResponse({"service": {"host": host, "binary": "nova-compute", "forced_down": down}})
 
     @contextlib.contextmanager
     def _held(self) -> Iterator[None]:
@@ -253,20 +270,25 @@ class OpenStackStandIn:
                 ]
             }
 
+        @app.put("/v2.1/os-services/force-down")
+        async def force_down(request: Request) -> Response:
+            body = await request.json()
+            if request.headers.get("OpenStack-API-Version") != "compute 2.11" or body["host"] not in self.forced_down:
+                return JSONResponse({"badRequest": {"code": 400, "message": "bad force-down"}}, status_code=400)
+            return self._set_forced_down(body["host"], bool(body["forced_down"]), "2.11")
+
         @app.put("/v2.1/os-services/{ident}")
         async def update_service(ident: str, request: Request) -> Response:
-            host = ident.removeprefix("svc-")
+            if self.before_2_53:
+                message = "Version 2.53 is not supported by the API. Minimum is 2.1 and maximum is 2.42."
+                return JSONResponse({"computeFault": {"code": 406, "message": message}}, status_code=406)
             with self._held():
                 if self.hold is not None:
                     await self.hold.wait()
-            if host not in self.forced_down:
+            host = next((h for h in self.forced_down if self._service_id(h) == ident), None)
+            if host is None:
                 return JSONResponse({"itemNotFound": {"message": "no such service"}}, status_code=404)
-            down = bool((await request.json())["forced_down"])
-            if self.refuse_up and not down:
-                message = f"Evacuation records remain on {host}: it cannot be forced up yet"
-                return JSONResponse({"badRequest": {"code": 400, "message": message}}, status_code=400)
-            self.forced_down[host] = down
-            return JSONResponse({"service": {"id": ident, "host": host, "forced_down": self.forced_down[host]}})
+            return self._set_forced_down(host, bool((await request.json())["forced_down"]), "2.53")
 
         @app.get("/v2.1/os-hypervisors/detail")
         async def hypervisors() -> dict[str, Any]:

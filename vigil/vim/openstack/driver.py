@@ -27,7 +27,8 @@ What is sent, and at which microversion (why that one):
 * compute services: ``PUT /os-services/{uuid}`` at **2.53** (services named
   by UUID, looked up through :class:`~vigil.vim.openstack.services.ComputeServices`,
   shared with the fault pusher): ``status`` with ``disabled_reason``, or
-  ``forced_down``;
+  ``forced_down``; on a Nova without 2.53, the forms before it (``force-down``
+  at 2.11, ``disable-log-reason``, ``enable``);
 * ``os-resetState``, ``os-stop``, ``os-start``, ``DELETE /servers/{id}``
   (no microversion: their shape never changed);
 * Neutron: ``PUT /v2.0/ports/{id}`` ``data_plane_status``.
@@ -84,7 +85,7 @@ from vigil.domain.model import Host, Instance, Port, ServerGroup
 from vigil.domain.states import RESETTABLE_STATES, DataPlaneStatus, InstanceState
 from vigil.vim.openstack.inventory import instance_state
 from vigil.vim.openstack.refusals import refusal
-from vigil.vim.openstack.services import SERVICES_MICROVERSION, ComputeServices
+from vigil.vim.openstack.services import ComputeServices
 from vigil.vim.openstack.session import ApiError, OpenStackSession
 
 log = logging.getLogger(__name__)
@@ -360,10 +361,7 @@ class OpenStackVim:
 
     async def _service(self, host: str, body: dict[str, Any], doing: str) -> None:
         try:
-            uuid = await self._services.uuid(host)
-            await self._session.request(
-                "compute", "PUT", f"/os-services/{uuid}", microversion=SERVICES_MICROVERSION, json=body
-            )
+            await self._services.update(host, body)
         except ApiError as exc:
             raise refusal(exc, doing, kind="compute service", ident=host) from exc
 

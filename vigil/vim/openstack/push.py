@@ -9,9 +9,9 @@ notifications are on the wire. This pusher follows the bus and makes Nova
 and Neutron say the same:
 
 * a host the inspector forced down: the compute service ``forced_down``
-  (``PUT /os-services/{uuid}`` at 2.53; a Nova older than Pike, which lacks
-  2.53 and would need the 2.11 ``force-down`` form, is not supported yet),
-  so Nova's ``host_status`` is DOWN; and the
+  (``PUT /os-services/{uuid}`` at 2.53, or ``PUT /os-services/force-down``
+  at 2.11 on a Nova that answers 2.53 with 406:
+  :mod:`vigil.vim.openstack.services`), so Nova's ``host_status`` is DOWN; and the
   reverse on recovery, which Nova refuses (400) while evacuation records
   remain on the host: that one 400 is retried until the compute cleans them up;
 * each instance the inspector set to ERROR: ``os-resetState`` ``error``,
@@ -156,10 +156,8 @@ class FaultPusher:
 
     def _force(self, host: str, down: bool) -> Push:
         async def call() -> object:
-            service = await self._service(host)
-            return await self.session.request(
-                "compute", "PUT", f"/os-services/{service}", microversion="2.53", json={"forced_down": down}
-            )
+            await self._directory.update(host, {"forced_down": down})
+            return None
 
         # Nova refuses (400) to force a host up while evacuation records remain, until its compute cleans them up.
         return Push(f"host {host} forced_down={down}", "compute", call, TEMPORARY if down else TEMPORARY | {400}, host)
@@ -191,9 +189,6 @@ class FaultPusher:
     async def load_services(self) -> None:
         """Learn every compute service's UUID in one call, so a fault's first push needs no lookup first."""
         await self._directory.load()
-
-    async def _service(self, host: str) -> str:
-        return await self._directory.uuid(host)
 
     # -- running them ------------------------------------------------------------------------------------
 
