@@ -48,3 +48,14 @@ def test_the_map_logs_adds_updates_and_removes() -> None:
     updated = rmap.changes.version
     rmap.remove(host)
     assert rmap.changes.changed_since("compute-1", updated)
+
+
+def test_a_bulk_load_is_a_change_of_everything_before_it() -> None:
+    rmap = ResourceMap()
+    rmap.add(Host(HostName("compute-1"), vcpus=4))
+    before = rmap.changes.version
+    rmap.add_all([Host(HostName("compute-2"), vcpus=4)])  # a restore
+    after = rmap.changes.version
+    assert rmap.changes.changed_since("compute-1", before)  # safe: a reader from before reads again
+    assert rmap.changes.changed_since("compute-2", before)
+    assert not rmap.changes.changed_since("compute-2", after)

@@ -102,6 +102,14 @@ class EmbeddedCloud:
         if any(True for _ in self.map.all()):
             raise Conflict("the cloud already holds resources; bootstrap needs an empty map")
         added: list[Resource] = []
+        with self.map.changes.bulk():
+            self._load(topology, added, as_is=as_is)
+        batch = ChangeBatch()
+        for resource in self.map.all():
+            batch.upserts[(resource_type(resource), resource.ident)] = snapshot(resource)
+        await self._committer.submit(batch)
+
+    def _load(self, topology: Topology, added: list[Resource], *, as_is: bool) -> None:
         try:
             parents: list[Resource] = [*topology.switches, *topology.hosts, *topology.projects, *topology.groups]
             for resource in parents:
@@ -125,10 +133,6 @@ class EmbeddedCloud:
             for resource in reversed(added):
                 self.map.remove(resource)
             raise
-        batch = ChangeBatch()
-        for resource in self.map.all():
-            batch.upserts[(resource_type(resource), resource.ident)] = snapshot(resource)
-        await self._committer.submit(batch)
 
     def restore(self, state: Snapshot) -> list[Instance]:
         """Rebuild the map from the store; return the instances whose migration

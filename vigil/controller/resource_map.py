@@ -212,8 +212,10 @@ class ResourceMap:
                 self._ports_of[resource.instance][resource.id] = resource
 
     def add_all(self, resources: Iterable[Resource]) -> None:
-        for resource in resources:
-            self.add(resource)
+        """Insert many (a restore): logged as one change of everything."""
+        with self.changes.bulk():
+            for resource in resources:
+                self.add(resource)
 
     def remove(self, resource: Resource) -> None:
         """Remove a resource that nothing else refers to any more."""

@@ -13,6 +13,8 @@ and a question about a version older than what was forgotten is answered
 """
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 KEPT = 100_000  # the most recently changed things whose last change is remembered
 
@@ -25,6 +27,7 @@ class ChangeLog:
         self._version = 0
         self._last: OrderedDict[str, int] = OrderedDict()
         self._forgotten = 0  # the newest version no longer remembered
+        self._bulk = False
 
     @property
     def version(self) -> int:
@@ -33,11 +36,26 @@ class ChangeLog:
 
     def mark(self, ident: str) -> None:
         """``ident`` changed now."""
+        if self._bulk:
+            return
         self._version += 1
         self._last[ident] = self._version
         self._last.move_to_end(ident)
         if len(self._last) > self._kept:
             _, self._forgotten = self._last.popitem(last=False)
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Everything changes inside (a bootstrap, a restore): logged as one change of everything at the end,
+        not a mark per thing, which kept 200,000 entries and added 30% to a restore."""
+        self._bulk = True
+        try:
+            yield
+        finally:
+            self._bulk = False
+            self._version += 1
+            self._forgotten = self._version
+            self._last.clear()
 
     def changed_since(self, ident: str, version: int) -> bool:
         """Whether ``ident`` changed after ``version`` (also when that is older than what is remembered)."""
