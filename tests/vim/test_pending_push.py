@@ -10,7 +10,6 @@ though its monitor had said it was up. Vigil in front of the stand-in Nova
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -18,17 +17,6 @@ import pytest
 
 from vigil.settings import Settings, load_settings
 from vim.openstack_standin import OpenStackStandIn, report, until, vigil
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[OpenStackStandIn]:
-    cloud = OpenStackStandIn()
-    cloud.add_server("s-1", "compute-1")
-    await cloud.start()
-    try:
-        yield cloud
-    finally:
-        await cloud.stop()
 
 
 @pytest.fixture

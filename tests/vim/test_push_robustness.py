@@ -26,17 +26,6 @@ QUICK = RetryPolicy(initial_s=0.01, max_delay_s=0.02, max_attempts=3)
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[OpenStackStandIn]:
-    cloud = OpenStackStandIn()
-    cloud.add_server("s-1", "compute-1")
-    await cloud.start()
-    try:
-        yield cloud
-    finally:
-        await cloud.stop()
-
-
-@pytest.fixture
 async def pusher(standin: OpenStackStandIn) -> AsyncIterator[FaultPusher]:
     o = standin.vim_settings()["openstack"]
     auth = OpenStackAuth(

@@ -9,24 +9,12 @@ the host down. ``tests/openstack/test_fault_push.py`` sends the 2.11 form
 to the real Nova.
 """
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from vigil.settings import Settings, load_settings
 from vim.openstack_standin import OpenStackStandIn, report, until, vigil
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[OpenStackStandIn]:
-    cloud = OpenStackStandIn()
-    cloud.add_server("s-1", "compute-1")
-    await cloud.start()
-    try:
-        yield cloud
-    finally:
-        await cloud.stop()
 
 
 @pytest.fixture

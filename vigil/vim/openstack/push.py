@@ -213,12 +213,8 @@ class FaultPusher:
         try:
             await self._attempt(push)
         finally:
-            self._end([push])
-
-    def _end(self, pushes: Sequence[Push]) -> None:
-        for p in pushes:
-            if p.resource is not None:
-                self.pending.end(p.resource)
+            if push.resource is not None:
+                self.pending.end(push.resource)
 
     async def _attempt(self, push: Push) -> None:
         attempt = 1
