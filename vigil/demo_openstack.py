@@ -13,6 +13,14 @@ and a ``compute.host.down`` for compute-1 is reported. Two numbers come out:
   consumer and Tacker read after a notification. Vigil pushes those after
   the notification has left, so the consumer never waits for Nova.
 
+The host fails once Vigil follows Nova in its steady state
+(:func:`wait_steady`): connected to the notifications, past the backlog
+queued before it started (the demo's own boots among it), and quiet. A
+Vigil that runs for days is measured that way; the embedded demo's is too.
+Injected during the start-up's catch-up, the report waited behind a few
+hundred queued notifications: 50 servers' notification took 10.8-14.6 ms
+then, against 7.2-8.7 ms once steady (seen on this machine).
+
 Afterwards the servers are deleted and compute-1 is forced up again.
 """
 
@@ -35,6 +43,7 @@ from vigil.vim.openstack.session import OpenStackAuth, OpenStackSession
 from vigil.wiring import BackgroundServer, create_server_app
 
 FAILED_HOST = "compute-1"
+QUIET_S = 0.3  # no notification for this long: the catch-up is over
 SERVER_MICROVERSION = "2.74"  # a server may name its host
 
 
@@ -182,6 +191,23 @@ async def run_openstack_demo(
     return result
 
 
+async def wait_steady(client: httpx.AsyncClient, admin: str, timeout_s: float) -> None:
+    """Wait until Vigil's map follows Nova steadily (``GET /v1/vim``): the consumer connected, every message
+    queued before it began received, none for ``QUIET_S``, and no fault action on its way to Nova."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shown = (await client.get("/v1/vim", headers={"X-Auth-Token": admin})).json()
+        feed = shown.get("notifications") or {}
+        last = feed.get("last_received_at")
+        quiet = last is None or time.time() - datetime.fromisoformat(last).timestamp() >= QUIET_S
+        caught_up = feed.get("connected") and feed.get("received", 0) >= (feed.get("backlog_at_start") or 0)
+        if caught_up and quiet and not shown.get("pushes_pending"):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Vigil did not settle on Nova's notifications within {timeout_s} s: {shown}")
+        await asyncio.sleep(0.05)
+
+
 async def _measure(
     result: OpenStackDemoResult,
     credentials: dict[str, Any],
@@ -216,6 +242,7 @@ async def _measure(
             "/v1/subscriptions", json={"callbacks": [f"{consumer.url}/alarms"]}, headers={"X-Auth-Token": member}
         )
         subscribed.raise_for_status()
+        await wait_steady(client, admin, timeout_s)
         detected = datetime.now(UTC)  # T01: the demo's monitor sees the host go down now
         t01 = time.time()
         event = {

@@ -23,7 +23,14 @@ from fastapi import FastAPI
 
 from vigil.api.app import create_app
 from vigil.api.auth import TokenRegistry
-from vigil.api.deps import ApiContext, ExternalTokens, FaultServices, ReportSigning, SubscriptionLimits
+from vigil.api.deps import (
+    ApiContext,
+    ExternalTokens,
+    FaultServices,
+    ReportSigning,
+    SubscriptionLimits,
+    embedded_vim,
+)
 from vigil.bus.memory import InProcessBus
 from vigil.bus.memory import Subscription as Feed
 from vigil.controller.changes import Committer
@@ -97,6 +104,7 @@ class Runtime:
     maintenance: MaintenanceService | None = None
     vim: Vim | None = None  # the VIM driver, when it is not the embedded cloud (vim.driver openstack)
     external_tokens: ExternalTokens | None = None  # Keystone's tokens, with vim.driver openstack
+    follower: NovaFollower | None = None  # what keeps the map following Nova, with vim.driver openstack
 
     def api_context(self, tokens: TokenRegistry) -> ApiContext:
         """What the API's routes need of this runtime."""
@@ -108,6 +116,7 @@ class Runtime:
             faults=self.faults,
             maintenance=self.maintenance,
             external_tokens=self.external_tokens,
+            vim_state=self.follower.state if self.follower is not None else embedded_vim,
         )
 
 
@@ -274,7 +283,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         pruner = asyncio.create_task(_retention(store, settings.store), name="vigil.store.retention")
         o = settings.vim.openstack
         keystone = KeystoneTokens(openstack, o.monitor_roles) if openstack is not None and o is not None else None
-        yield Runtime(settings, store, bus, committer, cloud, faults, monitor, maintenance, driver, keystone)
+        yield Runtime(settings, store, bus, committer, cloud, faults, monitor, maintenance, driver, keystone, follower)
     finally:
         for task in (pruner, pusher):
             if task is not None:

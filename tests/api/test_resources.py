@@ -162,3 +162,14 @@ async def test_a_member_stops_and_starts_its_own_instance(vnf_a: httpx.AsyncClie
     assert response.json()["instance"]["state"] == "ACTIVE"
     again = await vnf_a.post("/v1/instances/vnf-a-app-act/action", json={"action": "start"})
     assert again.status_code == 409
+
+
+async def test_the_vim_view_says_the_embedded_cloud_follows_nothing(
+    admin: httpx.AsyncClient, vnf_a: httpx.AsyncClient, monitor: httpx.AsyncClient
+) -> None:
+    shown = await admin.get("/v1/vim")
+    assert shown.status_code == 200, shown.text
+    assert shown.json() == {"driver": "embedded", "notifications": None, "sync": None, "pushes_pending": 0}
+    for other in (vnf_a, monitor):  # how Vigil follows its VIM is the operator's business
+        refused = await other.get("/v1/vim")
+        assert refused.status_code == 403, refused.text

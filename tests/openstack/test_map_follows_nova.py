@@ -228,6 +228,13 @@ def test_operations_done_through_nova_show_in_vigils_map(
         wait_for(lambda: nova.get(f"/servers/{ident}").status_code == 404, "deleted in Nova")
         vigil.follows("delete", time.monotonic(), lambda: vigil.instance(ident) is None)
         assert vigil.client.get("/v1/ports", params={"instance": ident}).json()["ports"] == []
+        shown = vigil.client.get("/v1/vim").json()  # what the operator reads of the following
+        notifications, sync = shown["notifications"], shown["sync"]
+        assert (shown["driver"], notifications["connected"]) == ("openstack", True), shown
+        assert notifications["backlog_at_start"] is not None, shown
+        assert notifications["received"] >= notifications["applied"] + notifications["ignored"] > 0, shown
+        assert sync["applied"] >= 10, shown  # two boots, two moves, a confirm, four service changes, a delete
+        assert sync["reconciliations"] == 1, shown  # the one at start: the interval is an hour
         return vigil.lags
 
     lags = asyncio.run(scenario())
@@ -267,5 +274,10 @@ def test_reconciliation_finds_what_no_notification_told(
         assert nova.delete(f"/servers/{ident}").status_code == 204
         wait_for(lambda: nova.get(f"/servers/{ident}").status_code == 404, "deleted in Nova")
         vigil.follows("drift: delete", time.monotonic(), lambda: vigil.instance(ident) is None)
+        shown = vigil.client.get("/v1/vim").json()
+        assert shown["notifications"] is None, shown  # no consumer: reconciliation alone followed Nova
+        assert shown["sync"]["drift"] >= 2, shown  # the boot and the delete, each found by a reconciliation
+        assert shown["sync"]["reconciliations"] >= 3, shown
+        assert shown["sync"]["last_reconciled_at"] is not None, shown
 
     asyncio.run(scenario())

@@ -123,6 +123,13 @@ class FaultServices:
     signing: ReportSigning = ReportSigning()
 
 
+EMBEDDED_VIM: dict[str, Any] = {"driver": "embedded"}  # the embedded cloud follows nothing: it is its own truth
+
+
+def embedded_vim() -> dict[str, Any]:
+    return EMBEDDED_VIM
+
+
 @dataclass(slots=True)
 class ApiContext:
     cloud: Vim  # the VIM driver the server runs: the embedded cloud by default
@@ -132,6 +139,7 @@ class ApiContext:
     faults: FaultServices
     maintenance: MaintenanceService | None = None
     external_tokens: ExternalTokens | None = None  # tokens not Vigil's own: Keystone's, with vim.driver openstack
+    vim_state: Callable[[], dict[str, Any]] = embedded_vim  # what GET /v1/vim shows of the VIM driver
 
 
 def context(request: Request) -> ApiContext:

@@ -54,6 +54,8 @@ class ConsumerStats:
     failed: int = 0
     last_error: str | None = None
     last_received_at: float | None = None
+    connected: bool = False  # consuming now (the client reconnects by itself after a broker restart)
+    backlog_at_start: int | None = None  # messages already queued when consuming began: the start-up's catch-up
 
 
 class NotificationConsumer:
@@ -88,13 +90,25 @@ class NotificationConsumer:
 
     async def start(self) -> None:
         """Connect, declare the queue as Nova does, and start consuming."""
-        self._connection = await aio_pika.connect_robust(self._url, reconnect_interval=self._reconnect_interval_s)
+        self._connection = connection = await aio_pika.connect_robust(
+            self._url, reconnect_interval=self._reconnect_interval_s
+        )
+        connection.close_callbacks.add(self._lost)
+        connection.reconnect_callbacks.add(self._back)
         try:
             self._queue = await self._declare()
+            self.stats.backlog_at_start = self._queue.declaration_result.message_count
             self._tag = await self._queue.consume(self._on_message)
+            self.stats.connected = True
         except BaseException:
             await self.aclose()
             raise
+
+    def _lost(self, *_: object) -> None:
+        self.stats.connected = False
+
+    def _back(self, *_: object) -> None:
+        self.stats.connected = True
 
     async def _declare(self) -> AbstractQueue:
         assert self._connection is not None
@@ -147,6 +161,7 @@ class NotificationConsumer:
         """Stop consuming and close: unacknowledged messages go back to the queue."""
         queue, tag, connection = self._queue, self._tag, self._connection
         self._queue = self._tag = self._connection = self._channel = None
+        self.stats.connected = False
         if queue is not None and tag is not None:
             try:
                 await queue.cancel(tag)

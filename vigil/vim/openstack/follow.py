@@ -17,8 +17,9 @@ without knowing the parts:
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from vigil.bus.memory import Subscription
 from vigil.controller.transactions import Transactions
@@ -58,6 +59,7 @@ class NovaFollower:
         pending: PendingPushes | None = None,
     ) -> None:
         self.sync = NovaSync(transactions, session, clock, pending)
+        self._pending = pending
         self._config = config
         self._feed = feed
         self._tasks: list[asyncio.Task[None]] = []
@@ -82,6 +84,21 @@ class NovaFollower:
                 self.sync.run_reconciliation(config.reconcile_interval_s), name="vigil.vim.openstack.reconcile"
             )
         )
+
+    def state(self) -> dict[str, Any]:
+        """How well the map follows Nova, for ``GET /v1/vim``: the consumer's counters (none without a
+        notifications URL), the sync's, and the pushes still on their way to Nova."""
+        notifications: dict[str, Any] | None = None
+        if self.consumer is not None:
+            notifications = asdict(self.consumer.stats)
+            received = notifications["last_received_at"]
+            notifications["last_received_at"] = None if received is None else datetime.fromtimestamp(received, UTC)
+        return {
+            "driver": "openstack",
+            "notifications": notifications,
+            "sync": asdict(self.sync.stats),
+            "pushes_pending": len(self._pending) if self._pending is not None else 0,
+        }
 
     @staticmethod
     async def _consume(consumer: NotificationConsumer) -> None:

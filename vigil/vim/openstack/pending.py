@@ -40,6 +40,9 @@ class PendingPushes:
         if self._count[ident] <= 0:
             del self._count[ident]
 
+    def __len__(self) -> int:
+        return len(self._count)
+
     def __contains__(self, ident: object) -> bool:
         return ident in self._count
 

@@ -1,0 +1,60 @@
+"""The VIM driver's view: which VIM Vigil runs on and how closely its map follows it, admin only.
+
+``GET /v1/vim`` says ``embedded`` (Vigil's own cloud, its own truth: nothing
+to follow) or ``openstack``, and then how the map follows Nova: the
+notification consumer (connected, what it received and what became of it,
+the backlog it found queued at start), the sync (applied, stale, unknown,
+the reconciliations and the drift they found) and the pushes of fault
+actions still on their way to Nova. An operator reads drift and stale counts
+here; a benchmark waits here for the start-up's catch-up to end.
+"""
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from vigil.api.deps import Admin, Context
+
+router = APIRouter(tags=["vim"])
+
+
+class NotificationsOut(BaseModel):
+    connected: bool = Field(description="Consuming Nova's versioned notifications now.")
+    backlog_at_start: int | None = Field(description="Messages already queued when consuming began.")
+    received: int = Field(description="Messages received.")
+    applied: int = Field(description="Changes handed to the sync.")
+    ignored: int = Field(description="Notifications Vigil does not follow.")
+    malformed: int = Field(description="Bodies that did not parse.")
+    failed: int = Field(description="Changes whose application raised (requeued once).")
+    last_error: str | None = Field(description="The latest malformed body or failure.")
+    last_received_at: datetime | None = Field(description="When the latest message came.")
+
+
+class SyncOut(BaseModel):
+    applied: int = Field(description="Notifications that changed the map.")
+    stale: int = Field(description="Notifications older than what the map holds (skipped).")
+    unknown: int = Field(description="Notifications about a resource the map does not know yet.")
+    reconciliations: int = Field(description="Reads of Nova's whole inventory.")
+    drift: int = Field(description="Differences reconciliations found and applied.")
+    refused: int = Field(description="Differences that could not be applied.")
+    last_drift: list[str] = Field(description="The latest reconciliation's differences (the first 50).")
+    last_reconciled_at: datetime | None = Field(description="When the latest reconciliation's read began.")
+
+
+class VimOut(BaseModel):
+    driver: Literal["embedded", "openstack"] = Field(description="The VIM driver (`vim.driver`).")
+    notifications: NotificationsOut | None = Field(
+        None, description="The consumer of Nova's notifications; null without one (or on the embedded cloud)."
+    )
+    sync: SyncOut | None = Field(None, description="How the map follows Nova; null on the embedded cloud.")
+    pushes_pending: int = Field(0, description="Resources whose fault action is still on its way to Nova.")
+
+
+@router.get("/vim", summary="The VIM driver and how the map follows it")
+async def show_vim(ctx: Context, _: Admin) -> VimOut:
+    """Which VIM Vigil runs on and, on OpenStack, how its map follows Nova: the notification consumer's counters,
+    the sync's (stale notifications skipped, the drift reconciliations found), and the fault actions still being
+    pushed. Admin only."""
+    return VimOut.model_validate(ctx.vim_state())
