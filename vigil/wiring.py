@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -81,7 +82,7 @@ from vigil.vim.openstack.follow import FollowConfig, NovaFollower
 from vigil.vim.openstack.inventory import first_topology
 from vigil.vim.openstack.keystone_tokens import KeystoneTokens
 from vigil.vim.openstack.pending import PendingPushes
-from vigil.vim.openstack.push import FaultPusher
+from vigil.vim.openstack.push import FaultPusher, Resumed
 from vigil.vim.openstack.services import ComputeServices
 from vigil.vim.openstack.session import OpenStackAuth, OpenStackSession
 
@@ -105,6 +106,14 @@ class Runtime:
     vim: Vim | None = None  # the VIM driver, when it is not the embedded cloud (vim.driver openstack)
     external_tokens: ExternalTokens | None = None  # Keystone's tokens, with vim.driver openstack
     follower: NovaFollower | None = None  # what keeps the map following Nova, with vim.driver openstack
+    fault_pusher: FaultPusher | None = None  # what makes Nova say the inspector's changes, with vim.driver openstack
+
+    def vim_state(self) -> dict[str, Any]:
+        """What ``GET /v1/vim`` shows: the driver, how the map follows it, the fault actions pushed to it."""
+        if self.follower is None:
+            return embedded_vim()
+        pushes = self.fault_pusher.state() if self.fault_pusher is not None else None
+        return {**self.follower.state(), "pushes": pushes}
 
     def api_context(self, tokens: TokenRegistry) -> ApiContext:
         """What the API's routes need of this runtime."""
@@ -116,7 +125,7 @@ class Runtime:
             faults=self.faults,
             maintenance=self.maintenance,
             external_tokens=self.external_tokens,
-            vim_state=self.follower.state if self.follower is not None else embedded_vim,
+            vim_state=self.vim_state,
         )
 
 
@@ -237,6 +246,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     maintenance: MaintenanceService | None = None
     heartbeats: tuple[HeartbeatMonitor, HeartbeatListener] | None = None
     follower: NovaFollower | None = None
+    fault_pusher: FaultPusher | None = None
+    resumed: Resumed | None = None
     driver: OpenStackVim | None = None
     services: ComputeServices | None = None
     try:
@@ -255,6 +266,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         if openstack is not None:
             services = ComputeServices(openstack)  # the driver's and the fault pusher's, learnt once
             pending = PendingPushes()  # the pusher's, which the sync leaves alone until they land
+            fault_pusher = _fault_pusher(openstack, settings.vim, store, notifier, services, pending)
+            resumed = await fault_pusher.resume(cloud.map)  # pending before the sync's first read of Nova
             follower = _follow_nova(cloud, openstack, settings.vim, bus.subscribe(), pending)
             await follower.start()
             driver = _openstack_driver(cloud, openstack, settings.vim, follower, services)
@@ -266,10 +279,9 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         gc.freeze()
         feed = bus.subscribe()
         watcher = asyncio.create_task(watch(feed, intake), name="vigil.inspector.watch")
-        if openstack is not None:
+        if fault_pusher is not None and resumed is not None:
             pusher = asyncio.create_task(
-                _push_faults(openstack, settings.vim, cloud.map, bus.subscribe(), notifier, services, pending),
-                name="vigil.vim.openstack.push",
+                _push_faults(fault_pusher, resumed, cloud.map, bus.subscribe()), name="vigil.vim.openstack.push"
             )
         await intake.resume()
         heartbeats = _start_monitor(settings.monitor, cloud, intake, alarms)
@@ -283,7 +295,20 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         pruner = asyncio.create_task(_retention(store, settings.store), name="vigil.store.retention")
         o = settings.vim.openstack
         keystone = KeystoneTokens(openstack, o.monitor_roles) if openstack is not None and o is not None else None
-        yield Runtime(settings, store, bus, committer, cloud, faults, monitor, maintenance, driver, keystone, follower)
+        yield Runtime(
+            settings,
+            store,
+            bus,
+            committer,
+            cloud,
+            faults,
+            monitor,
+            maintenance,
+            driver,
+            keystone,
+            follower,
+            fault_pusher,
+        )
     finally:
         for task in (pruner, pusher):
             if task is not None:
@@ -334,27 +359,31 @@ def _openstack_session(settings: VimSettings) -> OpenStackSession | None:
     return OpenStackSession(auth)
 
 
-async def _push_faults(
+def _fault_pusher(
     session: OpenStackSession,
     settings: VimSettings,
-    rmap: ResourceMap,
-    feed: Feed,
+    store: SqlStore,
     notifier: Notifier,
-    services: ComputeServices | None,
+    services: ComputeServices,
     pending: PendingPushes,
-) -> None:
-    """The inspector's fault actions to Nova and Neutron: first what the durable map holds (a crash may have cut
-    a push off), then each committed change, as the bus publishes it after its notifications left. The notifier
+) -> FaultPusher:
+    """The inspector's fault actions to Nova and Neutron, marked in the store as they are done; the notifier
     raises ``vim.unreachable`` for admins while a service cannot be reached."""
     assert settings.openstack is not None
-    pusher = FaultPusher(
+    return FaultPusher(
         session,
         concurrency=settings.openstack.push_concurrency,
         alarms=notifier,
         services=services,
         pending=pending,
+        log=store,
     )
-    await pusher.reconcile(rmap)
+
+
+async def _push_faults(pusher: FaultPusher, resumed: Resumed, rmap: ResourceMap, feed: Feed) -> None:
+    """First what a restart found unpushed (a crash may have cut a push off), then each committed change, as the
+    bus publishes it after its notifications left."""
+    await pusher.reconcile(rmap, resumed)
     await pusher.run(feed.queue)
 
 

@@ -401,6 +401,31 @@ async def test_event_filters_combine(store: SqlStore) -> None:
     assert await seqs(after_seq=13) == []
 
 
+async def test_events_filter_by_the_start_of_their_reason(store: SqlStore) -> None:
+    reasons = ["fault event d-1", "nova notification: instance.update", None, "held recovery released", "fault_%"]
+    await store.save(ChangeBatch(events=[event(n, reason=r) for n, r in enumerate(reasons, 1)]))
+
+    async def seqs(*starts: str) -> list[int]:
+        return [e.seq for e in await store.events(reasons=starts)]
+
+    assert await seqs("fault event", "held recovery") == [1, 4]
+    assert await seqs("fault_") == [5]  # a wildcard of LIKE is a plain character here
+    assert await seqs() == [1, 2, 3, 4, 5]
+
+
+async def test_a_log_mark_only_moves_forward_and_survives_a_reopening(store_url: str) -> None:
+    async with SqlStore(store_url) as store:
+        assert await store.mark("vim.push") == 0
+        await store.set_mark("vim.push", 7, T0)
+        await store.set_mark("vim.push", 5, T0)  # a late writer of an older mark does not move it back
+        await store.set_mark("other", 2, T0)
+    async with SqlStore(store_url) as reopened:
+        assert await reopened.mark("vim.push") == 7
+        assert await reopened.mark("other") == 2
+        await reopened.set_mark("vim.push", 9, T0)
+        assert await reopened.mark("vim.push") == 9
+
+
 async def test_events_refuse_a_limit_below_one(store: SqlStore) -> None:
     with pytest.raises(ValueError, match="limit"):
         await store.events(limit=0)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from vigil.domain.states import InstanceState
+from vigil.vim.openstack.inventory import instance_state
 from vigil.vim.openstack.notifications import (
     InstanceChanged,
     InstanceCreated,
@@ -138,9 +139,11 @@ def test_reset_state_and_evacuation() -> None:
     accepted = parse(body("evacuate.instance.evacuate"))  # from nova-api: still the failed host, no target yet
     assert isinstance(accepted, InstanceChanged)
     assert (accepted.host, accepted.task_state, accepted.migrating_to) == ("compute-3", "rebuilding", None)
+    assert accepted.state is InstanceState.BUILD  # Nova's REBUILD: built again, as the embedded cloud's evacuation
     scheduled = parse(body("evacuate.instance.rebuild_scheduled"))
     assert isinstance(scheduled, InstanceChanged)
     assert scheduled.migrating_to == "compute-2"
+    assert scheduled.state is InstanceState.BUILD
     rebuilt = parse(body("evacuate.instance.rebuild.end"))  # the payload names the failed host, the publisher the new
     assert isinstance(rebuilt, InstanceMoved)
     assert (rebuilt.host, rebuilt.source, rebuilt.state) == ("compute-2", "compute-3", InstanceState.ACTIVE)
@@ -213,6 +216,15 @@ def test_malformed_bodies_raise_a_clear_exception(bad: str | bytes) -> None:
 
 def test_unknown_event_types_are_ignored_even_without_nova_object_data() -> None:
     assert parse(json.dumps({"oslo.message": json.dumps({"event_type": "aggregate.create", "payload": {}})})) is None
+
+
+def test_novas_statuses_in_vigils_states() -> None:
+    """A rebuild (Nova's REBUILD, an evacuation's or a tenant's) is BUILD, as the embedded cloud's evacuation;
+    it was ACTIVE, so a server being rebuilt off a failed host looked running there."""
+    assert instance_state("REBUILD") is InstanceState.BUILD
+    assert instance_state("VERIFY_RESIZE") is InstanceState.MIGRATING
+    assert instance_state("shutoff") is InstanceState.SHUTOFF
+    assert instance_state("ERROR") is InstanceState.ERROR
 
 
 def test_api_status_follows_novas_table() -> None:

@@ -9,7 +9,7 @@ same way: only the open faults and alarms (:meth:`Reads.open_records`), the
 journal's unapplied tail and the newest dedup keys.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
@@ -148,9 +148,11 @@ class Reads:
         resource_type: str | None = None,
         resource_id: str | None = None,
         project: str | None = None,
+        reasons: Sequence[str] = (),
         limit: int = 100,
     ) -> list[ResourceEvent]:
-        """Events with ``seq > after_seq`` that match every filter given, oldest first, at most ``limit``.
+        """Events with ``seq > after_seq`` that match every filter given, oldest first, at most ``limit``;
+        ``reasons``: only those whose reason starts with one of them.
 
         Page through the log by passing the last ``seq`` of one page as ``after_seq`` of the next.
         """
@@ -163,6 +165,8 @@ class Reads:
             query = query.where(c.resource_id == resource_id)
         if project is not None:
             query = query.where(c.project == project)
+        if reasons:
+            query = query.where(or_(*(c.reason.startswith(r, autoescape=True) for r in reasons)))
         async with self.engine.connect() as conn:
             result = await conn.execute(query)
             return [_event_from_row(row._mapping) for row in result]

@@ -14,7 +14,9 @@ from that it converts any object to a row and back generically.
 JSON columns that need no codec, times are :class:`UtcDateTime` (and, inside
 JSON, ISO 8601 strings in UTC), integers are 64-bit (``BigInteger``: whatever
 the API accepts fits, ``vigil.domain.limits``). ``resource_events`` is the event log, keyed by the
-controller's ``seq``; ``store_lease`` names the writer (``vigil.store.lease``).
+controller's ``seq``; ``store_lease`` names the writer (``vigil.store.lease``);
+``log_marks`` says how far a follower of the event log has acted on it (the
+OpenStack fault pusher: ``vim.push``).
 
 There are no foreign keys. The resource map already refuses dangling
 references before a change is made, and :meth:`vigil.store.sql.SqlStore.save`
@@ -198,6 +200,15 @@ store_lease = Table(
     Column("pid", BigInteger, nullable=False),
     Column("since", UtcDateTime, nullable=False),
     Column("epoch", BigInteger, nullable=False),
+)
+
+# How far a follower of the event log has acted on it: the ``seq`` of the last event done (one row per follower).
+log_marks = Table(
+    "log_marks",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
 )
 
 

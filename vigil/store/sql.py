@@ -61,7 +61,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, select, text
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -79,7 +79,7 @@ from vigil.store.lease import StoreInUse, WriterLease
 from vigil.store.quick import QuickWriter
 from vigil.store.reads import Reads
 from vigil.store.retention import prune
-from vigil.store.schema import RESOURCE_TABLES, TABLES, Stored, TableSpec, resource_events
+from vigil.store.schema import RESOURCE_TABLES, TABLES, Stored, TableSpec, log_marks, resource_events
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -378,6 +378,28 @@ class SqlStore(Reads):
             if self._quick.write(rows):
                 return
         await self.save(batch)
+
+    async def mark(self, name: str) -> int:
+        """How far the follower ``name`` of the event log has acted on it: its last event's seq (0: none yet)."""
+        async with self._transaction(self.engine, write=False) as conn:
+            seq = await conn.scalar(select(log_marks.c.seq).where(log_marks.c.name == name))
+        return int(seq or 0)
+
+    async def set_mark(self, name: str, seq: int, at: datetime) -> None:
+        """Record that the follower ``name`` has acted on the event log up to ``seq`` (a later mark only)."""
+
+        def work(conn: Connection) -> None:
+            table = log_marks.c
+            done = conn.execute(
+                update(log_marks).where(table.name == name, table.seq < seq).values(seq=seq, at=at)
+            ).rowcount
+            if not done and conn.scalar(select(table.seq).where(table.name == name)) is None:
+                conn.execute(log_marks.insert().values(name=name, seq=seq, at=at))
+
+        try:
+            await self.in_write_transaction(work)
+        except Exception as exc:
+            raise classify_failure(exc) from exc
 
     def _in_writer_thread(self, work: Callable[[Connection], T]) -> T:
         assert self._writer is not None

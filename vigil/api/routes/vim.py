@@ -4,8 +4,8 @@
 to follow) or ``openstack``, and then how the map follows Nova: the
 notification consumer (connected, what it received and what became of it,
 the backlog it found queued at start), the sync (applied, stale, unknown,
-the reconciliations and the drift they found) and the pushes of fault
-actions still on their way to Nova. An operator reads drift and stale counts
+the reconciliations and the drift they found) and the pusher of fault
+actions (on their way now, pushed, retried, given up). An operator reads drift and stale counts
 here; a benchmark waits here for the start-up's catch-up to end.
 """
 
@@ -43,13 +43,23 @@ class SyncOut(BaseModel):
     last_reconciled_at: datetime | None = Field(description="When the latest reconciliation's read began.")
 
 
+class PushesOut(BaseModel):
+    pending: int = Field(description="Resources whose fault action is on its way to Nova or Neutron now.")
+    pushed: int = Field(description="Fault actions Nova or Neutron took.")
+    retried: int = Field(description="Attempts made again (a 409/429, or while a service was away).")
+    failed: int = Field(description="Fault actions given up (an answer that will not change, or the budget spent).")
+    last_error: str | None = Field(description="The latest failed attempt.")
+
+
 class VimOut(BaseModel):
     driver: Literal["embedded", "openstack"] = Field(description="The VIM driver (`vim.driver`).")
     notifications: NotificationsOut | None = Field(
         None, description="The consumer of Nova's notifications; null without one (or on the embedded cloud)."
     )
     sync: SyncOut | None = Field(None, description="How the map follows Nova; null on the embedded cloud.")
-    pushes_pending: int = Field(0, description="Resources whose fault action is still on its way to Nova.")
+    pushes: PushesOut | None = Field(
+        None, description="The inspector's fault actions pushed to Nova and Neutron; null on the embedded cloud."
+    )
 
 
 @router.get("/vim", summary="The VIM driver and how the map follows it")

@@ -59,7 +59,6 @@ class NovaFollower:
         pending: PendingPushes | None = None,
     ) -> None:
         self.sync = NovaSync(transactions, session, clock, pending)
-        self._pending = pending
         self._config = config
         self._feed = feed
         self._tasks: list[asyncio.Task[None]] = []
@@ -87,7 +86,7 @@ class NovaFollower:
 
     def state(self) -> dict[str, Any]:
         """How well the map follows Nova, for ``GET /v1/vim``: the consumer's counters (none without a
-        notifications URL), the sync's, and the pushes still on their way to Nova."""
+        notifications URL) and the sync's."""
         notifications: dict[str, Any] | None = None
         if self.consumer is not None:
             notifications = asdict(self.consumer.stats)
@@ -97,7 +96,6 @@ class NovaFollower:
             "driver": "openstack",
             "notifications": notifications,
             "sync": asdict(self.sync.stats),
-            "pushes_pending": len(self._pending) if self._pending is not None else 0,
         }
 
     @staticmethod

@@ -21,7 +21,9 @@ What is read, and at which microversion:
 
 Where Vigil's model is coarser than Nova's, the mapping is stated here:
 Nova's transient and paused states (REBOOT, PAUSED, SUSPENDED, RESCUE, ...)
-count as ACTIVE, RESIZE and VERIFY_RESIZE as MIGRATING; soft
+count as ACTIVE, RESIZE and VERIFY_RESIZE as MIGRATING, REBUILD (an
+evacuation under way, or a tenant's rebuild) as BUILD, as the embedded
+cloud's evacuation shows it; soft
 (anti-)affinity counts as the strict policy, as Vigil's placement has no
 soft rules; servers with no host (shelved, never scheduled) and deleted
 ones are left out.
@@ -54,6 +56,7 @@ _STATES = {
     "SHUTOFF": InstanceState.SHUTOFF,
     "ERROR": InstanceState.ERROR,
     "MIGRATING": InstanceState.MIGRATING,
+    "REBUILD": InstanceState.BUILD,  # built again (an evacuation, as the embedded cloud's): not running yet
     "RESIZE": InstanceState.MIGRATING,
     "VERIFY_RESIZE": InstanceState.MIGRATING,
     "REVERT_RESIZE": InstanceState.MIGRATING,

@@ -37,14 +37,20 @@ reconciliation does not copy Nova's older state back meanwhile. Every call is id
 
 Batches are pushed in the order the bus published them, each after the one
 before it, so a recovery's forced-up never overtakes its fault's forced-down,
-even when both waited for Nova. Nothing needs a log of its own to survive a
-crash: :meth:`FaultPusher.reconcile` (run at start) pushes again the state
-the durable map holds for every host a fault has forced down, so a kill
-between the notification and the push loses nothing; it also probes the
-services whose ``vim.unreachable`` alarm the restart found open, to clear it.
-What a restart does not push again: a recovery's forced-up that had not
-reached Nova (the map no longer holds a fault for that host), and the ERROR of
-servers whose host recovered meanwhile.
+even when both waited for Nova. After each batch is done (landed or given
+up) its last event's ``seq`` is recorded as the mark ``vim.push`` in the
+store (``log_marks``), off the fault's path. At start, :meth:`FaultPusher.resume`
+reads the inspector's events after that mark: each resource they changed
+has the state the map holds now pushed again (a host's ``forced_down``, a
+server's ERROR, a port's ``data_plane_status``), together with the state of
+every host a fault holds forced down; so a kill between the notification and
+the push loses nothing, a recovery's forced-up and the ERROR of servers
+whose host recovered meanwhile included. Those resources are pending before
+the sync's first reconciliation reads Nova, which therefore does not copy
+Nova's older state back over them. A resource changed since by someone else
+(a server reset or evacuated, a host forced by an admin) is pushed as the
+map holds it now, never as the old event said. The restart also probes the
+services whose ``vim.unreachable`` alarm it found open, to clear it.
 """
 
 import asyncio
@@ -52,8 +58,9 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from vigil.crashpoints import crash_point
 from vigil.domain.events import ResourceEvent
@@ -69,6 +76,14 @@ from vigil.vim.openstack.session import IDENTITY, ApiError, OpenStackSession
 log = logging.getLogger(__name__)
 
 TEMPORARY = frozenset({409, 429})
+PUSH_MARK = "vim.push"  # the pusher's mark in the store's log_marks
+REPLAY_PAGE = 1_000
+# The field of each kind of resource whose fault state is pushed to the VIM.
+PUSHED_FIELD = {
+    ResourceType.HOST: "forced_down",
+    ResourceType.INSTANCE: "state",
+    ResourceType.PORT: "data_plane_status",
+}
 
 
 @dataclass
@@ -83,8 +98,22 @@ class MapView(Protocol):
     """What the pusher reads of Vigil's map (the resource map)."""
 
     def hosts(self) -> list[Host]: ...
+    def host(self, name: str) -> Host: ...
+    def instance(self, ident: str) -> Instance: ...
+    def port(self, ident: str) -> Port: ...
+    def has(self, kind: type[Host | Instance | Port], ident: str) -> bool: ...
     def instances_on(self, host: str) -> list[Instance]: ...
     def ports_of(self, instance: str) -> list[Port]: ...
+
+
+class PushLog(Protocol):
+    """The durable event log as the pusher reads it at start and marks it as it goes (the store)."""
+
+    async def mark(self, name: str) -> int: ...
+    async def set_mark(self, name: str, seq: int, at: datetime) -> None: ...
+    async def events(
+        self, *, after_seq: int = 0, reasons: Sequence[str] = (), limit: int = 100
+    ) -> list[ResourceEvent]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +138,7 @@ class FaultPusher:
     counters: PushCounters = field(default_factory=PushCounters)
     services: ComputeServices | None = None  # shared with the driver (vigil.vim.openstack.driver); made if not given
     pending: PendingPushes = field(default_factory=PendingPushes)  # shared with the sync, which leaves these alone
+    log: PushLog | None = None  # where the mark is kept; none: a restart pushes only what faults hold
     _directory: ComputeServices = field(init=False)
     _gate: asyncio.Semaphore = field(init=False)
     _outages: Outages = field(init=False)
@@ -118,6 +148,10 @@ class FaultPusher:
         self._gate = asyncio.Semaphore(self.concurrency)
         self._outages = Outages(self.alarms, self.session.known_endpoint)
         self._directory = self.services if self.services is not None else ComputeServices(self.session)
+
+    def state(self) -> dict[str, Any]:
+        """For ``GET /v1/vim``: the resources whose push is on its way, and the counters."""
+        return {"pending": len(self.pending), **asdict(self.counters)}
 
     # -- what to push ------------------------------------------------------------------------------------
 
@@ -151,6 +185,23 @@ class FaultPusher:
                         if p.data_plane_status is DataPlaneStatus.DOWN
                     )
         return pushes
+
+    def pushes_for_resources(self, events: Sequence[ResourceEvent], rmap: MapView) -> list[Push]:
+        """The calls that make Nova and Neutron hold what the map holds *now* of each resource the inspector's
+        ``events`` changed: a restart's replay, never the old event's value (someone may have changed it since)."""
+        pushes: dict[str, Push] = {}
+        for event in events:
+            ident, kind = event.resource_id, event.resource_type
+            if PUSHED_FIELD.get(kind) not in event.changes:
+                continue
+            if kind is ResourceType.HOST and rmap.has(Host, ident):
+                pushes[ident] = self._force(ident, rmap.host(ident).forced_down)
+            elif kind is ResourceType.INSTANCE and rmap.has(Instance, ident):
+                if rmap.instance(ident).state is InstanceState.ERROR:
+                    pushes[ident] = self._reset_error(ident)
+            elif kind is ResourceType.PORT and rmap.has(Port, ident):
+                pushes[ident] = self._port_status(ident, str(rmap.port(ident).data_plane_status))
+        return list(pushes.values())
 
     # -- the calls ---------------------------------------------------------------------------------------
 
@@ -252,24 +303,59 @@ class FaultPusher:
             self.counters.pushed += 1
             return
 
-    async def reconcile(self, rmap: MapView) -> None:
-        """Push again the fault state the map holds (at start: what a crash may have cut off), and probe the
-        services a restart found a ``vim.unreachable`` alarm open for."""
+    async def resume(self, rmap: MapView) -> "Resumed":
+        """What a restart pushes again (what a crash may have cut off): the map's state of each resource the
+        inspector changed after the mark, and of every host a fault holds forced down. Each is pending from now,
+        so call it before the sync's first reconciliation; :meth:`reconcile` pushes them."""
+        touched: dict[str, ResourceEvent] = {}  # resource -> the inspector's latest change of it after the mark
+        last: int | None = None
+        if self.log is not None:
+            after = await self.log.mark(PUSH_MARK)
+            while page := await self.log.events(after_seq=after, reasons=INSPECTOR_REASONS, limit=REPLAY_PAGE):
+                touched.update((e.resource_id, e) for e in page if PUSHED_FIELD.get(e.resource_type) in e.changes)
+                last = after = page[-1].seq
+        by_resource = {p.resource: p for p in self.pushes_for_state(rmap)}
+        by_resource.update((p.resource, p) for p in self.pushes_for_resources(list(touched.values()), rmap))
+        pushes = list(by_resource.values())
+        self._begin(pushes)
+        return Resumed(pushes, last)
+
+    async def reconcile(self, rmap: MapView, resumed: "Resumed | None" = None) -> None:
+        """Push what :meth:`resume` found (found now if not given), and probe the services a restart found a
+        ``vim.unreachable`` alarm open for."""
+        if resumed is None:
+            resumed = await self.resume(rmap)
         probes = [self._probe(service) for service in self._outages.restore()]
         await self.load_services()
-        await self.push([*self.pushes_for_state(rmap), *probes])
+        await self._push_begun([*resumed.pushes, *probes])
+        if resumed.seq is not None:
+            await self._marked(resumed.seq)
+
+    async def _marked(self, seq: int) -> None:
+        """Record that the inspector's changes up to ``seq`` are pushed; a failure only means a restart pushes
+        them again (every call is idempotent)."""
+        if self.log is None:
+            return
+        try:
+            await self.log.set_mark(PUSH_MARK, seq, datetime.now(UTC))
+        except Exception as exc:
+            log.warning("could not record the fault actions pushed up to event %d: %s", seq, exc)
 
     async def run(self, events: "asyncio.Queue[ResourceEvent]") -> None:
         """Follow committed resource events (a bus subscription's queue) and push what they ask for, a batch at
         a time in bus order. A batch's resources are pending as soon as the bus publishes it, not once the
         batches before it (waiting for Nova, perhaps) are done."""
-        ready: asyncio.Queue[list[Push]] = asyncio.Queue()
+        ready: asyncio.Queue[tuple[int, list[Push]]] = asyncio.Queue()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._take(events, ready), name="vigil.vim.openstack.push.take")
             while True:
-                await self._push_begun(await ready.get())
+                seq, pushes = await ready.get()
+                await self._push_begun(pushes)
+                await self._marked(seq)
 
-    async def _take(self, events: "asyncio.Queue[ResourceEvent]", ready: "asyncio.Queue[list[Push]]") -> None:
+    async def _take(
+        self, events: "asyncio.Queue[ResourceEvent]", ready: "asyncio.Queue[tuple[int, list[Push]]]"
+    ) -> None:
         while True:
             batch = [await events.get()]
             while not events.empty():
@@ -277,7 +363,15 @@ class FaultPusher:
             pushes = self.pushes_for(batch)
             if pushes:
                 self._begin(pushes)
-                ready.put_nowait(pushes)
+                ready.put_nowait((batch[-1].seq, pushes))
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """A restart's pushes (already pending) and the seq of the last event they cover (None: no replay)."""
+
+    pushes: list[Push]
+    seq: int | None
 
 
 INSPECTOR_REASONS = ("fault event", "failure reported during maintenance", "held recovery released")
