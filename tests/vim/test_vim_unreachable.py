@@ -11,7 +11,7 @@ the same against the real Nova.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,9 +103,15 @@ async def test_nova_refusing_connections_during_a_fault_raises_vim_unreachable_u
         assert vim_notifications(receiver) == [("raised", "compute")]
         assert not standin.forced_down["compute-1"]
         assert all(p["data_plane_status"] == "DOWN" for p in standin.ports.values() if p["device_id"] != "s-3")
+        # What the operator sees meanwhile: the two ports pushed (Neutron is up), three calls waiting for Nova.
+        pushes = await until(lambda: _pushes(admin, lambda p: p["pushed"] == 2), "the ports pushed")
+        assert pushes["waiting"] == {"compute": 3}, pushes  # compute-1 forced down, s-1 and s-2 reset
+        assert pushes["pending"] == 3, pushes
 
         await standin.start_nova()
         await until(lambda: standin.shows_fault("compute-1"), "the actions in Nova")
+        pushes = await until(lambda: _pushes(admin, lambda p: not p["waiting"] and not p["pending"]), "all pushed")
+        assert pushes["pushed"] == 5, pushes
         (cleared,) = await until(
             lambda: _with_state(vim_alarms(admin), "CLEARED"), "vim.unreachable cleared", within_s=30
         )
@@ -113,6 +119,12 @@ async def test_nova_refusing_connections_during_a_fault_raises_vim_unreachable_u
         await until(lambda: len(vim_notifications(receiver)) == 2, "admins told of the clearing")
         assert vim_notifications(receiver) == [("raised", "compute"), ("cleared", "compute")]
         assert standin.servers["s-3"]["status"] == "ACTIVE"  # on the other host: untouched
+
+
+async def _pushes(admin: httpx.AsyncClient, holds: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The fault pusher's counters in ``GET /v1/vim``, once ``holds`` of them."""
+    pushes: dict[str, Any] = (await admin.get("/v1/vim")).json()["pushes"]
+    return pushes if holds(pushes) else None
 
 
 async def _with_state(alarms: Any, state: str) -> list[dict[str, Any]]:

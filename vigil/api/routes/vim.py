@@ -45,6 +45,9 @@ class SyncOut(BaseModel):
 
 class PushesOut(BaseModel):
     pending: int = Field(description="Resources whose fault action is on its way to Nova or Neutron now.")
+    waiting: dict[str, int] = Field(
+        description="Fault actions on their way now, by service (`compute`, `network`); none: left out."
+    )
     pushed: int = Field(description="Fault actions Nova or Neutron took.")
     retried: int = Field(description="Attempts made again (a 409/429, or while a service was away).")
     failed: int = Field(description="Fault actions given up (an answer that will not change, or the budget spent).")

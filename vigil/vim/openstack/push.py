@@ -57,6 +57,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -143,6 +144,7 @@ class FaultPusher:
     _gate: asyncio.Semaphore = field(init=False)
     _outages: Outages = field(init=False)
     _rng: random.Random = field(default_factory=random.Random)
+    _waiting: Counter[str] = field(default_factory=Counter)  # service -> fault actions begun and not done
 
     def __post_init__(self) -> None:
         self._gate = asyncio.Semaphore(self.concurrency)
@@ -151,7 +153,8 @@ class FaultPusher:
 
     def state(self) -> dict[str, Any]:
         """For ``GET /v1/vim``: the resources whose push is on its way, and the counters."""
-        return {"pending": len(self.pending), **asdict(self.counters)}
+        waiting = {service: n for service, n in sorted(self._waiting.items()) if n}
+        return {"pending": len(self.pending), "waiting": waiting, **asdict(self.counters)}
 
     # -- what to push ------------------------------------------------------------------------------------
 
@@ -253,6 +256,7 @@ class FaultPusher:
         for p in pushes:
             if p.resource is not None:
                 self.pending.begin(p.resource)
+                self._waiting[p.service] += 1
 
     async def _push_begun(self, pushes: Sequence[Push]) -> None:
         if not pushes:
@@ -266,6 +270,7 @@ class FaultPusher:
         finally:
             if push.resource is not None:
                 self.pending.end(push.resource)
+                self._waiting[push.service] -= 1
 
     async def _attempt(self, push: Push) -> None:
         attempt = 1
