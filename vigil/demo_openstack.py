@@ -11,12 +11,13 @@ and a ``compute.host.down`` for compute-1 is reported. Two numbers come out:
 * ``nova_consistent_ms``: T01 to the moment Nova's API shows every affected
   server ERROR and the host's ``host_status`` DOWN, which is what Doctor's
   consumer and Tacker read after a notification. Vigil pushes those after
-  the notification has left, so the consumer never waits for Nova. Nova is
-  read once Vigil says its calls were answered (``GET /v1/vim``), as
-  ``bench.openstack``'s bare client reads it once its own were: Nova sets
-  each state before it answers. Polling Nova from T01 instead measured the
-  poller as much as Vigil: a read of 50 servers took 443 ms here, on one of
-  nova-api's few threads, while the resets waited for them.
+  the notification has left, so the consumer never waits for Nova. Nova
+  sets each state before it answers, so this is when Nova answered Vigil's
+  last call (``GET /v1/vim``'s ``landed_at``), as ``bench.openstack`` times
+  a bare client's calls; Nova's API is then read to check it shows the
+  fault, untimed. Polling Nova from T01 instead measured the poller as much
+  as Vigil: a read of 50 servers took 443 ms here, on one of nova-api's few
+  threads, while the resets waited for it.
 
 The host fails once Vigil follows Nova in its steady state
 (:func:`wait_steady`): connected to the notifications, past the backlog
@@ -214,14 +215,14 @@ async def wait_steady(client: httpx.AsyncClient, admin: str, timeout_s: float) -
         await asyncio.sleep(0.05)
 
 
-async def wait_pushed(client: httpx.AsyncClient, admin: str, before: int, deadline: float) -> None:
+async def wait_pushed(client: httpx.AsyncClient, admin: str, before: int, deadline: float) -> datetime:
     """Wait until Nova has answered the fault's pushes (``GET /v1/vim``: more pushed than ``before``, none
-    waiting for Nova; a fault's actions begin together, from the bus batch that holds them). Neutron's port
-    updates are not waited for: what is measured is Nova's API."""
+    waiting for Nova; a fault's actions begin together, from the bus batch that holds them), and return when
+    Nova answered the last (Neutron's port updates are not Nova's API)."""
     while True:
         pushes = (await client.get("/v1/vim", headers={"X-Auth-Token": admin})).json()["pushes"]
         if pushes["pushed"] > before and not pushes["waiting"].get("compute"):
-            return
+            return datetime.fromisoformat(pushes["landed_at"]["compute"])
         if time.monotonic() > deadline:
             raise TimeoutError(f"Nova did not answer Vigil's fault actions in time: {pushes}")
         await asyncio.sleep(0.01)
@@ -278,12 +279,12 @@ async def _measure(
         answered.raise_for_status()
         result.fault = answered.json()["event"]["fault"]
         deadline = time.monotonic() + timeout_s
-        await wait_pushed(client, admin, pushed, deadline)  # Nova is read once it has answered, as the bound is
-        while not await nova_consistent(nova, ids):
+        nova_answered = await wait_pushed(client, admin, pushed, deadline)
+        while not await nova_consistent(nova, ids):  # what Nova answered, its API shows: checked, not timed
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Nova did not show the fault within {timeout_s} s")
             await asyncio.sleep(0.02)
-        result.nova_consistent_ms = round((time.time() - t01) * 1000, 1)
+        result.nova_consistent_ms = round((nova_answered.timestamp() - t01) * 1000, 1)
         while True:
             profile = (await client.get(f"/v1/faults/{result.fault}/profile", headers={"X-Auth-Token": admin})).json()
             if "T09" in profile.get("checkpoints", {}) or time.monotonic() > deadline:

@@ -52,6 +52,10 @@ class PushesOut(BaseModel):
     retried: int = Field(description="Attempts made again (a 409/429, or while a service was away).")
     failed: int = Field(description="Fault actions given up (an answer that will not change, or the budget spent).")
     last_error: str | None = Field(description="The latest failed attempt.")
+    landed_at: dict[str, datetime] = Field(
+        description="When each service (`compute`, `network`) last took a fault action: Nova and Neutron set the "
+        "state before they answer, so their APIs show it from then."
+    )
 
 
 class VimOut(BaseModel):

@@ -93,6 +93,9 @@ class PushCounters:
     retried: int = 0  # attempts made again, after a 409/429 or while probing a service that was away
     failed: int = 0  # calls given up (an answer that will not change, or the attempt budget spent)
     last_error: str | None = None
+    # service -> when it last took a fault action: Nova sets the state before it answers, so from then its API
+    # shows it (what the OpenStack demo measures, as its bench measures a bare client's calls)
+    landed_at: dict[str, datetime] = field(default_factory=dict)
 
 
 class MapView(Protocol):
@@ -306,6 +309,8 @@ class FaultPusher:
                 return
             await self._outages.answered((IDENTITY, push.service), began)
             self.counters.pushed += 1
+            if push.resource is not None:
+                self.counters.landed_at[push.service] = datetime.now(UTC)
             return
 
     async def resume(self, rmap: MapView) -> "Resumed":
