@@ -19,7 +19,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -83,6 +83,8 @@ class OpenStackStandIn:
     in_flight: int = 0  # fault actions Nova holds now
     most_in_flight: int = 0
     malformed: bool = False  # set: os-services answers a body Nova does not document ({})
+    token_life_s: float | None = None  # set: Keystone's tokens expire that long after they are issued
+    tokens_issued: int = 0
     refuse_up: bool = False  # set: forcing a host up is refused (400), as while evacuation records remain
     before_2_53: bool = False  # set: a Nova without 2.53, which answers it 406 and takes the 2.11 force-down
     registered: dict[str, int] = field(default_factory=dict)  # host -> times its service was registered again
@@ -194,10 +196,14 @@ class OpenStackStandIn:
 
         @app.post("/identity/v3/auth/tokens")
         async def token() -> Response:
+            self.tokens_issued += 1
+            expires = "2999-01-01T00:00:00.000000Z"
+            if self.token_life_s is not None:
+                expires = (datetime.now(UTC) + timedelta(seconds=self.token_life_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             body = {
                 "token": {
                     "methods": ["password"],
-                    "expires_at": "2999-01-01T00:00:00.000000Z",
+                    "expires_at": expires,
                     "issued_at": "2026-01-01T00:00:00.000000Z",
                     "user": {"id": "u-admin", "name": "admin", "domain": {"id": "default", "name": "Default"}},
                     "project": {"id": PROJECT, "name": "admin", "domain": {"id": "default", "name": "Default"}},
