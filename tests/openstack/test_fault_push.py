@@ -12,18 +12,16 @@ what its durable map holds.
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack, api, wait_active, wait_for
+from openstack_support import Scene, Stack, api, scene, wait_active, wait_for
 
 from vigil.demo_openstack import vim_settings
 from vigil.harness.server import ServeProcess
-from vigil.testbed.openstack.glance import IMAGE_ID
 
 pytestmark = pytest.mark.openstack
 
@@ -31,53 +29,14 @@ ADMIN, MONITOR = "push-admin", "push-monitor"
 
 
 @pytest.fixture
-def scene(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
-    """Two servers with ports on compute-2 and one on compute-1; afterwards deleted and both hosts forced up."""
-    endpoints = openstack_stack.credentials["endpoints"]
-    headers = {"X-Auth-Token": openstack_stack.token()}
-    nova = httpx.Client(base_url=endpoints["compute"], headers=headers, timeout=60)
-    neutron = httpx.Client(base_url=endpoints["network"], headers=headers, timeout=60)
-    made: dict[str, Any] = {"servers": {}, "nova": nova, "neutron": neutron}
-    try:
-        flavor = nova.post(
-            "/flavors", json={"flavor": {"name": f"push-{time.time_ns()}", "ram": 64, "vcpus": 1, "disk": 0}}
-        )
-        made["flavor"] = flavor.json()["flavor"]["id"]
-        net = neutron.post("/v2.0/networks", json={"network": {"name": f"push-{time.time_ns()}"}})
-        made["network"] = net.json()["network"]["id"]
-        subnet = {"subnet": {"network_id": made["network"], "ip_version": 4, "cidr": "10.97.0.0/24"}}
-        assert neutron.post("/v2.0/subnets", json=subnet).status_code == 201
+def pushed_scene(openstack_stack: Stack) -> Iterator[Scene]:
+    """Two servers with ports on compute-2 and one on compute-1; all undone afterwards."""
+    with scene(openstack_stack, "push", "10.97.0.0/24") as made:
         for name, host in (("a", "compute-2"), ("b", "compute-2"), ("c", "compute-1")):
-            body = {
-                "server": {
-                    "name": f"push-{name}",
-                    "imageRef": IMAGE_ID,
-                    "flavorRef": made["flavor"],
-                    "networks": [{"uuid": made["network"]}],
-                    "host": host,
-                }
-            }
-            server = nova.post("/servers", json=body, headers=api("2.74"))
-            assert server.status_code == 202, server.text
-            made["servers"][server.json()["server"]["id"]] = host
-        for ident in made["servers"]:
-            wait_active(nova, ident)
+            made.boot(f"push-{name}", host)
+        for ident in made.servers:
+            wait_active(made.nova, ident)
         yield made
-    finally:
-        for host in ("compute-1", "compute-2"):
-            service = nova.get("/os-services", params={"binary": "nova-compute", "host": host}, headers=api("2.53"))
-            for s in service.json().get("services", []):
-                nova.put(f"/os-services/{s['id']}", json={"forced_down": False}, headers=api("2.53"))
-        for ident in made["servers"]:
-            nova.delete(f"/servers/{ident}")
-        for ident in made["servers"]:
-            wait_for(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
-        if "network" in made:
-            neutron.delete(f"/v2.0/networks/{made['network']}")
-        if "flavor" in made:
-            nova.delete(f"/flavors/{made['flavor']}")
-        nova.close()
-        neutron.close()
 
 
 def report(host: str, status: str, ident: str) -> dict[str, Any]:
@@ -104,11 +63,10 @@ async def post_event(url: str, body: dict[str, Any]) -> httpx.Response:
 
 
 def test_a_host_failure_reaches_nova_and_neutron_after_the_notification_even_across_a_kill(
-    openstack_stack: Stack, scene: dict[str, Any], tmp_path: Path
+    openstack_stack: Stack, pushed_scene: Scene, tmp_path: Path
 ) -> None:
-    nova, neutron = scene["nova"], scene["neutron"]
-    on_2 = [i for i, h in scene["servers"].items() if h == "compute-2"]
-    on_1 = [i for i, h in scene["servers"].items() if h == "compute-1"]
+    nova, neutron = pushed_scene.nova, pushed_scene.neutron
+    on_2, on_1 = pushed_scene.servers[:2], pushed_scene.servers[2:]  # as booted: a and b on compute-2, c on compute-1
     tokens = {ADMIN: {"project": "admin", "role": "admin"}, MONITOR: {"project": "monitoring", "role": "monitor"}}
     settings = {"vim": vim_settings(openstack_stack.credentials), "inspector": {"hold_down_s": 0}}
     server = ServeProcess(tmp_path / "vigil", tokens, settings=settings)
@@ -118,7 +76,7 @@ def test_a_host_failure_reaches_nova_and_neutron_after_the_notification_even_acr
         try:
             async with httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": ADMIN}) as admin:
                 inventory = (await admin.get("/v1/instances")).json()["instances"]
-            assert set(scene["servers"]) <= {i["id"] for i in inventory}  # the map was read from Nova
+            assert set(pushed_scene.servers) <= {i["id"] for i in inventory}  # the map was read from Nova
             failure = report("compute-2", "down", "push-1")
             # The process dies at the point, as the report's effects are committed and published: the answer may
             # or may not have left before it.

@@ -24,7 +24,6 @@ Nova's own API, not only in Vigil's:
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack, api, restart_forced_down_compute, wait_active, wait_for
+from openstack_support import Scene, Stack, api, restart_forced_down_compute, scene, wait_active, wait_for
 
 from vigil.consumer.app_manager import AppManager
 from vigil.consumer.manager import Role
@@ -40,7 +39,6 @@ from vigil.consumer.webhook import running_consumer
 from vigil.demo_openstack import vim_settings
 from vigil.domain.callbacks import LOOPBACK
 from vigil.harness.server import ServeProcess
-from vigil.testbed.openstack.glance import IMAGE_ID
 
 pytestmark = [pytest.mark.openstack, pytest.mark.timeout(900)]
 
@@ -50,78 +48,11 @@ SESSION_TIMEOUT_S = 300.0
 
 
 @pytest.fixture
-def world(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
+def world(openstack_stack: Stack) -> Iterator[Scene]:
     """Nova and Neutron as the stack's admin, a flavor, a network and an anti-affinity server group; every server
-    booted through :func:`boot` is deleted afterwards, and every compute enabled and forced up again."""
-    endpoints = openstack_stack.credentials["endpoints"]
-    headers = {"X-Auth-Token": openstack_stack.token()}
-    nova = httpx.Client(base_url=endpoints["compute"], headers=headers, timeout=60)
-    neutron = httpx.Client(base_url=endpoints["network"], headers=headers, timeout=60)
-    made: dict[str, Any] = {"nova": nova, "neutron": neutron, "servers": [], "stack": openstack_stack}
-    tag = f"maint-os-{time.time_ns()}"
-    try:
-        flavor = nova.post("/flavors", json={"flavor": {"name": tag, "ram": 64, "vcpus": 1, "disk": 0}})
-        assert flavor.status_code == 200, flavor.text
-        made["flavor"] = flavor.json()["flavor"]["id"]
-        net = neutron.post("/v2.0/networks", json={"network": {"name": tag}})
-        assert net.status_code == 201, net.text
-        made["network"] = net.json()["network"]["id"]
-        subnet = {"subnet": {"network_id": made["network"], "ip_version": 4, "cidr": "10.95.0.0/24"}}
-        assert neutron.post("/v2.0/subnets", json=subnet).status_code == 201
-        group = nova.post(
-            "/os-server-groups", json={"server_group": {"name": tag, "policy": "anti-affinity"}}, headers=api("2.64")
-        )
-        assert group.status_code == 200, group.text
-        made["group"] = group.json()["server_group"]["id"]
+    booted through it is deleted afterwards, and every compute enabled and forced up again."""
+    with scene(openstack_stack, "maint-os", "10.95.0.0/24", group=True) as made:
         yield made
-    finally:
-        for host in COMPUTES:
-            service = service_of(nova, host)
-            if service["forced_down"]:
-                forced_up = nova.put(f"/os-services/{service['id']}", json={"forced_down": False}, headers=api("2.53"))
-                if forced_up.status_code == 400:  # evacuation records: only a restarted compute clears them
-                    restart_forced_down_compute(openstack_stack, nova, host)
-            if service["status"] == "disabled":
-                nova.put(f"/os-services/{service['id']}", json={"status": "enabled"}, headers=api("2.53"))
-        for ident in made["servers"]:
-            nova.delete(f"/servers/{ident}")
-        for ident in made["servers"]:
-            wait_for(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
-        if "group" in made:
-            nova.delete(f"/os-server-groups/{made['group']}")
-        if "network" in made:
-            neutron.delete(f"/v2.0/networks/{made['network']}")
-        if "flavor" in made:
-            nova.delete(f"/flavors/{made['flavor']}")
-        nova.close()
-        neutron.close()
-
-
-def boot(world: dict[str, Any], name: str, host: str, role: str, *, grouped: bool = False) -> str:
-    """A server booted through Nova on ``host`` (2.74), in the anti-affinity group when ``grouped``."""
-    body: dict[str, Any] = {
-        "server": {
-            "name": name,
-            "imageRef": IMAGE_ID,
-            "flavorRef": world["flavor"],
-            "networks": [{"uuid": world["network"]}],
-            "host": host,
-            "metadata": {"role": role},
-        }
-    }
-    if grouped:
-        body["os:scheduler_hints"] = {"group": world["group"]}
-    answer = world["nova"].post("/servers", json=body, headers=api("2.74"))
-    assert answer.status_code == 202, answer.text
-    ident = str(answer.json()["server"]["id"])
-    world["servers"].append(ident)
-    return ident
-
-
-def service_of(nova: httpx.Client, host: str) -> dict[str, Any]:
-    found = nova.get("/os-services", params={"binary": "nova-compute", "host": host}, headers=api("2.53"))
-    service: dict[str, Any] = found.json()["services"][0]
-    return service
 
 
 def nova_server(nova: httpx.Client, ident: str) -> dict[str, Any]:
@@ -184,12 +115,12 @@ async def first_migration_at(admin: httpx.AsyncClient, ident: str) -> float:
 
 
 def test_a_maintenance_session_over_three_computes_moves_the_servers_in_nova(
-    openstack_stack: Stack, world: dict[str, Any], tmp_path: Path
+    openstack_stack: Stack, world: Scene, tmp_path: Path
 ) -> None:
-    nova = world["nova"]
-    act = boot(world, "maint-act", "compute-1", "ACT", grouped=True)
-    stby = boot(world, "maint-stby", "compute-2", "STBY", grouped=True)
-    workers = [boot(world, f"maint-worker-{n}", host, "worker") for n, host in enumerate(COMPUTES, start=1)]
+    nova = world.nova
+    act = world.boot("maint-act", "compute-1", role="ACT", grouped=True)
+    stby = world.boot("maint-stby", "compute-2", role="STBY", grouped=True)
+    workers = [world.boot(f"maint-worker-{n}", host, role="worker") for n, host in enumerate(COMPUTES, start=1)]
     ours = [act, stby, *workers]
     for ident in ours:
         wait_active(nova, ident)
@@ -268,7 +199,7 @@ def test_a_maintenance_session_over_three_computes_moves_the_servers_in_nova(
     session_reason = f"maintenance session {shown['session_id']}"
     for host in COMPUTES:
         assert ("disabled", session_reason) in seen.get(host, set()), (host, seen.get(host))
-        service = service_of(nova, host)
+        service = world.service(host)
         assert (service["status"], service["disabled_reason"]) == ("enabled", None), service
 
     # Every server was migrated (cold, confirmed) by Nova, and the map shows each where Nova has it.
@@ -287,11 +218,11 @@ def test_a_maintenance_session_over_three_computes_moves_the_servers_in_nova(
 
 
 def test_evacuation_through_vigil_rebuilds_the_servers_of_a_forced_down_compute(
-    openstack_stack: Stack, world: dict[str, Any], tmp_path: Path
+    openstack_stack: Stack, world: Scene, tmp_path: Path
 ) -> None:
-    nova = world["nova"]
-    chosen = boot(world, "evac-nova-chooses", "compute-3", "worker")
-    named = boot(world, "evac-to-compute-1", "compute-3", "worker")
+    nova = world.nova
+    chosen = world.boot("evac-nova-chooses", "compute-3", role="worker")
+    named = world.boot("evac-to-compute-1", "compute-3", role="worker")
     for ident in (chosen, named):
         wait_active(nova, ident)
     project = nova_server(nova, chosen)["tenant_id"]
@@ -309,7 +240,7 @@ def test_evacuation_through_vigil_rebuilds_the_servers_of_a_forced_down_compute(
             down = await admin.post("/v1/hosts/compute-3/action", json={"action": "force-down", "reason": "fence"})
             assert down.status_code == 200, down.text
             assert down.json()["host"]["status"] == "DOWN"
-            assert service_of(nova, "compute-3")["forced_down"] is True
+            assert world.service("compute-3")["forced_down"] is True
 
             for ident, body in ((chosen, {}), (named, {"host": "compute-1"})):
                 answer = await admin.post(f"/v1/instances/{ident}/action", json={"action": "evacuate", **body})
@@ -343,17 +274,15 @@ def test_evacuation_through_vigil_rebuilds_the_servers_of_a_forced_down_compute(
             up = await admin.post("/v1/hosts/compute-3/action", json={"action": "force-up"})
             assert up.status_code == 200, up.text
             assert up.json()["host"]["forced_down"] is False
-            assert service_of(nova, "compute-3")["forced_down"] is False
+            assert world.service("compute-3")["forced_down"] is False
 
     asyncio.run(scenario())
 
 
-def test_an_admins_operations_through_vigil_reach_nova(
-    openstack_stack: Stack, world: dict[str, Any], tmp_path: Path
-) -> None:
-    nova = world["nova"]
-    ident = boot(world, "ops-a", "compute-1", "worker", grouped=True)
-    peer = boot(world, "ops-peer", "compute-2", "worker", grouped=True)
+def test_an_admins_operations_through_vigil_reach_nova(openstack_stack: Stack, world: Scene, tmp_path: Path) -> None:
+    nova = world.nova
+    ident = world.boot("ops-a", "compute-1", role="worker", grouped=True)
+    peer = world.boot("ops-peer", "compute-2", role="worker", grouped=True)
     for server in (ident, peer):
         wait_active(nova, server)
     project = nova_server(nova, ident)["tenant_id"]
@@ -379,7 +308,7 @@ def test_an_admins_operations_through_vigil_reach_nova(
             )
             assert disabled.status_code == 200, disabled.text
             assert disabled.json()["host"]["status"] == "MAINTENANCE"  # the API answers with the new state at once
-            service = service_of(nova, "compute-2")
+            service = world.service("compute-2")
             assert (service["status"], service["disabled_reason"]) == ("disabled", "MAINTENANCE: disk swap")
             # Nova's scheduler refuses the disabled host, and Vigil answers with Nova's words, not a 500.
             to_disabled = await act("live-migrate", host="compute-2")
@@ -390,7 +319,7 @@ def test_an_admins_operations_through_vigil_reach_nova(
             enabled = await admin.post("/v1/hosts/compute-2/action", json={"action": "enable"})
             assert enabled.status_code == 200, enabled.text
             assert enabled.json()["host"]["status"] == "UP"
-            assert service_of(nova, "compute-2")["status"] == "enabled"
+            assert world.service("compute-2")["status"] == "enabled"
 
             # Nova takes a cold migration onto the anti-affinity peer's host (202) and its scheduler refuses it
             # afterwards: the server is ACTIVE on compute-1 again in Nova and in Vigil, and the move failed.

@@ -19,11 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack, api, restart_forced_down_compute, wait_active, wait_for
+from openstack_support import Scene, Stack, api, restart_forced_down_compute, scene, wait_active, wait_for
 
 from vigil.demo_openstack import vim_settings
 from vigil.harness.server import ServeProcess
-from vigil.testbed.openstack.glance import IMAGE_ID
 
 pytestmark = [pytest.mark.openstack, pytest.mark.timeout(600)]
 
@@ -32,57 +31,10 @@ TOKENS = {ADMIN: {"project": "admin", "role": "admin"}}
 
 
 @pytest.fixture
-def nova_world(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
+def nova_world(openstack_stack: Stack) -> Iterator[Scene]:
     """Nova and Neutron clients, a flavor and a network; everything made here is removed afterwards."""
-    endpoints = openstack_stack.credentials["endpoints"]
-    headers = {"X-Auth-Token": openstack_stack.token()}
-    nova = httpx.Client(base_url=endpoints["compute"], headers=headers, timeout=60)
-    neutron = httpx.Client(base_url=endpoints["network"], headers=headers, timeout=60)
-    world: dict[str, Any] = {"nova": nova, "neutron": neutron, "servers": []}
-    tag = f"follow-{time.time_ns()}"
-    try:
-        flavor = nova.post("/flavors", json={"flavor": {"name": tag, "ram": 64, "vcpus": 2, "disk": 0}})
-        world["flavor"] = flavor.json()["flavor"]["id"]
-        net = neutron.post("/v2.0/networks", json={"network": {"name": tag}})
-        world["network"] = net.json()["network"]["id"]
-        subnet = {"subnet": {"network_id": world["network"], "ip_version": 4, "cidr": "10.96.0.0/24"}}
-        assert neutron.post("/v2.0/subnets", json=subnet).status_code == 201
-        yield world
-    finally:
-        for host in ("compute-1", "compute-2", "compute-3"):
-            found = nova.get("/os-services", params={"binary": "nova-compute", "host": host}, headers=api("2.53"))
-            for s in found.json().get("services", []):
-                nova.put(
-                    f"/os-services/{s['id']}", json={"forced_down": False, "status": "enabled"}, headers=api("2.53")
-                )
-        for ident in world["servers"]:
-            nova.delete(f"/servers/{ident}")
-        for ident in world["servers"]:
-            wait_for(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
-        if "network" in world:
-            neutron.delete(f"/v2.0/networks/{world['network']}")
-        if "flavor" in world:
-            nova.delete(f"/flavors/{world['flavor']}")
-        nova.close()
-        neutron.close()
-
-
-def boot(world: dict[str, Any], name: str, host: str) -> str:
-    body = {
-        "server": {
-            "name": name,
-            "imageRef": IMAGE_ID,
-            "flavorRef": world["flavor"],
-            "networks": [{"uuid": world["network"]}],
-            "host": host,
-            "metadata": {"role": name},
-        }
-    }
-    answer = world["nova"].post("/servers", json=body, headers=api("2.74"))
-    assert answer.status_code == 202, answer.text
-    ident = str(answer.json()["server"]["id"])
-    world["servers"].append(ident)
-    return ident
+    with scene(openstack_stack, "follow", "10.96.0.0/24", vcpus=2) as made:
+        yield made
 
 
 def service_id(nova: httpx.Client, host: str) -> str:
@@ -131,9 +83,9 @@ class Vigil:
 
 
 def test_operations_done_through_nova_show_in_vigils_map(
-    openstack_stack: Stack, nova_world: dict[str, Any], tmp_path: Path
+    openstack_stack: Stack, nova_world: Scene, tmp_path: Path
 ) -> None:
-    nova = nova_world["nova"]
+    nova = nova_world.nova
     settings = {"vim": vim_settings(openstack_stack.credentials)}
     settings["vim"]["openstack"]["reconcile_interval_s"] = 3600  # only notifications can make the map follow
     server = ServeProcess(tmp_path / "vigil", TOKENS, settings=settings)
@@ -150,10 +102,10 @@ def test_operations_done_through_nova_show_in_vigils_map(
             return follow(vigil)
 
     def follow(vigil: Vigil) -> dict[str, float]:
-        ident = boot(nova_world, "follow-a", "compute-1")
+        ident = nova_world.boot("follow-a", "compute-1", role="follow-a")
         # Evacuated later from compute-3 to a host it never ran on: Nova's fake driver keeps a record of every
         # server a host ever ran and fails a rebuild there with InstanceExists (seen when Nova picked one).
-        fresh = boot(nova_world, "follow-b", "compute-3")
+        fresh = nova_world.boot("follow-b", "compute-3", role="follow-b")
         wait_active(nova, ident)
         wait_active(nova, fresh)
         since = time.monotonic()
@@ -166,7 +118,7 @@ def test_operations_done_through_nova_show_in_vigils_map(
         assert shown is not None
         assert (shown["vcpus"], shown["metadata"]) == (2, {"role": "follow-a"})
         ports = vigil.client.get("/v1/ports", params={"instance": ident}).json()["ports"]
-        neutron_ports = nova_world["neutron"].get("/v2.0/ports", params={"device_id": ident}).json()["ports"]
+        neutron_ports = nova_world.neutron.get("/v2.0/ports", params={"device_id": ident}).json()["ports"]
         assert {p["id"] for p in ports} == {p["id"] for p in neutron_ports} != set()
 
         moved = nova.post(
@@ -247,9 +199,9 @@ def _at(vigil: Vigil, ident: str, host: str, state: str) -> bool:
 
 
 def test_reconciliation_finds_what_no_notification_told(
-    openstack_stack: Stack, nova_world: dict[str, Any], tmp_path: Path
+    openstack_stack: Stack, nova_world: Scene, tmp_path: Path
 ) -> None:
-    nova = nova_world["nova"]
+    nova = nova_world.nova
     settings = {"vim": vim_settings(openstack_stack.credentials)}
     settings["vim"]["openstack"].pop("notifications_url", None)  # no notifications: only reconciliation
     settings["vim"]["openstack"]["reconcile_interval_s"] = 1
@@ -267,7 +219,7 @@ def test_reconciliation_finds_what_no_notification_told(
             drift(vigil)
 
     def drift(vigil: Vigil) -> None:
-        ident = boot(nova_world, "drift-a", "compute-2")
+        ident = nova_world.boot("drift-a", "compute-2", role="drift-a")
         wait_active(nova, ident)
         vigil.follows("drift: boot", time.monotonic(), lambda: _at(vigil, ident, "compute-2", "ACTIVE"))
         assert len(vigil.client.get("/v1/ports", params={"instance": ident}).json()["ports"]) == 1

@@ -21,13 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-from openstack_support import Stack, api, vigil, wait_active, wait_for
+from openstack_support import Scene, Stack, api, scene, vigil, wait_active, wait_for
 from support import Receiver
 
 from vigil.demo_openstack import vim_settings
 from vigil.harness.server import ServeProcess
 from vigil.serving import BackgroundServer
-from vigil.testbed.openstack.glance import IMAGE_ID
 from vigil.testbed.openstack.layout import PORTS
 
 pytestmark = [pytest.mark.openstack, pytest.mark.timeout(300)]
@@ -37,54 +36,17 @@ ADMIN, MONITOR, TENANT = "vim-admin", "vim-monitor", "vim-tenant"
 
 
 @pytest.fixture
-def scene(openstack_stack: Stack) -> Iterator[dict[str, Any]]:
-    """Two servers with ports on compute-2; afterwards nova-api running, the servers deleted, the host forced up."""
-    endpoints = openstack_stack.credentials["endpoints"]
-    headers = {"X-Auth-Token": openstack_stack.token()}
-    nova = httpx.Client(base_url=endpoints["compute"], headers=headers, timeout=60)
-    neutron = httpx.Client(base_url=endpoints["network"], headers=headers, timeout=60)
-    made: dict[str, Any] = {"servers": [], "nova": nova, "neutron": neutron}
-    try:
-        flavor = nova.post(
-            "/flavors", json={"flavor": {"name": f"vim-{time.time_ns()}", "ram": 64, "vcpus": 1, "disk": 0}}
-        )
-        made["flavor"] = flavor.json()["flavor"]["id"]
-        net = neutron.post("/v2.0/networks", json={"network": {"name": f"vim-{time.time_ns()}"}})
-        made["network"] = net.json()["network"]["id"]
-        subnet = {"subnet": {"network_id": made["network"], "ip_version": 4, "cidr": "10.96.0.0/24"}}
-        assert neutron.post("/v2.0/subnets", json=subnet).status_code == 201
-        for name in ("a", "b"):
-            body = {
-                "server": {
-                    "name": f"vim-{name}",
-                    "imageRef": IMAGE_ID,
-                    "flavorRef": made["flavor"],
-                    "networks": [{"uuid": made["network"]}],
-                    "host": HOST,
-                }
-            }
-            server = nova.post("/servers", json=body, headers=api("2.74"))
-            assert server.status_code == 202, server.text
-            made["servers"].append(server.json()["server"]["id"])
-        for ident in made["servers"]:
-            wait_active(nova, ident)
-        made["project"] = nova.get(f"/servers/{made['servers'][0]}").json()["server"]["tenant_id"]
-        yield made
-    finally:
-        nova_api_running(openstack_stack)
-        service = nova.get("/os-services", params={"binary": "nova-compute", "host": HOST}, headers=api("2.53"))
-        for s in service.json().get("services", []):
-            nova.put(f"/os-services/{s['id']}", json={"forced_down": False}, headers=api("2.53"))
-        for ident in made["servers"]:
-            nova.delete(f"/servers/{ident}")
-        for ident in made["servers"]:
-            wait_for(lambda i=ident: nova.get(f"/servers/{i}").status_code == 404, f"{ident} deleted")
-        if "network" in made:
-            neutron.delete(f"/v2.0/networks/{made['network']}")
-        if "flavor" in made:
-            nova.delete(f"/flavors/{made['flavor']}")
-        nova.close()
-        neutron.close()
+def vim_scene(openstack_stack: Stack) -> Iterator[Scene]:
+    """Two servers with ports on compute-2; afterwards nova-api running and all undone."""
+    with scene(openstack_stack, "vim", "10.96.0.0/24") as made:
+        try:
+            for name in ("a", "b"):
+                made.boot(f"vim-{name}", HOST)
+            for ident in made.servers:
+                wait_active(made.nova, ident)
+            yield made
+        finally:
+            nova_api_running(openstack_stack)  # before the scene is undone through it
 
 
 def refuses(port: int) -> bool:
@@ -144,13 +106,14 @@ async def until_heard(consumer: Receiver, lifecycle: str, timeout_s: float = 30.
 
 
 async def test_nova_api_down_during_a_host_failure_raises_vim_unreachable_and_the_actions_land_when_it_returns(
-    openstack_stack: Stack, scene: dict[str, Any], tmp_path: Path
+    openstack_stack: Stack, vim_scene: Scene, tmp_path: Path
 ) -> None:
-    nova, neutron, servers = scene["nova"], scene["neutron"], scene["servers"]
+    nova, neutron, servers = vim_scene.nova, vim_scene.neutron, vim_scene.servers
+    project = nova.get(f"/servers/{servers[0]}").json()["server"]["tenant_id"]
     tokens = {
         ADMIN: {"project": "admin", "role": "admin"},
         MONITOR: {"project": "monitoring", "role": "monitor"},
-        TENANT: {"project": scene["project"], "role": "member"},
+        TENANT: {"project": project, "role": "member"},
     }
     settings = {
         "vim": vim_settings(openstack_stack.credentials),
