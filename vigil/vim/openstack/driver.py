@@ -49,7 +49,11 @@ How each ends:
   decides failure (ERROR, or its task ended with the server still on its
   source: a refusal or a rollback), and success is Nova's end *and* the map
   showing it, so that whoever reads the map next (the maintenance planner)
-  sees the server where Nova put it. ``timeout_s`` bounds it all.
+  sees the server where Nova put it. If Nova still shows it ended a
+  ``check_s`` after it first did and the map does not, the notification
+  was lost or is late: the map takes Nova's read, by the sync's rules
+  (:meth:`~vigil.vim.openstack.sync.NovaSync.observe`), rather than wait
+  for the next reconciliation. ``timeout_s`` bounds it all.
 
 Nova accepting an operation sets the server's task state before it
 answers, so a server with no task state after the answer has ended
@@ -109,6 +113,7 @@ class MapFollower(Protocol):
     """The sync, as the driver waits on it (:meth:`vigil.vim.openstack.sync.NovaSync.wait_until`)."""
 
     async def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> bool: ...
+    async def observe(self, ident: str, host: str | None, status: str, reason: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,8 +414,12 @@ class OpenStackVim:
 
     async def _follow(self, ident: str, what: str, deadline: float, judge: Judge) -> Instance | None:
         """Until Nova has ended the operation and the map shows the server as Nova does (None: gone from both).
-        Nova is asked after each change the sync applies to the server, and every ``check_s`` without one."""
+        Nova is asked after each change the sync applies to the server, and every ``check_s`` without one. If
+        Nova still shows it ended, and the map does not, a ``check_s`` after Nova first did, its notification
+        was lost or is late: the map takes Nova's read (the sync's rules), rather than wait for the next
+        reconciliation."""
         loop = asyncio.get_running_loop()
+        ended_at: float | None = None  # when Nova was first seen to have ended it, the map not agreeing
         while True:
             view = self._view(ident)
             try:
@@ -425,6 +434,13 @@ class OpenStackVim:
                     raise OperationFailed(f"{what}: {exc}") from None
                 if step is Step.ENDED and self._agrees(ident, server):
                     return self._find(ident)
+                if step is Step.ENDED and server is not None:
+                    if ended_at is None:
+                        ended_at = loop.time()
+                    elif loop.time() - ended_at >= self.timings.check_s:
+                        log.warning("%s ended in Nova with no notification saying so: the map takes Nova's read", what)
+                        await self._sync.observe(ident, server.host, server.status, f"nova read: {what}")
+                        ended_at = loop.time()  # at most once a check_s, whatever the map made of it
                 if step is Step.CONFIRM:
                     await self._confirm(ident)
                     continue

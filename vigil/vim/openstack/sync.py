@@ -350,6 +350,26 @@ class NovaSync:
             return []
         return [inventory.port(p) for p in found]
 
+    async def observe(self, ident: str, host: str | None, status: str, reason: str) -> bool:
+        """Apply what Nova's API said of one server just now (a driver's operation ended there, and the
+        notification saying so has not come: lost, or late), by the rules a notification's change follows;
+        ``False`` if the map does not know the server or nothing changed."""
+        at = self._clock()
+        async with self._lock:
+            if not self.map.has(Instance, ident):
+                return False
+            inst = self.map.instance(ident)
+            changes = self._tx.begin(reason, now=None)
+            moved = host is not None and host != inst.host
+            state = inventory.instance_state(status)
+            found = self._server_state(changes, inst, HostName(host) if host else None, state, None, moved=moved)
+            if found:
+                await self._tx.commit(changes)
+        if found:
+            self._touch(ident, at)
+            self._changed()
+        return bool(found)
+
     # -- reconciliation -------------------------------------------------------------------------------------
 
     async def reconcile(self) -> list[str]:
