@@ -34,10 +34,11 @@ import asyncio
 import contextlib
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
@@ -51,6 +52,7 @@ from vigil.wiring import BackgroundServer, create_server_app
 FAILED_HOST = "compute-1"
 QUIET_S = 0.3  # no notification for this long: the catch-up is over
 SERVER_MICROVERSION = "2.74"  # a server may name its host
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -197,35 +199,49 @@ async def run_openstack_demo(
     return result
 
 
-async def wait_steady(client: httpx.AsyncClient, admin: str, timeout_s: float) -> int:
-    """Wait until Vigil's map follows Nova steadily (``GET /v1/vim``): the consumer connected, every message
-    queued before it began received, none for ``QUIET_S``, and no fault action on its way to Nova. Returns how
-    many fault actions Vigil has pushed so far."""
-    deadline = time.monotonic() + timeout_s
+async def _vim_until(
+    client: httpx.AsyncClient, admin: str, deadline: float, done: Callable[[dict[str, Any]], _T | None], what: str
+) -> _T:
+    """Ask ``GET /v1/vim`` every 50 ms until ``done`` makes something of its answer. Not more often: the times
+    measured are Vigil's to record (``landed_at``), and asking only loads the loop that pushes."""
     while True:
         shown = (await client.get("/v1/vim", headers={"X-Auth-Token": admin})).json()
-        feed = shown.get("notifications") or {}
-        last = feed.get("last_received_at")
-        quiet = last is None or time.time() - datetime.fromisoformat(last).timestamp() >= QUIET_S
-        caught_up = feed.get("connected") and feed.get("received", 0) >= (feed.get("backlog_at_start") or 0)
-        if caught_up and quiet and not shown["pushes"]["pending"]:
-            return int(shown["pushes"]["pushed"])
+        if (found := done(shown)) is not None:
+            return found
         if time.monotonic() > deadline:
-            raise TimeoutError(f"Vigil did not settle on Nova's notifications within {timeout_s} s: {shown}")
+            raise TimeoutError(f"{what} in time: {shown}")
         await asyncio.sleep(0.05)
 
 
+def _steady(shown: dict[str, Any]) -> int | None:
+    """How many fault actions Vigil has pushed, once its map follows Nova steadily: the consumer connected,
+    every message queued before it began received, none for ``QUIET_S``, and no fault action on its way."""
+    feed = shown.get("notifications") or {}
+    last = feed.get("last_received_at")
+    quiet = last is None or time.time() - datetime.fromisoformat(last).timestamp() >= QUIET_S
+    caught_up = feed.get("connected") and feed.get("received", 0) >= (feed.get("backlog_at_start") or 0)
+    return int(shown["pushes"]["pushed"]) if caught_up and quiet and not shown["pushes"]["pending"] else None
+
+
+async def wait_steady(client: httpx.AsyncClient, admin: str, timeout_s: float) -> int:
+    """Wait until Vigil's map follows Nova steadily (:func:`_steady`); returns how many fault actions Vigil has
+    pushed so far."""
+    deadline = time.monotonic() + timeout_s
+    return await _vim_until(client, admin, deadline, _steady, "Vigil did not settle on Nova's notifications")
+
+
 async def wait_pushed(client: httpx.AsyncClient, admin: str, before: int, deadline: float) -> datetime:
-    """Wait until Nova has answered the fault's pushes (``GET /v1/vim``: more pushed than ``before``, none
-    waiting for Nova; a fault's actions begin together, from the bus batch that holds them), and return when
-    Nova answered the last (Neutron's port updates are not Nova's API)."""
-    while True:
-        pushes = (await client.get("/v1/vim", headers={"X-Auth-Token": admin})).json()["pushes"]
+    """Wait until Nova has answered the fault's pushes (more pushed than ``before``, none waiting for Nova; a
+    fault's actions begin together, from the bus batch that holds them), and return when Nova answered the last
+    (Neutron's port updates are not Nova's API)."""
+
+    def answered(shown: dict[str, Any]) -> datetime | None:
+        pushes = shown["pushes"]
         if pushes["pushed"] > before and not pushes["waiting"].get("compute"):
             return datetime.fromisoformat(pushes["landed_at"]["compute"])
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Nova did not answer Vigil's fault actions in time: {pushes}")
-        await asyncio.sleep(0.05)  # when is Vigil's to record (landed_at): asking often only loads its loop
+        return None
+
+    return await _vim_until(client, admin, deadline, answered, "Nova did not answer Vigil's fault actions")
 
 
 async def _measure(

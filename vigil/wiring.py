@@ -296,18 +296,18 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         o = settings.vim.openstack
         keystone = KeystoneTokens(openstack, o.monitor_roles) if openstack is not None and o is not None else None
         yield Runtime(
-            settings,
-            store,
-            bus,
-            committer,
-            cloud,
-            faults,
-            monitor,
-            maintenance,
-            driver,
-            keystone,
-            follower,
-            fault_pusher,
+            settings=settings,
+            store=store,
+            bus=bus,
+            committer=committer,
+            cloud=cloud,
+            faults=faults,
+            monitor=monitor,
+            maintenance=maintenance,
+            vim=driver,
+            external_tokens=keystone,
+            follower=follower,
+            fault_pusher=fault_pusher,
         )
     finally:
         for task in (pruner, pusher):

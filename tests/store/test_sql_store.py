@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
+from store.migrating import at_revision
 
 from vigil.bus.memory import InProcessBus
 from vigil.controller.changes import Committer
@@ -31,6 +32,7 @@ from vigil.domain.states import AdminState, DataPlaneStatus, GroupPolicy, Instan
 from vigil.domain.topology import Topology
 from vigil.store.schema import RESOURCE_TABLES, metadata
 from vigil.store.sql import SqlStore, migrations_config
+from vigil.vim.openstack.push import PUSH_MARK
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ORDER = list(RESOURCE_TABLES)  # parents before children
@@ -424,6 +426,26 @@ async def test_a_log_mark_only_moves_forward_and_survives_a_reopening(store_url:
         assert await reopened.mark("other") == 2
         await reopened.set_mark("vim.push", 9, T0)
         assert await reopened.mark("vim.push") == 9
+
+
+async def test_a_database_upgraded_with_events_starts_the_pushers_mark_at_their_end(store_url: str) -> None:
+    """The pusher resumes after its mark; a database that had events before it kept one (revision 0005) was
+    pushed by the code before it, so its first start after the upgrade must not replay every retained event."""
+    async with at_revision(store_url, "0005") as conn:
+        for seq in (3, 8):
+            await conn.execute(
+                text(
+                    "INSERT INTO resource_events (seq, time, resource_type, resource_id, action, changes)"
+                    " VALUES (:seq, :time, 'host', 'compute-1', 'update', '{}')"
+                ),
+                {"seq": seq, "time": T0},
+            )
+    async with SqlStore(store_url) as store:
+        assert await store.mark(PUSH_MARK) == 8
+
+
+async def test_a_new_database_starts_the_pushers_mark_at_nothing(store: SqlStore) -> None:
+    assert await store.mark(PUSH_MARK) == 0
 
 
 async def test_events_refuse_a_limit_below_one(store: SqlStore) -> None:

@@ -123,11 +123,9 @@ class FaultServices:
     signing: ReportSigning = ReportSigning()
 
 
-EMBEDDED_VIM: dict[str, Any] = {"driver": "embedded"}  # the embedded cloud follows nothing: it is its own truth
-
-
 def embedded_vim() -> dict[str, Any]:
-    return EMBEDDED_VIM
+    """What ``GET /v1/vim`` shows of the embedded cloud: it follows nothing, being its own truth."""
+    return {"driver": "embedded"}
 
 
 @dataclass(slots=True)

@@ -8,11 +8,15 @@ Adds ``log_marks`` (name, seq, at): one row per follower of
 ``resource_events``, the ``seq`` of the last event it has acted on. The
 OpenStack fault pusher keeps ``vim.push`` there, so a restart pushes again
 the fault actions after it (a recovery's among them) that Nova may not have
-taken.
+taken. A database that already has events starts that mark at their end:
+the code before this revision acted on them, and a first start must not
+push every retained event again.
 
 Written by hand and frozen, like the revisions before it; it does not import
 ``vigil.store.schema``.
 """
+
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -30,6 +34,15 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
+    last = op.get_bind().scalar(sa.text("SELECT max(seq) FROM resource_events"))
+    if last is not None:
+        marks = sa.table(
+            "log_marks",
+            sa.column("name", sa.String()),
+            sa.column("seq", sa.BigInteger()),
+            sa.column("at", sa.DateTime(timezone=True)),
+        )
+        op.bulk_insert(marks, [{"name": "vim.push", "seq": last, "at": datetime.now(UTC)}])
 
 
 def downgrade() -> None:
