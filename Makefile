@@ -31,15 +31,21 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
 # System tools the tests use, installed when missing and running as root (the tests that need them skip
-# otherwise): ip and nft for the testbed, Chromium to render /docs. unshare (util-linux) is always there.
+# otherwise): ip and nft for the testbed, Chromium to render /docs, fence-agents and ipmitool for fencing
+# (fence_ipmilan, fence_redfish). unshare (util-linux) is always there.
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
 		missing=""; \
 		command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
 		command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 		command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-		if [ -n "$$missing" ]; then \
-			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+		lean=""; \
+		[ -x /usr/sbin/fence_ipmilan ] || lean="$$lean fence-agents"; \
+		command -v ipmitool >/dev/null 2>&1 || lean="$$lean ipmitool"; \
+		if [ -n "$$missing$$lean" ]; then apt-get update; fi; \
+		if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi; \
+		if [ -n "$$lean" ]; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$lean; \
 		fi; \
 	fi
 

@@ -10,7 +10,8 @@ network namespaces), ``vigil demo maintenance`` its NFVI maintenance test
 case (a rolling maintenance under an app probed 200 times a second;
 ``--testbed``: on network namespaces, with the testbed's traffic probe);
 ``vigil testbed`` builds and breaks those namespaces
-(:mod:`vigil.testbed.cli`). Configuration
+(:mod:`vigil.testbed.cli`); ``vigil fence`` tries a host's fence device
+(:mod:`vigil.fence_cli`). Configuration
 errors end with a one-line message and exit status 2, never a traceback.
 """
 
@@ -54,6 +55,7 @@ from vigil.demo_maintenance import (
 )
 from vigil.domain.errors import DomainError
 from vigil.domain.subscriptions import PayloadFormat
+from vigil.fence_cli import fence_app
 from vigil.maintenance_cli import maintenance_app
 from vigil.settings import Settings, SettingsError, load_settings
 from vigil.store.sql import SqlStore
@@ -73,6 +75,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(demo_app, name="demo")
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(fence_app, name="fence")
 app.command("agent")(agent_command)  # the host agent: vigil/agent/
 
 console = Console()

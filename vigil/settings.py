@@ -9,6 +9,7 @@ a message naming the field, rather than being ignored.
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -285,6 +286,58 @@ class VimSettings(_Group):
         return self
 
 
+_FENCE_OPTION = re.compile(r"[a-z][a-z0-9_]*")
+_FENCE_AGENT = re.compile(r"fence_[a-z0-9_]+")
+
+
+class FenceDeviceSettings(_Group):
+    """How one host is fenced: a fence agent (``fence_ipmilan``, ``fence_redfish``, ...: a program on
+    ``agents_path``, or an absolute path) and the options it reads on stdin, as Pacemaker's fencer gives them.
+    ``secrets`` are options never logged or shown (``password``); ``secret_files`` name files holding one (read
+    at each call, so rotating a password needs no restart). ``timeout_s`` bounds each call of the agent."""
+
+    agent: str
+    options: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    secret_files: dict[str, Path] = Field(default_factory=dict)
+    timeout_s: float | None = Field(None, gt=0, le=600)
+
+    @field_validator("agent")
+    @classmethod
+    def _agent(cls, value: str) -> str:
+        if not (value.startswith("/") or _FENCE_AGENT.fullmatch(value)):
+            raise ValueError(f"{value!r}: a fence agent is a fence_* program name or an absolute path")
+        return value
+
+    @model_validator(mode="after")
+    def _stdin_safe(self) -> "FenceDeviceSettings":
+        """Options go to the agent as ``key=value`` lines: a key or value that could add a line (or set the
+        action, which is Vigil's to choose) is refused here, not sent."""
+        values = {**self.options, **{k: v.get_secret_value() for k, v in self.secrets.items()}}
+        for key in [*values, *self.secret_files]:
+            if not _FENCE_OPTION.fullmatch(key):
+                raise ValueError(f"fence option {key!r}: lower-case letters, digits and _ only")
+            if key in ("action", "option", "nodename"):
+                raise ValueError(f"fence option {key!r} is Vigil's to set, not the configuration's")
+        for key, value in values.items():
+            if "\n" in value or "\r" in value or "\0" in value:
+                raise ValueError(f"fence option {key!r}: a value must be one line")
+        both = set(self.secrets) & set(self.secret_files) | (set(self.options) & {*self.secrets, *self.secret_files})
+        if both:
+            raise ValueError(f"fence options given twice: {sorted(both)}")
+        return self
+
+
+class FencingSettings(_Group):
+    """Fencing: how each host is powered off before its instances are recovered elsewhere (``devices``, by host
+    name). A host with no device is not fenced. ``agents_path`` is where agent names are looked up (Debian's
+    fence-agents puts them in /usr/sbin)."""
+
+    devices: dict[str, FenceDeviceSettings] = Field(default_factory=dict)
+    timeout_s: float = Field(60.0, gt=0, le=600, description="A device's timeout_s when it sets none.")
+    agents_path: list[Path] = Field(default_factory=lambda: [Path("/usr/sbin"), Path("/usr/bin")])
+
+
 class AuthSettings(_Group):
     """Empty ``tokens_file`` means ``<data_dir>/tokens.yaml``."""
 
@@ -305,6 +358,7 @@ class Settings(BaseSettings):
     inspector: InspectorSettings = InspectorSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     vim: VimSettings = VimSettings()
+    fencing: FencingSettings = FencingSettings()
 
     @property
     def store_url(self) -> str:

@@ -51,6 +51,8 @@ from vigil.domain.records import RecordKind
 from vigil.domain.retry import RetryPolicy
 from vigil.domain.subscriptions import Subscription
 from vigil.domain.topology import Topology
+from vigil.fencing.agents import FenceDevice
+from vigil.fencing.fencer import AgentFencer
 from vigil.heartbeat.udp import HeartbeatListener
 from vigil.inspector.inspector import Inspector
 from vigil.inspector.intake import DEDUP_MEMORY, Intake
@@ -68,6 +70,7 @@ from vigil.notifier.subscriptions import SubscriptionRegistry
 from vigil.serving import BackgroundServer
 from vigil.settings import (
     CloudSettings,
+    FencingSettings,
     InspectorSettings,
     MonitorSettings,
     NotifierSettings,
@@ -142,6 +145,22 @@ def timings(cloud: CloudSettings) -> CloudTimings:
         live_migration_s=cloud.live_migration_s,
         evacuate_s=cloud.evacuate_s,
     )
+
+
+def fencer(fencing: FencingSettings) -> AgentFencer:
+    """The hosts' fence devices, as the settings give them (their secrets unwrapped only here)."""
+    devices = {
+        host: FenceDevice(
+            host=host,
+            agent=device.agent,
+            options=dict(device.options),
+            secrets={key: value.get_secret_value() for key, value in device.secrets.items()},
+            secret_files=dict(device.secret_files),
+            timeout_s=device.timeout_s or fencing.timeout_s,
+        )
+        for host, device in fencing.devices.items()
+    }
+    return AgentFencer(devices, fencing.agents_path)
 
 
 def retry_policy(notifier: NotifierSettings) -> RetryPolicy:
