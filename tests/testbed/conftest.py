@@ -25,6 +25,19 @@ def require_root() -> None:
             pytest.fail(f"'{tool}' is missing: make test installs it (apt-get install -y iproute2 nftables)")
 
 
+def require_fence_agents() -> None:
+    """Skip (or, under VIGIL_REQUIRE_SERVICES=1, fail) without Debian's fence-agents and ipmitool, which the
+    tests that fence a testbed host run (``make sysdeps`` installs them as root)."""
+    wanted = ("/usr/sbin/fence_ipmilan", "/usr/sbin/fence_redfish", "/usr/bin/ipmitool")
+    missing = [p for p in wanted if not os.access(p, os.X_OK)]
+    if not missing:
+        return
+    reason = f"needs {', '.join(missing)} (make sysdeps installs fence-agents and ipmitool as root)"
+    if os.environ.get("VIGIL_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason}; VIGIL_REQUIRE_SERVICES=1 turns this skip into a failure")
+    pytest.skip(reason)
+
+
 def require_nothing_up() -> None:
     left = {k: v for k, v in bed.leftovers().items() if v}
     if left:

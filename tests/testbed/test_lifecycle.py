@@ -33,11 +33,12 @@ def assert_nothing_left(state_dir: Path, pids: list[int]) -> None:
 @pytest.mark.timeout(120)
 def test_up_builds_the_hosts_with_vigil_and_agents_and_down_removes_everything(state_dir: Path) -> None:
     state = bed.up(2, state_dir)
-    assert namespaces(plan.PREFIX) == sorted([plan.CTL_NS, plan.GW_NS, "vgt-h1", "vgt-h2"])
-    assert {plan.MGMT_BRIDGE, plan.DC_BRIDGE, plan.API_ROOT_IF} <= set(links(plan.PREFIX))
+    assert namespaces(plan.PREFIX) == sorted([plan.CTL_NS, plan.GW_NS, plan.BMC_NS, "vgt-h1", "vgt-h2"])
+    assert {plan.MGMT_BRIDGE, plan.DC_BRIDGE, plan.BMC_BRIDGE, plan.API_ROOT_IF} <= set(links(plan.PREFIX))
     running = recorded_pids(state_dir)
-    assert set(running) == {"serve", "agent-compute-1", "agent-compute-2"}
+    assert set(running) == {"serve", "bmc", "agent-compute-1", "agent-compute-2"}
     assert running["serve"] in netns_pids(plan.CTL_NS)
+    assert running["bmc"] in netns_pids(plan.BMC_NS)
     assert running["agent-compute-1"] in netns_pids("vgt-h1")
     with bed.admin_client(state) as client:
         hosts = client.get("/v1/hosts").json()["hosts"]
@@ -49,10 +50,11 @@ def test_up_builds_the_hosts_with_vigil_and_agents_and_down_removes_everything(s
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["up"] is True
-    assert [(h["host"], h["dc"], h["mgmt"], h["agent"]) for h in report["host_status"]] == [
-        ("compute-1", "up", "up", "running"),
-        ("compute-2", "up", "up", "running"),
+    assert [(h["host"], h["dc"], h["mgmt"], h["agent"], h["power"]) for h in report["host_status"]] == [
+        ("compute-1", "up", "up", "running", "on"),
+        ("compute-2", "up", "up", "running", "on"),
     ]
+    assert report["bmc"] == running["bmc"]
 
     with pytest.raises(TestbedError, match="up already"):
         bed.up(1, state_dir)
@@ -65,21 +67,25 @@ def test_up_builds_the_hosts_with_vigil_and_agents_and_down_removes_everything(s
 
 
 @pytest.mark.timeout(120)
-def test_down_removes_everything_after_the_orchestrator_was_killed_in_the_middle_of_up(state_dir: Path) -> None:
+@pytest.mark.parametrize("killed_once", ["bmc", "serve"])  # the BMC emulators just started; Vigil started
+def test_down_removes_everything_after_the_orchestrator_was_killed_in_the_middle_of_up(
+    state_dir: Path, killed_once: str
+) -> None:
     up = subprocess.Popen(
         [sys.executable, "-m", "vigil", "testbed", "up", "--hosts", "2", "--state-dir", str(state_dir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while "serve" not in recorded_pids(state_dir):  # killed once Vigil runs, before the agents are all in
+    while killed_once not in recorded_pids(state_dir):  # before the agents are all in
         assert up.poll() is None, "vigil testbed up ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.01)
     up.send_signal(signal.SIGKILL)
     up.wait()
     pids = list(recorded_pids(state_dir).values())
-    assert namespaces(plan.PREFIX)  # the crash left the testbed half built
+    assert "bmc" in recorded_pids(state_dir)  # the BMC emulators are started before Vigil
+    assert plan.BMC_NS in namespaces(plan.PREFIX)  # the crash left the testbed half built
 
     down = vigil("testbed", "down", state_dir=state_dir)
     assert down.returncode == 0, down.stderr

@@ -1,4 +1,4 @@
-"""The testbed's names, addresses and topology, and the probe's outage arithmetic (no root needed)."""
+"""The testbed's names, addresses, topology and fence devices, and the probe's outage arithmetic (no root needed)."""
 
 import ipaddress
 from pathlib import Path
@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vigil.testbed import plan
+from vigil.settings import Settings, load_settings
+from vigil.testbed import bed, plan
 from vigil.testbed.probe import Sample, outage, read_samples
 from vigil.testbed.scenario import ProbeLog
+from vigil.testbed.state import TestbedState, prepare
 from vigil.topology.yaml_file import load_topology
 
 BENCHMARKING = [ipaddress.ip_network("198.18.0.0/15")]  # RFC 2544
@@ -16,8 +18,9 @@ BENCHMARKING = [ipaddress.ip_network("198.18.0.0/15")]  # RFC 2544
 
 def test_every_address_is_in_the_benchmarking_range() -> None:
     addresses = [plan.CTL_MGMT_IP, plan.API_ROOT_IP, plan.API_CTL_IP, plan.GW_IP, plan.SERVICE_IP]
+    addresses += [plan.BMC_ROOT_IP, plan.CTL_BMC_IP]
     for host in plan.hosts(plan.MAX_HOSTS):
-        addresses += [host.mgmt_ip, host.dc_ip]
+        addresses += [host.mgmt_ip, host.dc_ip, host.bmc_ip]
     assert len(set(addresses)) == len(addresses)
     for address in addresses:
         assert any(ipaddress.ip_address(address) in net for net in BENCHMARKING), address
@@ -26,11 +29,58 @@ def test_every_address_is_in_the_benchmarking_range() -> None:
 def test_every_name_has_the_prefix_and_fits_an_interface_name() -> None:
     names = [plan.MGMT_BRIDGE, plan.DC_BRIDGE, plan.CTL_NS, plan.GW_NS, plan.API_ROOT_IF, plan.API_CTL_IF]
     names += [plan.NS_MGMT_IF, plan.NS_DC_IF, plan.NFT_TABLE]
+    names += [plan.BMC_BRIDGE, plan.BMC_NS, plan.BMC_IF, plan.BMC_PEER, plan.CTL_BMC_PEER]
     for host in plan.hosts(plan.MAX_HOSTS):
         names += [host.netns, host.mgmt_peer, host.dc_peer]
     for name in names:
         assert name.startswith(plan.PREFIX), name
         assert len(name) <= 15, name
+
+
+def test_the_bmcs_are_on_their_own_network() -> None:
+    bmc_net = ipaddress.ip_network(f"{plan.BMC_NET}.0/{plan.PREFIXLEN}")
+    on_it = [plan.BMC_ROOT_IP, plan.CTL_BMC_IP, *(h.bmc_ip for h in plan.hosts(plan.MAX_HOSTS))]
+    assert all(ipaddress.ip_address(a) in bmc_net for a in on_it)
+    others = [plan.CTL_MGMT_IP, plan.API_CTL_IP, plan.GW_IP, *(h.mgmt_ip for h in plan.hosts(3))]
+    assert not any(ipaddress.ip_address(a) in bmc_net for a in others)
+    assert plan.HostPlan(1).bmc_ip == "198.18.2.11"
+
+
+def test_odd_hosts_are_fenced_by_ipmi_and_even_ones_by_redfish_at_their_bmc() -> None:
+    devices = plan.fence_devices(3, "/state/bmc/password")
+    assert {h: d["agent"] for h, d in devices.items()} == {
+        "compute-1": "fence_ipmilan",
+        "compute-2": "fence_redfish",
+        "compute-3": "fence_ipmilan",
+    }
+    assert devices["compute-1"]["options"] == {
+        "ip": "198.18.2.11",
+        "username": plan.BMC_USER,
+        "ipport": "623",
+        "lanplus": "1",
+    }
+    assert devices["compute-2"]["options"] == {
+        "ip": "198.18.2.12",
+        "username": plan.BMC_USER,
+        "ipport": "443",
+        "ssl_insecure": "1",
+        "systems_uri": "/redfish/v1/Systems/compute-2",
+    }
+    assert all(d["secret_files"] == {"password": "/state/bmc/password"} for d in devices.values())
+    settings = Settings(fencing={"devices": devices})  # what Vigil's settings accept
+    assert settings.fencing.devices["compute-3"].secret_files == {"password": Path("/state/bmc/password")}
+
+
+@pytest.mark.parametrize("fencing", [False, True])
+def test_the_fence_devices_are_in_vigils_settings_only_when_vigil_fences(tmp_path: Path, fencing: bool) -> None:
+    tokens = {"admin": "a", "monitor": "m", "member": "u"}
+    state = TestbedState(tmp_path, 2, "vnf-x", "python3", ["vigil-agent"], tokens, fencing=fencing)
+    prepare(tmp_path)
+    served = load_settings(bed._vigil_config(state, interval_ms=None))
+    for_the_cli = load_settings(state.fence_config)
+    assert sorted(for_the_cli.fencing.devices) == ["compute-1", "compute-2"]
+    assert for_the_cli.fencing.devices["compute-2"].secret_files == {"password": state.bmc_password_file}
+    assert served.fencing.devices == (for_the_cli.fencing.devices if fencing else {})
 
 
 def test_hosts_are_found_by_compute_name_namespace_or_index() -> None:

@@ -13,15 +13,25 @@
   (the orchestrating demo, bench or test) reaches its API over a veth of
   its own, ``vgt-ctl-api`` (198.18.1.1) to ``vgt-api0`` (198.18.1.2), and
   nothing else;
+* ``vgt-bmc``, the hosts' BMCs: the BMC network (bridge ``vgt-bmc``,
+  198.18.2.0/24: the root namespace on .1, ``vgt-ctl`` on .2) with host
+  i's BMC at 198.18.2.(10+i), an IPMI (UDP 623) and a Redfish (HTTPS 443)
+  BMC each, powering the host off (every process of its namespace killed,
+  its links down) and on (links up, its agent started again); a fence
+  device per host (odd hosts ``fence_ipmilan``, even ones
+  ``fence_redfish``) for ``vigil fence``, and for Vigil itself with
+  ``up --fencing``;
 * one ``vigil agent`` per host namespace.
 
 Modules: :mod:`.plan` (names and addresses), :mod:`.netns` (namespaces,
 links, sockets opened inside a namespace, timed link flips),
 :mod:`.state` (the state directory: JSON state file, pid files, logs),
-:mod:`.bed` (up, status, down), :mod:`.faults` (injection and repair,
-recording T00), :mod:`.workload` and :mod:`.probe` (the VNF's instance
-processes and the probe client), :mod:`.scenario` (the ACT/STBY app on the
-testbed, for the demo and the benchmarks), :mod:`.cli` (``vigil testbed``).
+:mod:`.bed` (up, status, down), :mod:`.bmc` and :mod:`.power` (the BMC
+emulators and what their power switch does to a host), :mod:`.faults`
+(injection and repair, recording T00), :mod:`.workload` and
+:mod:`.probe` (the VNF's instance processes and the probe client),
+:mod:`.scenario` (the ACT/STBY app on the testbed, for the demo and the
+benchmarks), :mod:`.cli` (``vigil testbed``).
 Every name starts with ``vgt-``, so ``vigil testbed down`` finds and
 removes everything by that prefix, even after a crash.
 """

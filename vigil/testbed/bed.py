@@ -1,26 +1,42 @@
 """Bringing a testbed up, looking at it, and taking it down.
 
 :func:`up` builds the networks of :mod:`.plan` (``ip -batch`` for the
-root namespace, one batch per created namespace), writes Vigil's
+root namespace, one batch per created namespace), starts the hosts' BMCs
+(``python -m vigil.testbed.bmc`` in namespace ``vgt-bmc``: an IPMI and a
+Redfish BMC for every host, at its BMC address, with one random password
+kept in the state; powering a host off there kills every process of its
+namespace and takes its links down, see :mod:`.power`), writes Vigil's
 configuration into ``<state>/ctl`` (the topology of the testbed's hosts,
 a token file with an admin, a monitor and a member token, and settings:
 API on every address of ``vgt-ctl``, heartbeat monitor on its management
 address, and ``network.link`` critical, since each testbed host has one
 data-plane NIC and is useless without it), starts ``vigil serve`` in
-``vgt-ctl``, waits for its API, then starts one ``vigil agent`` per host
-namespace and waits until every host is heard from.
+``vgt-ctl``, waits for its API and for the BMCs, then starts one ``vigil
+agent`` per host namespace and waits until every host is heard from.
+
+Fence devices: one per host, odd hosts through ``fence_ipmilan``, even ones
+through ``fence_redfish`` (both BMCs serve every host, so both agents are
+used), the password read from ``<state>/bmc/password``. They are always in
+``<state>/ctl/fencing.yaml`` (for ``vigil fence ... --config``), and in
+Vigil's own settings only with ``fencing=True`` (``up --fencing``): Vigil
+fences every host it finds failed (fence first), so a fault injected then
+powers its host off, and the host stays disabled in Vigil until an admin
+enables it; without it, faults and repairs stay what :mod:`.faults` says.
 
 :func:`down` needs nothing but the prefix: it stops every process in a
-``vgt-`` namespace and every process named by a pid file, deletes the
-``vgt-`` namespaces (their veths go with them), the ``vgt-`` links left in
-the root namespace (bridges, veth ends), any ``vgt-`` nftables table of the
-root namespace, and the state directory. It works after a crash at any
-point of :func:`up`, and on a machine with nothing to remove.
+``vgt-`` namespace and every process named by a pid file (the BMCs first,
+so none powers a host on meanwhile), deletes the ``vgt-`` namespaces
+(their veths go with them), the ``vgt-`` links left in the root namespace
+(bridges, veth ends), any ``vgt-`` nftables table of the root namespace,
+and the state directory. It works after a crash at any point of
+:func:`up`, and on a machine with nothing to remove.
 """
 
 import contextlib
+import importlib.util
 import json
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -38,6 +54,7 @@ from vigil.api.tokens import TokenEntry, digest, write_entries, write_secret
 from vigil.domain.callbacks import LOOPBACK
 from vigil.settings import Settings
 from vigil.testbed import maintain, plan
+from vigil.testbed.bmc import BmcConfig, BmcSpec
 from vigil.testbed.netns import (
     TestbedError,
     ip,
@@ -92,6 +109,9 @@ def agent_name(host: plan.HostPlan) -> str:
     return f"agent-{host.name}"
 
 
+BMC_PROCESS = "bmc"  # the BMC emulators' pid and log name
+
+
 # -- up ------------------------------------------------------------------------------
 
 
@@ -105,9 +125,10 @@ def _batch(lines: list[str], ns: str | None = None) -> None:
 def _build_networks(count: int) -> None:
     hosts = plan.hosts(count)
     root: list[str] = []
-    for bridge in (plan.MGMT_BRIDGE, plan.DC_BRIDGE):
+    for bridge in (plan.MGMT_BRIDGE, plan.DC_BRIDGE, plan.BMC_BRIDGE):
         root += [f"link add {bridge} type bridge stp_state 0 forward_delay 0", f"link set {bridge} up"]
-    for ns in (plan.CTL_NS, plan.GW_NS, *(h.netns for h in hosts)):
+    root.append(f"addr add {plan.BMC_ROOT_IP}/{plan.PREFIXLEN} dev {plan.BMC_BRIDGE}")
+    for ns in (plan.CTL_NS, plan.GW_NS, plan.BMC_NS, *(h.netns for h in hosts)):
         root.append(f"netns add {ns}")
 
     def pair(outside: str, ns: str, inside: str, bridge: str | None) -> None:
@@ -119,6 +140,8 @@ def _build_networks(count: int) -> None:
     pair(f"{plan.PREFIX}ctl-m", plan.CTL_NS, plan.NS_MGMT_IF, plan.MGMT_BRIDGE)
     pair(plan.API_ROOT_IF, plan.CTL_NS, plan.API_CTL_IF, None)
     root.append(f"addr add {plan.API_ROOT_IP}/{plan.API_PREFIXLEN} dev {plan.API_ROOT_IF}")
+    pair(plan.CTL_BMC_PEER, plan.CTL_NS, plan.BMC_IF, plan.BMC_BRIDGE)
+    pair(plan.BMC_PEER, plan.BMC_NS, plan.BMC_IF, plan.BMC_BRIDGE)
     pair(f"{plan.PREFIX}gw-d", plan.GW_NS, plan.NS_DC_IF, plan.DC_BRIDGE)
     for h in hosts:
         pair(h.mgmt_peer, h.netns, plan.NS_MGMT_IF, plan.MGMT_BRIDGE)
@@ -136,11 +159,52 @@ def _build_networks(count: int) -> None:
         [
             (plan.NS_MGMT_IF, plan.CTL_MGMT_IP, plan.PREFIXLEN),
             (plan.API_CTL_IF, plan.API_CTL_IP, plan.API_PREFIXLEN),
+            (plan.BMC_IF, plan.CTL_BMC_IP, plan.PREFIXLEN),
         ],
     )
+    inside(plan.BMC_NS, [(plan.BMC_IF, h.bmc_ip, plan.PREFIXLEN) for h in hosts])
     inside(plan.GW_NS, [(plan.NS_DC_IF, plan.GW_IP, plan.PREFIXLEN)])
     for h in hosts:
         inside(h.netns, [(plan.NS_MGMT_IF, h.mgmt_ip, plan.PREFIXLEN), (plan.NS_DC_IF, h.dc_ip, plan.PREFIXLEN)])
+
+
+def require_bmc_emulators() -> None:
+    for module in ("pyghmi", "sushy_tools"):
+        if importlib.util.find_spec(module) is None:
+            raise TestbedError(f"the testbed's BMCs need {module}: pip install 'vigil[testbed]'")
+
+
+def start_bmcs(state: TestbedState) -> int:
+    """The BMC emulators in ``vgt-bmc``: every host's IPMI (UDP 623) and Redfish (HTTPS 443) BMC at its BMC
+    address, one login (``plan.BMC_USER``, the state's password), power kept in ``<state>/power`` and switching
+    the testbed's hosts (:mod:`vigil.testbed.power`). The password is also written alone, for the fence devices."""
+    write_secret(state.bmc_password_file, state.bmc_password + "\n")
+    config = BmcConfig(
+        state_dir=state.dir,
+        username=plan.BMC_USER,
+        password=state.bmc_password,
+        bmcs=[BmcSpec(h.name, h.bmc_ip, plan.IPMI_PORT, plan.REDFISH_PORT) for h in plan.hosts(state.hosts)],
+        testbed_dir=state.dir,
+    )
+    path = state.bmc_dir / "config.json"
+    config.write(path)
+    return start_process(state.dir, BMC_PROCESS, plan.BMC_NS, [state.python, "-m", "vigil.testbed.bmc", str(path)])
+
+
+def wait_bmcs(state: TestbedState, timeout_s: float) -> None:
+    """Until the BMC emulators say ``ready`` (every BMC listens)."""
+    log = state.dir / "logs" / f"{BMC_PROCESS}.log"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = BMC_PROCESS in recorded_pids(state.dir)
+        with contextlib.suppress(FileNotFoundError):
+            if alive and "ready" in log.read_text().splitlines():
+                return
+        if not alive:
+            raise TestbedError(f"the BMC emulators exited; see {log}")
+        if time.monotonic() > deadline:
+            raise TestbedError(f"the BMC emulators were not ready within {timeout_s} s; see {log}")
+        time.sleep(0.1)
 
 
 def _vigil_config(state: TestbedState, *, interval_ms: float | None) -> Path:
@@ -179,7 +243,12 @@ def _vigil_config(state: TestbedState, *, interval_ms: float | None) -> Path:
     if "inspector" in fields:
         # One data-plane NIC per host: losing it leaves the host useless, so it acts at once.
         settings["inspector"] = {"critical": ["compute.host", "network.switch", "network.link"]}
-    config = ctl / "vigil.yaml"
+    # Every host's BMCs speak both; odd hosts are fenced by IPMI, even ones by Redfish, so both are used.
+    fencing = {"devices": plan.fence_devices(state.hosts, str(state.bmc_password_file))}
+    state.fence_config.write_text(yaml.safe_dump({"data_dir": str(ctl), "fencing": fencing}, sort_keys=False))
+    if state.fencing:
+        settings["fencing"] = fencing
+    config = state.vigil_config
     config.write_text(yaml.safe_dump(settings, sort_keys=False))
     return config
 
@@ -265,10 +334,12 @@ def up(
     agent: list[str] | None = None,
     interval_ms: float | None = None,
     agent_priority: int = AGENT_PRIORITY,
+    fencing: bool = False,
     timeout_s: float = 60.0,
 ) -> TestbedState:
     """Build a testbed of ``count`` hosts and start Vigil and the agents; see the module docstring."""
     require_root()
+    require_bmc_emulators()
     plan.hosts(count)  # validates
     directory = state_dir or default_state_dir()
     if TestbedState.load(directory) is not None or namespaces(plan.PREFIX) or links(plan.PREFIX):
@@ -276,13 +347,25 @@ def up(
     prepare(directory)
     tokens = {"admin": new_token(), "monitor": new_token(), "member": new_token()}
     python = sys.executable
-    state = TestbedState(directory, count, project, python, agent or agent_command(python), tokens, agent_priority)
+    state = TestbedState(
+        directory,
+        count,
+        project,
+        python,
+        agent or agent_command(python),
+        tokens,
+        agent_priority,
+        bmc_password=secrets.token_hex(10),  # 20 characters: IPMI 2.0's longest password
+        fencing=fencing,
+    )
     state.save()  # first, so 'down' knows the state directory even if the rest fails
     try:
         _build_networks(count)
+        start_bmcs(state)
         config = _vigil_config(state, interval_ms=interval_ms)
         start_process(directory, "serve", plan.CTL_NS, [python, "-m", "vigil", "serve", "--config", str(config)])
         wait_api(state, timeout_s)
+        wait_bmcs(state, timeout_s)
         for host in plan.hosts(count):
             start_agent(state, host)
         wait_agents(state, timeout_s)
@@ -347,12 +430,18 @@ def down(state_dir: Path | None = None) -> Removed:
     require_root()
     directory = state_dir or default_state_dir()
     removed = Removed()
+    # The BMCs first: one switching a host on now would start an agent after the others were found.
+    bmcs = set(netns_pids(plan.BMC_NS))
+    if (bmc := recorded_pids(directory).get(BMC_PROCESS)) is not None:
+        bmcs.add(bmc)
+    bmcs.discard(os.getpid())
+    terminate(sorted(bmcs))
     pids = set(recorded_pids(directory).values())
     for ns in namespaces(plan.PREFIX):
         pids.update(netns_pids(ns))
     pids.discard(os.getpid())
-    removed.processes = sorted(pids)
-    terminate(removed.processes)
+    terminate(sorted(pids - bmcs))
+    removed.processes = sorted(pids | bmcs)
     for family, table in _root_nft_tables():
         run(["nft", "delete", "table", family, table], check=False)
         removed.nft_tables.append(f"{family} {table}")
@@ -395,7 +484,11 @@ def status(state_dir: Path | None = None) -> dict[str, Any]:
         ready=state.ready,
         api=plan.api_url(),
         admin_token_file=str(state.ctl_dir / "admin-token"),
+        vigil_config=str(state.vigil_config),
+        fence_config=str(state.fence_config),
+        fencing=state.fencing,
         serve=running.get("serve"),
+        bmc=running.get(BMC_PROCESS),
         faults=[{"host": f.host, "kind": f.kind, "t00": f.t00, **f.detail} for f in state.faults],
     )
     vigil_hosts: dict[str, str] = {}

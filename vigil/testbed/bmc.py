@@ -85,7 +85,9 @@ class BmcConfig:
             ],
             "testbed_dir": str(self.testbed_dir) if self.testbed_dir else None,
         }
-        path.write_text(json.dumps(body))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the password: 0600 from the start
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(body))
         path.chmod(0o600)
 
 

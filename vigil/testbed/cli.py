@@ -45,20 +45,45 @@ def cmd_up(
     agent_priority: Annotated[
         int, typer.Option(min=0, max=99, help="Real-time (SCHED_FIFO) priority of the agents (0: the normal policy).")
     ] = bed.AGENT_PRIORITY,
+    fencing: Annotated[
+        bool,
+        typer.Option(
+            "--fencing",
+            help="Vigil fences the hosts it finds failed, through their BMCs (a fault then powers its host off).",
+        ),
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for Vigil and the agents.")] = 60.0,
 ) -> None:
-    """Build N host namespaces on a management and a data-centre bridge, start Vigil and the agents.
+    """Build N host namespaces on a management and a data-centre bridge, start their BMCs, Vigil and the agents.
 
+    Each host has an IPMI and a Redfish BMC on the BMC network (198.18.2.0/24, reached from here too);
+    its fence device (odd hosts fence_ipmilan, even ones fence_redfish) is in <state>/ctl/fencing.yaml,
+    for 'vigil fence', and in Vigil's settings with --fencing.
     The agent command is 'python -m vigil agent', or VIGIL_TESTBED_AGENT (split like a shell).
     """
     try:
-        state = bed.up(hosts, state_dir, interval_ms=interval_ms, agent_priority=agent_priority, timeout_s=timeout)
+        state = bed.up(
+            hosts,
+            state_dir,
+            interval_ms=interval_ms,
+            agent_priority=agent_priority,
+            fencing=fencing,
+            timeout_s=timeout,
+        )
     except (TestbedError, OSError, ValueError) as exc:
         raise _fail(exc) from None
     console.print(f"[bold]testbed up[/]: {hosts} hosts (compute-1 .. compute-{hosts}), state in {state.dir}")
     console.print(f"  Vigil API: {plan.api_url()} (from here), {plan.mgmt_api_url()} (from the hosts)")
     console.print(f"  admin token: {state.ctl_dir / 'admin-token'}")
     console.print(f"  heartbeats to {plan.heartbeat_address()}; agent: {' '.join(state.agent)}")
+    first, last = plan.hosts(hosts)[0], plan.hosts(hosts)[-1]
+    console.print(
+        f"  BMCs: {first.bmc_ip} .. {last.bmc_ip} (IPMI udp/{plan.IPMI_PORT}, Redfish https/{plan.REDFISH_PORT}),"
+        f" user {plan.BMC_USER}, password in {state.bmc_password_file}"
+    )
+    console.print(f"  fence devices: vigil fence status compute-1 --config {state.fence_config}")
+    if fencing:
+        console.print("  Vigil fences the hosts it finds failed (one fenced stays disabled until an admin enables it)")
 
 
 @testbed_app.command("status")
@@ -66,7 +91,7 @@ def cmd_status(
     state_dir: StateDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Hosts, links, loss rules, agents, Vigil's view of each host, and injected faults."""
+    """Hosts, their power and BMCs, links, loss rules, agents, Vigil's view of each host, and injected faults."""
     try:
         report = bed.status(state_dir)
     except (TestbedError, OSError) as exc:
@@ -81,13 +106,17 @@ def cmd_status(
             console.print(f"  left over: {left}: run 'vigil testbed down'")
         return
     console.print(f"testbed of {report['hosts']} hosts; Vigil at {report['api']} (serve pid {report['serve']})")
+    console.print(f"  BMCs pid {report['bmc'] or '- (not running)'}; fence devices in {report['fence_config']}")
+    console.print(f"  Vigil fences failed hosts: {'yes' if report['fencing'] else 'no (up --fencing)'}")
     table = Table()
-    for column in ("host", "netns", "mgmt", "dc", "loss", "agent", "heartbeat", "Vigil"):
+    for column in ("host", "netns", "power", "BMC", "mgmt", "dc", "loss", "agent", "heartbeat", "Vigil"):
         table.add_column(column)
     for row in report["host_status"]:
         table.add_row(
             row["host"],
             row["netns"],
+            row["power"] if row["power"] == "on" else f"[bold red]{row['power']}[/]",
+            f"{row['bmc_ip']} ({row['fence_agent'].removeprefix('fence_')})",
             f"{row['mgmt_ip']} {row['mgmt']}",
             f"{row['dc_ip']} {row['dc']}",
             "yes" if row["loss_rule"] else "-",

@@ -23,7 +23,8 @@ status`` lists it) and returns it; :func:`clear` undoes one kind or every
 fault of a host (``repair``): link up, the nft table deleted, SIGCONT, or a
 new agent. For repeated injections in one process (the benchmarks),
 :class:`Injector` keeps the namespace sockets open, so each injection is
-the one syscall.
+the one syscall. A host its BMC powered off (:mod:`.power`) takes no
+fault and no repair: it is powered on through its BMC (``vigil fence on``).
 """
 
 import os
@@ -34,6 +35,7 @@ from typing import Any
 
 from vigil.testbed import plan
 from vigil.testbed.bed import agent_name, start_agent
+from vigil.testbed.bmc import read_power
 from vigil.testbed.netns import Flip, LinkSwitch, TestbedError, in_netns, run
 from vigil.testbed.state import InjectedFault, TestbedState, is_frozen, pid_of, recorded_pids
 
@@ -91,7 +93,15 @@ class Injector:
             raise TestbedError(f"the agent of {host.name} is not running")
         return pid
 
+    def _powered(self, host: plan.HostPlan) -> None:
+        if not read_power(self.state.dir, host.name):
+            raise TestbedError(
+                f"{host.name} is powered off: power it on through its BMC "
+                f"(vigil fence on {host.name} --config {self.state.fence_config})"
+            )
+
     def inject(self, host: plan.HostPlan, kind: str, pct: int | None = None, on: str = "mgmt") -> InjectedFault:
+        self._powered(host)
         detail: dict[str, Any] = {}
         if kind == "link-down":
             flip = self.switch(host, plan.NS_DC_IF).set(False)
@@ -126,6 +136,7 @@ class Injector:
 
     def clear(self, host: plan.HostPlan, kind: str | None = None) -> list[str]:
         """Undo ``kind`` on ``host`` (every kind if None); the kinds undone."""
+        self._powered(host)
         undone: list[str] = []
         kinds = KINDS if kind is None else (kind,)
         if "link-down" in kinds and not self.switch(host, plan.NS_DC_IF).is_up():
@@ -172,6 +183,9 @@ def host_view(
     return {
         "host": host.name,
         "netns": host.netns,
+        "power": "on" if read_power(state.dir, host.name) else "off",
+        "bmc_ip": host.bmc_ip,
+        "fence_agent": host.fence_agent,
         "mgmt_ip": host.mgmt_ip,
         "dc_ip": host.dc_ip,
         "mgmt": links["mgmt"],

@@ -6,8 +6,12 @@ to change it; ``/run`` is emptied at boot, as the namespaces are)::
     state.json            what ``up`` built: hosts, project, tokens, active faults
     pids/NAME.pid         "PID STARTTIME" of each process the testbed started
     logs/NAME.log         its output
-    ctl/                  the controller's data directory (database, tokens, topology)
+    ctl/                  the controller's data directory (database, tokens, topology,
+                          vigil.yaml: its settings, fencing.yaml: the fence devices alone)
     instances/            the workload's control sockets
+    bmc/                  the BMC emulators' configuration, password file (0600, the fence
+                          devices read it), certificate and htpasswd
+    power/HOST            each host's power as its BMC last switched it (on or off)
 
 A pid file holds the process's start time (``/proc/PID/stat``) too, so a
 recycled pid is never mistaken for a testbed process. Every process is
@@ -54,6 +58,8 @@ class TestbedState:
     agent: list[str]  # the agent command before its per-host options
     tokens: dict[str, str]
     agent_priority: int = 0  # real-time (SCHED_FIFO) priority of the agents (0: the normal policy)
+    bmc_password: str = ""  # the BMCs' one login (user plan.BMC_USER), random per testbed
+    fencing: bool = False  # whether Vigil itself fences failed hosts (its settings have the fence devices)
     created_at: float = field(default_factory=time.time)
     ready: bool = False
     faults: list[InjectedFault] = field(default_factory=list)
@@ -66,12 +72,31 @@ class TestbedState:
     def ctl_dir(self) -> Path:
         return self.dir / "ctl"
 
+    @property
+    def bmc_dir(self) -> Path:
+        return self.dir / "bmc"
+
+    @property
+    def bmc_password_file(self) -> Path:
+        """The BMC password alone (0600), as the fence devices' ``secret_files`` name it."""
+        return self.bmc_dir / "password"
+
+    @property
+    def vigil_config(self) -> Path:
+        """The controller's settings file (``vigil serve --config``)."""
+        return self.ctl_dir / "vigil.yaml"
+
+    @property
+    def fence_config(self) -> Path:
+        """Settings with the hosts' fence devices (``fencing``) alone, for ``vigil fence ... --config``."""
+        return self.ctl_dir / "fencing.yaml"
+
     def save(self) -> None:
         data = asdict(self)
         data["dir"] = str(self.dir)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
-        os.chmod(tmp, 0o600)  # it holds the tokens
+        os.chmod(tmp, 0o600)  # it holds the tokens and the BMC password
         tmp.replace(self.path)
 
     @classmethod
@@ -86,7 +111,7 @@ class TestbedState:
 
 
 def prepare(directory: Path) -> None:
-    for sub in ("pids", "logs", "ctl", "instances"):
+    for sub in ("pids", "logs", "ctl", "instances", "bmc"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
 
