@@ -338,6 +338,35 @@ class FencingSettings(_Group):
     agents_path: list[Path] = Field(default_factory=lambda: [Path("/usr/sbin"), Path("/usr/bin")])
 
 
+class RecoveryPolicySettings(_Group):
+    """What becomes of an instance of a fenced host: ``none`` (its owner recovers it) or ``evacuate``, by Masakari's
+    ``method``: ``auto`` (any host the placement rules allow), ``reserved_host`` (only the reserved hosts),
+    ``auto_priority`` (auto, then reserved), ``rh_priority`` (reserved, then auto)."""
+
+    action: Literal["none", "evacuate"] = "none"
+    method: Literal["auto", "reserved_host", "auto_priority", "rh_priority"] = "auto"
+
+
+class RecoverySettings(_Group):
+    """Recovery of a failed host's instances, only ever after its fence is confirmed (``fencing.devices``): the
+    ``default`` policy, overridden per project and per server group (the group's wins). ``reserved_hosts`` are kept
+    for recovery (disabled until used), as Masakari's reserved hosts."""
+
+    default: RecoveryPolicySettings = RecoveryPolicySettings()
+    projects: dict[str, RecoveryPolicySettings] = Field(default_factory=dict)
+    groups: dict[str, RecoveryPolicySettings] = Field(default_factory=dict)
+    reserved_hosts: list[str] = Field(default_factory=list)
+    concurrency: int = Field(32, ge=1, le=256, description="Evacuations sent to the VIM at once.")
+
+    @model_validator(mode="after")
+    def _reserved(self) -> "RecoverySettings":
+        policies = [self.default, *self.projects.values(), *self.groups.values()]
+        wants = any(p.action == "evacuate" and p.method != "auto" for p in policies)
+        if wants and not self.reserved_hosts:
+            raise ValueError("a method using reserved hosts needs recovery.reserved_hosts")
+        return self
+
+
 class AuthSettings(_Group):
     """Empty ``tokens_file`` means ``<data_dir>/tokens.yaml``."""
 
@@ -359,6 +388,7 @@ class Settings(BaseSettings):
     maintenance: MaintenanceSettings = MaintenanceSettings()
     vim: VimSettings = VimSettings()
     fencing: FencingSettings = FencingSettings()
+    recovery: RecoverySettings = RecoverySettings()
 
     @property
     def store_url(self) -> str:

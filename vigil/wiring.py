@@ -48,6 +48,7 @@ from vigil.domain.errors import NotFound
 from vigil.domain.faults import Fault
 from vigil.domain.findings import HostFindings
 from vigil.domain.records import RecordKind
+from vigil.domain.recovery import EvacuationMethod, RecoveryAction, RecoveryPolicies, RecoveryPolicy
 from vigil.domain.retry import RetryPolicy
 from vigil.domain.subscriptions import Subscription
 from vigil.domain.topology import Topology
@@ -67,6 +68,8 @@ from vigil.monitor.session import Timing
 from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.service import Notifier
 from vigil.notifier.subscriptions import SubscriptionRegistry
+from vigil.recovery.evacuation import Evacuator
+from vigil.recovery.fence_first import FenceFirst
 from vigil.serving import BackgroundServer
 from vigil.settings import (
     CloudSettings,
@@ -74,6 +77,8 @@ from vigil.settings import (
     InspectorSettings,
     MonitorSettings,
     NotifierSettings,
+    RecoveryPolicySettings,
+    RecoverySettings,
     Settings,
     StoreSettings,
     VimSettings,
@@ -110,6 +115,7 @@ class Runtime:
     external_tokens: ExternalTokens | None = None  # Keystone's tokens, with vim.driver openstack
     follower: NovaFollower | None = None  # what keeps the map following Nova, with vim.driver openstack
     fault_pusher: FaultPusher | None = None  # what makes Nova say the inspector's changes, with vim.driver openstack
+    fencing: FenceFirst | None = None  # fences failed hosts, with fencing.devices set
 
     def vim_state(self) -> dict[str, Any]:
         """What ``GET /v1/vim`` shows: the driver, how the map follows it, the fault actions pushed to it."""
@@ -161,6 +167,18 @@ def fencer(fencing: FencingSettings) -> AgentFencer:
         for host, device in fencing.devices.items()
     }
     return AgentFencer(devices, fencing.agents_path)
+
+
+def recovery_policies(recovery: RecoverySettings) -> RecoveryPolicies:
+    def policy(settings: RecoveryPolicySettings) -> RecoveryPolicy:
+        return RecoveryPolicy(RecoveryAction(settings.action), EvacuationMethod(settings.method))
+
+    return RecoveryPolicies(
+        default=policy(recovery.default),
+        projects={project: policy(p) for project, p in recovery.projects.items()},
+        groups={group: policy(p) for group, p in recovery.groups.items()},
+        reserved_hosts=frozenset(recovery.reserved_hosts),
+    )
 
 
 def retry_policy(notifier: NotifierSettings) -> RetryPolicy:
@@ -267,6 +285,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     follower: NovaFollower | None = None
     fault_pusher: FaultPusher | None = None
     resumed: Resumed | None = None
+    fencing: FenceFirst | None = None
+    fencer_task: asyncio.Task[None] | None = None
     driver: OpenStackVim | None = None
     services: ComputeServices | None = None
     try:
@@ -298,6 +318,22 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         gc.freeze()
         feed = bus.subscribe()
         watcher = asyncio.create_task(watch(feed, intake), name="vigil.inspector.watch")
+        if settings.fencing.devices:  # before the journal's replay, which may open faults
+            evacuator = Evacuator(
+                cloud.transactions,
+                driver or cloud,
+                alarms,
+                notifier,
+                recovery_policies(settings.recovery),
+                constraints=lambda group: cloud.group_constraints(group),  # set once maintenance starts
+                concurrency=settings.recovery.concurrency,
+            )
+            fencing = FenceFirst(
+                cloud.transactions, inspector, alarms, notifier, fencer(settings.fencing), confirmed=evacuator.recover
+            )
+            fence_feed = bus.subscribe()
+            fencer_task = asyncio.create_task(fencing.run(fence_feed.queue), name="vigil.recovery.fence")
+            log.info("fencing %d hosts; resumed %d fences", len(settings.fencing.devices), fencing.resume())
         if fault_pusher is not None and resumed is not None:
             pusher = asyncio.create_task(
                 _push_faults(fault_pusher, resumed, cloud.map, bus.subscribe()), name="vigil.vim.openstack.push"
@@ -327,12 +363,15 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             external_tokens=keystone,
             follower=follower,
             fault_pusher=fault_pusher,
+            fencing=fencing,
         )
     finally:
-        for task in (pruner, pusher):
+        for task in (pruner, pusher, fencer_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if fencing is not None:
+            await fencing.aclose()
         if maintenance is not None:
             await maintenance.aclose()
         if driver is not None:

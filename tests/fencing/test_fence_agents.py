@@ -7,12 +7,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from bmc_support import AGENTS, PASSWORD, Bmcs
 
 from vigil.domain.fencing import FenceAction, PowerState
 from vigil.fencing.agents import FenceDevice, call_agent
 from vigil.fencing.fencer import AgentFencer, NoFenceDevice
-
-from .conftest import AGENTS, PASSWORD, Bmcs
 
 PROTOCOLS = ["ipmi", "redfish"]
 

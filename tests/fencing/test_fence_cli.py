@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bmc_support import PASSWORD, USER, Bmcs
 from typer.testing import CliRunner
 
 from vigil.cli import app
 from vigil.settings import SettingsError, load_settings
-
-from .conftest import PASSWORD, USER, Bmcs
 
 
 def settings_file(tmp_path: Path, bmcs: Bmcs, password: str = PASSWORD) -> Path:

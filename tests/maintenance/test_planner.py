@@ -14,7 +14,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from vigil.domain.errors import Conflict
-from vigil.maintenance.planner import (
+from vigil.domain.planner import (
     Layout,
     Move,
     NoRoom,

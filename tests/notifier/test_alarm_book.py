@@ -44,3 +44,18 @@ def test_cleared_alarms_leave_memory_but_the_last_few() -> None:
 def test_the_same_cause_raises_the_same_alarm_id() -> None:
     assert raise_one(AlarmBook(), 7) == raise_one(AlarmBook(), 7)
     assert raise_one(AlarmBook(), 7) != raise_one(AlarmBook(), 8)
+
+
+def test_details_update_an_alarm_only_when_they_change_it() -> None:
+    book = AlarmBook()
+    alarm = book.get(raise_one(book, 1))
+
+    first = book.update(alarm, NOW, details={"fence": "requested"})
+    again = book.update(alarm, NOW, details={"fence": "requested"})
+    second = book.update(alarm, NOW, details={"fence": "confirmed", "recovery": "evacuating"})
+
+    assert first is not None
+    assert again is None, "nothing changed: no notification"
+    assert second is not None
+    assert alarm.version == 3
+    assert alarm.details == {"fence": "confirmed", "recovery": "evacuating"}

@@ -47,6 +47,8 @@ class AlarmKind(StrEnum):
     GROUP_DEGRADED = "server_group.degraded"
     SUBSCRIPTION_UNREACHABLE = "subscription.unreachable"
     VIM_UNREACHABLE = "vim.unreachable"
+    HOST_FENCE_FAILED = "host.fence_failed"  # a failed host could not be fenced: nothing of it is recovered
+    HOST_RECOVERY_FAILED = "host.recovery_failed"  # a fenced host's instances that could not be evacuated
 
 
 class AlarmState(StrEnum):
@@ -96,11 +98,22 @@ class Alarm:
     def active(self) -> bool:
         return self.state is AlarmState.ACTIVE
 
-    def update(self, now: datetime, *, severity: Severity | None = None, resource_ids: list[str] | None = None) -> bool:
-        """Change severity or affected resources of an active alarm; True if anything changed."""
+    def update(
+        self,
+        now: datetime,
+        *,
+        severity: Severity | None = None,
+        resource_ids: list[str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """Change severity, affected resources or details (merged in) of an active alarm; True if anything
+        changed."""
         if not self.active:
             raise IllegalTransition("alarm", self.id, str(self.state), "UPDATED")
         changed = False
+        if details and any(self.details.get(k, object()) != v for k, v in details.items()):
+            self.details = {**self.details, **details}
+            changed = True
         if severity is not None and severity != self.severity:
             self.severity = severity
             changed = True

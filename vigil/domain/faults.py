@@ -98,6 +98,12 @@ class Checkpoint(StrEnum):
     T07 = "T07"  # notifier: first notification sent
     T08 = "T08"  # notifier: last notification sent
     T09 = "T09"  # last consumer received (reported in the consumer's answer)
+    # After T09, off the notification's path: fencing the failed host (vigil.recovery).
+    FENCE_REQUESTED = "fence_requested"
+    FENCE_CONFIRMED = "fence_confirmed"  # its power read off: its instances may be recovered
+    FENCE_FAILED = "fence_failed"  # an error, a timeout, or power still on: nothing of it is recovered
+    RECOVERY_STARTED = "recovery_started"  # its instances' evacuations sent (their policy evacuates)
+    RECOVERED = "recovered"  # the last of them ended (ACTIVE elsewhere, or failed)
 
 
 # (monitor, monitor_event_id, the detection time in UTC): what makes two reports the same report.

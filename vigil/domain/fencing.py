@@ -12,6 +12,9 @@ recovered.
 from dataclasses import dataclass
 from enum import StrEnum
 
+# A fenced host's disabled reason: it stays disabled, when it comes back, until an admin enables it.
+FENCED_REASON_PREFIX = "fenced: "
+
 
 class FenceAction(StrEnum):
     """The actions of the fence-agents API that Vigil sends (``action=`` on the agent's stdin)."""

@@ -128,6 +128,7 @@ async def call_agent(device: FenceDevice, action: FenceAction, search: Iterable[
         return answer(False, PowerState.UNKNOWN, f"no answer within {device.timeout_s:g} s", timed_out=True)
     except BaseException:  # cancelled: the agent must not go on fencing on its own
         _kill_group(process.pid)
+        await asyncio.shield(_reaped(process))
         raise
     assert process.returncode is not None
     ok, power = _power(action, process.returncode)
@@ -135,6 +136,14 @@ async def call_agent(device: FenceDevice, action: FenceAction, search: Iterable[
     if not ok and not detail:
         detail = f"exit status {process.returncode}"
     return answer(ok, power, detail)
+
+
+async def _reaped(process: asyncio.subprocess.Process) -> None:
+    """Wait for a killed agent and drain its pipes, so nothing of it outlives the call."""
+    await process.wait()
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            await pipe.read()
 
 
 def _kill_group(pid: int) -> None:

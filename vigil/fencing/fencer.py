@@ -50,9 +50,18 @@ class AgentFencer:
             raise NoFenceDevice(host)
         running = self._running.get(host)
         if running is None:
-            running = self._running[host] = asyncio.ensure_future(self._fence(host))
+            running = self._running[host] = asyncio.get_running_loop().create_task(
+                self._fence(host), name=f"vigil.fencing.{host}"
+            )
             running.add_done_callback(lambda _: self._running.pop(host, None))
         return await asyncio.shield(running)
+
+    async def aclose(self) -> None:
+        """Stop the fences under way, their agents killed (a waiter's own cancellation leaves a fence running for
+        the others; this stops it for all)."""
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
 
     async def _fence(self, host: str) -> FenceOutcome:
         off = await self.call(host, FenceAction.OFF)

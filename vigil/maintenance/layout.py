@@ -1,7 +1,7 @@
 """The planner's view of the live cloud: capacity, placements, migrations in flight and group rules.
 
-The planner (:mod:`vigil.maintenance.planner`) is pure and plans on a
-:class:`~vigil.maintenance.planner.Layout`; this builds one from the resource
+The planner (:mod:`vigil.domain.planner`) is pure and plans on a
+:class:`~vigil.domain.planner.Layout`; this builds one from the resource
 map and the FEAT03 constraints. An instance migrating holds its target as
 well as its source, as the scheduler counts it, so a plan never fills the
 host a migration is about to land on.
@@ -10,7 +10,7 @@ host a migration is about to land on.
 from vigil.domain.maintenance import Constraints
 from vigil.domain.model import Instance
 from vigil.domain.placement import GroupRules
-from vigil.maintenance.planner import Layout, PlanGroup, PlanInstance
+from vigil.domain.planner import Layout, PlanGroup, PlanInstance
 from vigil.maintenance.ports import Inventory
 
 

@@ -54,10 +54,7 @@ from vigil.domain.maintenance import (
     ReplyKind,
     SessionState,
 )
-from vigil.domain.states import HostStatus, InstanceState
-from vigil.maintenance.actions import ActionFailed, HostAction
-from vigil.maintenance.layout import layout_of
-from vigil.maintenance.planner import (
+from vigil.domain.planner import (
     Layout,
     Move,
     NoRoom,
@@ -67,6 +64,9 @@ from vigil.maintenance.planner import (
     wave_pause,
     waves,
 )
+from vigil.domain.states import HostStatus, InstanceState
+from vigil.maintenance.actions import ActionFailed, HostAction
+from vigil.maintenance.layout import layout_of
 from vigil.maintenance.ports import Clock, Cloud, Messenger, Records
 
 log = logging.getLogger(__name__)

@@ -80,11 +80,17 @@ class AlarmBook:
         return AlarmChange(Lifecycle.RAISED, alarm)
 
     def update(
-        self, alarm: Alarm, now: datetime, *, severity: Severity | None = None, resource_ids: list[str] | None = None
+        self,
+        alarm: Alarm,
+        now: datetime,
+        *,
+        severity: Severity | None = None,
+        resource_ids: list[str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> AlarmChange | None:
         """None when nothing changed, so no notification goes out."""
         previous = alarm.severity
-        if not alarm.update(now, severity=severity, resource_ids=resource_ids):
+        if not alarm.update(now, severity=severity, resource_ids=resource_ids, details=details):
             return None
         return AlarmChange(Lifecycle.UPDATED, alarm, previous_severity=previous)
 

@@ -66,7 +66,24 @@ __all__ = [
 ]
 
 # The details of a tenant alarm a tenant may see (the inspector's tenant and server-group alarms).
-TENANT_DETAILS = frozenset({"description", "host_status", "host_ids", "instance_state", "threshold", "members"})
+# ``fence``: requested, confirmed or failed, the failed host's fencing (vigil.recovery), which an owner waits for
+# before it can count on its instances not running there any more; ``recovery`` (evacuating, done, partial) and
+# the owner's own instances ``evacuating``, ``recovered`` and ``not_recovered``: their evacuation by Vigil.
+TENANT_DETAILS = frozenset(
+    {
+        "description",
+        "host_status",
+        "host_ids",
+        "instance_state",
+        "threshold",
+        "members",
+        "fence",
+        "recovery",
+        "evacuating",
+        "recovered",
+        "not_recovered",
+    }
+)
 
 # SOL 003 ResourceHandle.vimConnectionId: the VIM holding the faulty resource is Vigil's cloud.
 VIM_CONNECTION_ID = "vigil"
@@ -126,6 +143,20 @@ _KINDS: dict[str, tuple[str, str, str, str, str]] = {
         "notification receiver unreachable",
     ),
     AlarmKind.VIM_UNREACHABLE: ("vigil.vim.unreachable", "COMMUNICATIONS_ALARM", "COMPUTE", "vim", "VIM unreachable"),
+    AlarmKind.HOST_FENCE_FAILED: (
+        "compute.host.fence_failed",
+        "EQUIPMENT_ALARM",
+        "COMPUTE",
+        "OS::Nova::Host",
+        "host could not be fenced",
+    ),
+    AlarmKind.HOST_RECOVERY_FAILED: (
+        "compute.host.recovery_failed",
+        "PROCESSING_ERROR_ALARM",
+        "COMPUTE",
+        "OS::Nova::Host",
+        "instances not recovered",
+    ),
 }
 _UNKNOWN_KIND = ("vigil.alarm", "EQUIPMENT_ALARM", "COMPUTE", "", "unknown")
 
@@ -214,7 +245,12 @@ def _traits(change: AlarmChange, notification: NotificationId, resource_ids: Seq
             add("state", "error")  # Nova's instance state, as compute.instance.update carries it
     else:
         add("resource_ids", list(resource_ids))
-    if alarm.kind in (AlarmKind.HOST_DOWN, AlarmKind.HOST_DEGRADED):
+    if alarm.kind in (
+        AlarmKind.HOST_DOWN,
+        AlarmKind.HOST_DEGRADED,
+        AlarmKind.HOST_FENCE_FAILED,
+        AlarmKind.HOST_RECOVERY_FAILED,
+    ):
         add("hostname", alarm.resource_id)
     elif alarm.kind is AlarmKind.SWITCH_DOWN:
         add("switch", alarm.resource_id)

@@ -1,4 +1,8 @@
-"""The maintenance planner: in which order hosts are maintained, and where their instances go.
+"""The planner: in which order hosts are maintained, and where a host's instances go.
+
+It serves maintenance (:mod:`vigil.maintenance`: rolling sessions) and
+recovery (:mod:`vigil.recovery.evacuation`: a fenced host's instances), so
+both place on one search and the scheduler's rules.
 
 Doctor's maintenance use case as Fenix runs it: the admin's hosts are
 maintained one at a time, each only once it is empty. Hosts that are empty
@@ -24,6 +28,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from vigil.domain.errors import Conflict
+from vigil.domain.maintenance import GroupConstraints
+from vigil.domain.model import ServerGroup
 from vigil.domain.placement import GroupRules, NaturalKey, capacity_rejection, group_rejection, natural_key
 
 SEARCH_BUDGET = 2_000
@@ -287,6 +293,19 @@ def evacuate(layout: Layout, host: str, *, preferred: Sequence[str], others: Seq
     instance that fits nowhere.
     """
     return _evacuate(layout, host, (_Tier(tuple(preferred)), _Tier(tuple(others), ranked=False)))
+
+
+def evacuate_in_tiers(layout: Layout, host: str, tiers: Sequence[Sequence[str]]) -> list[Move]:
+    """As :func:`evacuate`, with the target hosts in ``tiers`` tried in order, each by most free vCPUs then natural
+    name (recovery: the ordinary hosts and the reserved ones, in the order a policy's method gives)."""
+    return _evacuate(layout, host, [_Tier(tuple(t)) for t in tiers])
+
+
+def group_of(group: ServerGroup, constraints: GroupConstraints | None = None) -> PlanGroup:
+    """A server group as the planner sees it outside a maintenance session: its policy and its FEAT03 placement
+    constraints (the scheduler's rules; no waves)."""
+    rules = GroupRules.of(group, constraints)
+    return PlanGroup(rules.id, rules.anti_affinity, rules.affinity, rules.max_instances_per_host)
 
 
 def _evacuate(layout: Layout, host: str, tiers: Sequence[_Tier], settled: Collection[str] = ()) -> list[Move]:
