@@ -153,3 +153,21 @@ def test_a_method_using_reserved_hosts_needs_some() -> None:
 
     with pytest.raises(SettingsError, match=r"needs recovery\.reserved_hosts"):
         load_settings(None, recovery={"default": {"action": "evacuate", "method": "reserved_host"}})
+
+
+async def test_a_recovery_cut_off_by_a_stop_ends_after_the_next_start(bmcs: Bmcs, tmp_path: Path) -> None:
+    slow = recovery_settings(tmp_path, bmcs, {"default": {"action": "evacuate"}})
+    slow = slow.model_copy(update={"cloud": slow.cloud.model_copy(update={"evacuate_s": 60.0})})
+    async with serving(slow) as api, api.client("admin-token") as admin:
+        fault = await report(api, "compute-1", "e1")
+        await profile_until(admin, fault, lambda c: "recovery_started" in c)
+    # stopped with the evacuations under way: first steps durable (BUILD on their targets), no end recorded
+
+    quick = recovery_settings(tmp_path, bmcs, {"default": {"action": "evacuate"}})
+    async with serving(quick) as api, api.client("admin-token") as admin:
+        checkpoints = await profile_until(admin, fault, lambda c: "recovered" in c)
+        placed = await where(admin)
+
+    assert "fence_failed" not in checkpoints
+    assert {i: placed[i][1] for i in EVACUATED} == dict.fromkeys(EVACUATED, "ACTIVE")
+    assert all(placed[i][0] != "compute-1" for i in EVACUATED)

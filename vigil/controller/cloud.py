@@ -135,18 +135,26 @@ class EmbeddedCloud:
             raise
 
     def restore(self, state: Snapshot) -> list[Instance]:
-        """Rebuild the map from the store; return the instances whose migration
-        a restart interrupted (call :meth:`recover` to settle them)."""
+        """Rebuild the map from the store; return the instances whose migration,
+        build or evacuation a restart interrupted (call :meth:`recover` to settle them)."""
         self.map.add_all(state.resources)
         self.transactions.counter.last = state.last_seq
-        return [i for i in self.map.instances() if i.state is InstanceState.MIGRATING]
+        return [i for i in self.map.instances() if i.state in (InstanceState.MIGRATING, InstanceState.BUILD)]
 
     async def recover(self, interrupted: Iterable[Instance]) -> None:
-        """Return instances whose migration was cut off to where they ran."""
-        changes = self._changes("migration interrupted by a restart")
+        """Return instances whose migration was cut off to where they ran; end the builds and evacuations cut
+        off (their host was chosen and durable in their first step; the rest of a simulated build is its
+        delay), so nothing stays BUILD for ever and a recovery resumed after the restart finds them placed."""
+        interrupted = list(interrupted)
+        migrations = self._changes("migration interrupted by a restart")
+        builds = self._changes("build interrupted by a restart")
         for inst in interrupted:
-            changes.update(inst, migrating_to=None, state=InstanceState.ACTIVE)
-        await self._commit(changes)
+            if inst.state is InstanceState.MIGRATING:
+                migrations.update(inst, migrating_to=None, state=InstanceState.ACTIVE)
+            else:
+                builds.update(inst, state=InstanceState.ACTIVE)
+        await self._commit(migrations)
+        await self._commit(builds)
 
     async def aclose(self) -> None:
         """Cancel operations still under way; their first step stays durable."""

@@ -85,6 +85,9 @@ class Evacuator:
         host = fault.resource_id
         chosen = self.chosen(host)
         if not chosen:
+            if Checkpoint.RECOVERY_STARTED in fault.checkpoints:  # resumed: what was under way ended meanwhile
+                fault.mark(Checkpoint.RECOVERED, self._wall())
+                await self._tell(fault, {}, {})
             return
         fault.mark(Checkpoint.RECOVERY_STARTED, self._wall())
         moves, unplaced = self.plan(host, chosen)

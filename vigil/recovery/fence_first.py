@@ -32,7 +32,7 @@ fault's profile.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,14 +96,43 @@ class FenceFirst:
         """Start fencing ``fault``'s host if it is wanted and not running; True if it started."""
         if fault.id in self._running or not self.wanted(fault):
             return False
-        task = asyncio.get_running_loop().create_task(self._fence(fault), name=f"vigil.fence.{fault.resource_id}")
-        self._running[fault.id] = task
-        task.add_done_callback(lambda _: self._running.pop(fault.id, None))
+        self._start(fault, self._fence(fault), "fence")
         return True
 
+    def _start(self, fault: Fault, work: Coroutine[Any, Any, None], what: str) -> None:
+        ident = fault.id
+        task = asyncio.get_running_loop().create_task(work, name=f"vigil.{what}.{fault.resource_id}")
+        self._running[ident] = task
+        task.add_done_callback(lambda _: self._running.pop(ident, None))
+
     def resume(self) -> int:
-        """After a restart: fence every open host fault still without an outcome. Returns how many started."""
-        return sum(self.consider(fault) for fault in self._faults.open_faults())
+        """After a restart: fence every open host fault still without an outcome, and take up the recovery of
+        those fenced whose recovery had not ended. Returns how many started."""
+        started = 0
+        for fault in self._faults.open_faults():
+            if self.consider(fault):
+                started += 1
+            elif self._recovery_unfinished(fault) and fault.id not in self._running:
+                self._start(fault, self._recover(fault), "recover")
+                started += 1
+        return started
+
+    @staticmethod
+    def _recovery_unfinished(fault: Fault) -> bool:
+        checkpoints = fault.checkpoints
+        return (
+            fault.state is FaultState.ACTIVE
+            and Checkpoint.FENCE_CONFIRMED in checkpoints
+            and Checkpoint.RECOVERED not in checkpoints
+        )
+
+    async def _recover(self, fault: Fault) -> None:
+        try:
+            await self._confirmed(fault)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next start takes it up again
+            log.exception("recovery of host %s stopped", fault.resource_id)
 
     async def run(self, events: "asyncio.Queue[ResourceEvent]") -> None:
         """Follow committed resource events: a host forced down is a host fault opened (the inspector's fault
@@ -147,7 +176,7 @@ class FenceFirst:
                 fault.mark(Checkpoint.FENCE_CONFIRMED, self._wall())
                 log.info("host %s fenced: power off confirmed", host)
                 await self._tell(fault, "confirmed", f"host {host} fenced", fenced=True)
-                await self._confirmed(fault)
+                await self._recover(fault)
             else:
                 fault.mark(Checkpoint.FENCE_FAILED, self._wall())
                 log.warning("host %s could not be fenced: %s; nothing of it is recovered", host, reason)
