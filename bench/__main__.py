@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench.outage",
     "bench.maintenance",
     "bench.nova_follow",
+    "bench.recovery",
 ]
 
 

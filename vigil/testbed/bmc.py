@@ -26,14 +26,17 @@ it prints ``ready`` once every BMC listens. Needs ``pip install
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,6 +268,54 @@ def serve(config: BmcConfig, hook: PowerHook | None, ready: Callable[[], None]) 
         threading.Thread(target=server.serve_forever, name=f"redfish-{spec.host}", daemon=True).start()
     ready()
     bmc.Bmc.listen()  # pyghmi's one loop serves every IPMI BMC made above
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def loopback_bmcs(directory: Path, hosts: Sequence[str], username: str, password: str) -> Iterator[BmcConfig]:
+    """BMC emulators for ``hosts`` on loopback ports, in a process of their own (power kept under
+    ``directory/bmc``, no host switched), stopped on exit: for the demos and tests without a testbed."""
+    specs = [BmcSpec(h, "127.0.0.1", _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)) for h in hosts]
+    config = BmcConfig(state_dir=directory / "bmc", username=username, password=password, bmcs=specs)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    config_file = directory / "bmc.json"
+    config.write(config_file)
+    log_file = directory / "bmc.log"
+    with log_file.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vigil.testbed.bmc", str(config_file)], stdout=subprocess.PIPE, stderr=log, text=True
+        )
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the BMC emulators did not start: {log_file.read_text()[-2000:]}")
+        yield config
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def device_settings(spec: BmcSpec, agent: str, username: str, **secret: object) -> dict[str, object]:
+    """Vigil's ``fencing.devices`` entry for ``spec``'s host through ``agent`` (``fence_ipmilan`` or
+    ``fence_redfish``); ``secret`` is ``secrets={"password": ...}`` or ``secret_files={"password": ...}``."""
+    options: dict[str, str] = {"ip": spec.address, "username": username}
+    if agent == "fence_ipmilan":
+        options.update(ipport=str(spec.ipmi_port), lanplus="1")
+    else:
+        options.update(ipport=str(spec.redfish_port), ssl_insecure="1", systems_uri=f"/redfish/v1/Systems/{spec.host}")
+    return {"agent": agent, "options": options, **secret}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
