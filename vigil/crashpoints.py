@@ -17,6 +17,11 @@ dangerous:
 ``after-delivery``  a notification was delivered, its outcome not yet recorded
 ``before-vim-push`` a fault's committed changes reached the OpenStack driver,
                     not yet pushed to Nova and Neutron
+``before-fence``    a failed host's fence request is durable, its agent not
+                    yet called
+``after-fence``     the agent confirmed the host off, not yet recorded
+``mid-recovery``    the first of a fenced host's evacuations ended, nothing of
+                    the recovery's end recorded, the others under way
 =================  ==========================================================
 
 This module is outside the layers on purpose: engines and adapters call it,
@@ -35,6 +40,9 @@ POINTS = frozenset(
         "after-commit",
         "after-delivery",
         "before-vim-push",
+        "before-fence",
+        "after-fence",
+        "mid-recovery",
     }
 )
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from vigil.crashpoints import crash_point
 from vigil.domain.alarms import AlarmChange, AlarmKind
 from vigil.domain.errors import DomainError
 from vigil.domain.faults import Checkpoint, Fault, Severity
@@ -97,8 +98,12 @@ class Evacuator:
         recovered: list[str] = []
         failed: dict[str, str] = dict(unplaced)
         pending = {asyncio.ensure_future(self._evacuate(move)): move for move in moves}
+        first = True
         while pending:
             done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if first:
+                crash_point("mid-recovery")  # the first ended; the rest may not have
+                first = False
             for task in done:
                 move = pending.pop(task)
                 error = task.result()

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from vigil.crashpoints import crash_point
 from vigil.domain.alarms import AlarmChange, AlarmKind
 from vigil.domain.events import ResourceEvent
 from vigil.domain.faults import Checkpoint, Fault, FaultState, Severity
@@ -165,6 +166,7 @@ class FenceFirst:
         try:
             fault.mark(Checkpoint.FENCE_REQUESTED, self._wall())
             await self._tell(fault, "requested", f"fence of host {host} requested")
+            crash_point("before-fence")
             outcome: FenceOutcome | None = None
             try:
                 outcome = await self._fencer.fence(host)
@@ -173,6 +175,7 @@ class FenceFirst:
                 log.exception("fencing %s failed to run", host)
                 reason = f"the fence could not run: {exc}"
             if outcome is not None and outcome.confirmed:
+                crash_point("after-fence")
                 fault.mark(Checkpoint.FENCE_CONFIRMED, self._wall())
                 log.info("host %s fenced: power off confirmed", host)
                 await self._tell(fault, "confirmed", f"host {host} fenced", fenced=True)
