@@ -553,6 +553,8 @@ def demo_recovery(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the recovery.")] = 120.0,
     evacuate_s: Annotated[float, typer.Option(help="How long an evacuation takes in the embedded cloud.")] = 0.5,
+    testbed: Annotated[bool, typer.Option("--testbed", help="On real namespaces (root): see below.")] = False,
+    hosts: Annotated[int, typer.Option("--hosts", min=3, max=200, help="With --testbed: hosts.")] = 3,
 ) -> None:
     """Masakari's test: a host fails, is fenced through its BMC, and its instances come back elsewhere.
 
@@ -562,7 +564,19 @@ def demo_recovery(
     instances_recovered and double_active (instances rebuilt while the failed host still had
     power: 0). Needs fence-agents and ipmitool (make sysdeps, as root). Exits 0 only if every
     instance of the failed host was recovered and none while it had power.
+
+    With --testbed: on a testbed of network namespaces (brought up with fencing and the VNF's
+    recovery policy evacuate, and down again), the VNF's instances are processes (the ACT/STBY
+    pair and two non-redundant ones per host; -n and --evacuate-s are for the embedded cloud).
+    The active's host loses its management network: Vigil declares it lost and fences it
+    through its BMC while its instances still answer; a probe sends requests to them at the
+    host's own address. double_active counts their answers after the fence was confirmed and
+    instances answering from two hosts at once; recovered_ms waits until every recovered
+    instance's process answers at its new host. Exits 0 only if every instance of the failed
+    host was recovered and double_active is 0.
     """
+    if testbed:
+        _demo_recovery_testbed(hosts, timeout, as_json)
     from vigil.demo_recovery import run_recovery_demo
 
     with _friendly_errors():
@@ -583,6 +597,37 @@ def demo_recovery(
         if result.error:
             err.print(f"[bold red]error:[/] {result.error}")
     raise typer.Exit(0 if ok else 1)
+
+
+def _demo_recovery_testbed(hosts: int, timeout: float, as_json: bool) -> NoReturn:
+    from vigil.demo_recovery import run_testbed_recovery_demo
+
+    with _friendly_errors():
+        result = asyncio.run(run_testbed_recovery_demo(hosts, timeout_s=min(timeout, 600.0)))
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+    else:
+        table = Table("step", "ms after T01", title=f"{result.host or 'The active host'} loses its management network")
+        for name, ms in result.checkpoints_ms.items():
+            table.add_row(name, f"{ms:.1f}")
+        table.add_section()
+        table.add_row("BMC: power off", _ms(result.power_off_ms))
+        table.add_row("failed host's last answer", _ms(result.last_answer_ms))
+        for instance, seen in sorted(result.recovered.items()):
+            table.add_row(f"{instance} answers on {seen['host']}", _ms(seen["answered_ms"]))
+        console.print(table)
+        console.print(
+            f"fenced in [bold]{_ms(result.fence_ms)}[/], {result.instances_recovered} of {len(result.instances)} "
+            f"instances ACTIVE elsewhere and answering in [bold]{_ms(result.recovered_ms)}[/]; double active: "
+            f"[bold]{result.double_active}[/] ({result.answers_after_fence} answers from {result.host} to "
+            f"{result.requests_after_fence} requests after the fence, {result.two_hosts} instances on two hosts); "
+            f"service outage {_ms(result.outage_ms)}"
+        )
+        for line in result.notes:
+            console.print(f"  [dim]note:[/] {line}", highlight=False)
+    if result.error:
+        err.print(f"[bold red]error:[/] {result.error}")
+    raise typer.Exit(0 if result.ok else 1)
 
 
 def _ms(value: float | None) -> str:

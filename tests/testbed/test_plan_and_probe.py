@@ -1,14 +1,18 @@
 """The testbed's names, addresses, topology and fence devices, and the probe's outage arithmetic (no root needed)."""
 
+import asyncio
+import contextlib
 import ipaddress
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from vigil.settings import Settings, load_settings
 from vigil.testbed import bed, plan
-from vigil.testbed.probe import Sample, outage, read_samples
+from vigil.testbed.probe import Probe, Sample, outage, read_samples, target_of
 from vigil.testbed.scenario import ProbeLog
 from vigil.testbed.state import TestbedState, prepare
 from vigil.topology.yaml_file import load_topology
@@ -81,6 +85,57 @@ def test_the_fence_devices_are_in_vigils_settings_only_when_vigil_fences(tmp_pat
     assert sorted(for_the_cli.fencing.devices) == ["compute-1", "compute-2"]
     assert for_the_cli.fencing.devices["compute-2"].secret_files == {"password": state.bmc_password_file}
     assert served.fencing.devices == (for_the_cli.fencing.devices if fencing else {})
+
+
+@pytest.mark.parametrize("recovery", [None, {"projects": {"vnf-x": {"action": "evacuate", "method": "auto"}}}])
+def test_vigils_recovery_settings_are_what_up_was_given(tmp_path: Path, recovery: dict[str, Any] | None) -> None:
+    tokens = {"admin": "a", "monitor": "m", "member": "u"}
+    state = TestbedState(tmp_path, 3, "vnf-x", "python3", ["vigil-agent"], tokens, fencing=True, recovery=recovery)
+    prepare(tmp_path)
+    served = load_settings(bed._vigil_config(state, interval_ms=None))
+    policy = served.recovery.projects.get("vnf-x")
+    assert (policy.action if policy else None) == ("evacuate" if recovery else None)
+    assert served.recovery.default.action == "none"  # other projects' owners still recover their own
+    state.save()
+    loaded = TestbedState.load(tmp_path)
+    assert loaded is not None
+    assert loaded.recovery == recovery
+
+
+def test_the_probe_sends_to_several_targets_in_turn(tmp_path: Path) -> None:
+    servers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    try:
+        for server in servers:
+            server.bind(("127.0.0.1", 0))
+            server.setblocking(False)
+        targets = [("127.0.0.1", int(s.getsockname()[1])) for s in servers]
+
+        async def answer_then_stop() -> None:
+            loop = asyncio.get_running_loop()
+            for n, server in enumerate(servers):
+                loop.add_reader(server.fileno(), _echo, server, f"i{n}".encode())
+            with (tmp_path / "out").open("w") as out:
+                probe = Probe(targets, 500.0, 0.2, out)
+                loop.call_later(0.1, probe._stop.set)
+                await probe.run()
+            for server in servers:
+                loop.remove_reader(server.fileno())
+
+        asyncio.run(answer_then_stop())
+    finally:
+        for server in servers:
+            server.close()
+    answered = [s for s in read_samples(tmp_path / "out") if s.ok]
+    assert len(answered) >= 6
+    assert all(s.server == f"i{target_of(s.seq, 3)}" for s in answered), answered
+    assert {s.server for s in answered} == {"i0", "i1", "i2"}
+
+
+def _echo(server: socket.socket, name: bytes) -> None:
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            data, peer = server.recvfrom(2048)
+            server.sendto(data + b" " + name, peer)
 
 
 def test_hosts_are_found_by_compute_name_namespace_or_index() -> None:

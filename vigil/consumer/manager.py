@@ -17,7 +17,10 @@ Doctor's consumer, steps 0, 9 and 10:
 10. Then, in a task of its own, it recreates each failed instance: delete
     it, boot a new one in the same group (the failed active comes back as
     the new standby), wait until it is ACTIVE, and move the subscription
-    to the new set of instances.
+    to the new set of instances. With ``recreate=False`` it leaves them to
+    the cloud instead (a project whose recovery policy is ``evacuate``:
+    Vigil fences the host, then rebuilds them elsewhere, same ids), and
+    only switches over.
 
 :meth:`VnfManager.state` shows roles, the notifications received (with
 their receive times), switchovers and recreations, for tests and the demo.
@@ -112,8 +115,10 @@ class VnfManager:
         on_event: Callable[[str], None] | None = None,
         on_switchover: Callable[[Switchover], None] | None = None,
         boot_timeout_s: float = 30.0,
+        recreate: bool = True,
     ) -> None:
         self.client = client
+        self.recreate = recreate  # False: the cloud recovers failed instances (recovery policy evacuate)
         self.project = project
         self.payload_format = payload_format
         self.spec = spec or VnfSpec()
@@ -239,8 +244,10 @@ class VnfManager:
             member.health = Health.FAILED
         if any(m.role is Role.ACT for m in failed):
             self._switch_over(note, next(m for m in failed if m.role is Role.ACT))
-        if failed:
+        if failed and self.recreate:
             self._spawn(self._recreate_all(failed), f"vigil.consumer.recreate.{note.id}")
+        elif failed:
+            self._say(f"{len(failed)} failed instances left to the cloud's recovery")
         self._changed.set()
         return True
 

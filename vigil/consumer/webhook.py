@@ -109,9 +109,11 @@ async def running_consumer(
     on_switchover: Callable[[Switchover], None] | None = None,
     unsubscribe_at_exit: bool = False,
     maintenance: bool = False,
+    recreate: bool = True,
 ) -> AsyncIterator[tuple[VnfManager, WebhookServer]]:
     """A sample VNF manager of ``project`` against the Vigil at ``url``, listening on host:port;
-    with ``maintenance`` the app manager, which also takes part in maintenance sessions."""
+    with ``maintenance`` the app manager, which also takes part in maintenance sessions; without
+    ``recreate`` it leaves failed instances to the cloud's recovery (see :class:`VnfManager`)."""
     client = VigilClient(url, token)
     kind = AppManager if maintenance else VnfManager
     manager = kind(
@@ -121,6 +123,7 @@ async def running_consumer(
         spec=spec,
         on_event=on_event,
         on_switchover=on_switchover,
+        recreate=recreate,
     )
     server = WebhookServer(WebhookApp(manager), host, port)
     try:

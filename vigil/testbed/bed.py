@@ -22,6 +22,10 @@ Vigil's own settings only with ``fencing=True`` (``up --fencing``): Vigil
 fences every host it finds failed (fence first), so a fault injected then
 powers its host off, and the host stays disabled in Vigil until an admin
 enables it; without it, faults and repairs stay what :mod:`.faults` says.
+``recovery`` (Vigil's ``recovery`` settings, e.g. ``{"projects": {"vnf-testbed":
+{"action": "evacuate"}}}``) is written into Vigil's settings as given; with
+fencing, a fenced host's instances whose policy is ``evacuate`` are rebuilt
+on the other hosts (none without: evacuation waits for a confirmed fence).
 
 :func:`down` needs nothing but the prefix: it stops every process in a
 ``vgt-`` namespace and every process named by a pid file (the BMCs first,
@@ -42,6 +46,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,6 +253,8 @@ def _vigil_config(state: TestbedState, *, interval_ms: float | None) -> Path:
     state.fence_config.write_text(yaml.safe_dump({"data_dir": str(ctl), "fencing": fencing}, sort_keys=False))
     if state.fencing:
         settings["fencing"] = fencing
+    if state.recovery is not None:
+        settings["recovery"] = state.recovery
     config = state.vigil_config
     config.write_text(yaml.safe_dump(settings, sort_keys=False))
     return config
@@ -335,6 +342,7 @@ def up(
     interval_ms: float | None = None,
     agent_priority: int = AGENT_PRIORITY,
     fencing: bool = False,
+    recovery: Mapping[str, Any] | None = None,
     timeout_s: float = 60.0,
 ) -> TestbedState:
     """Build a testbed of ``count`` hosts and start Vigil and the agents; see the module docstring."""
@@ -357,6 +365,7 @@ def up(
         agent_priority,
         bmc_password=secrets.token_hex(10),  # 20 characters: IPMI 2.0's longest password
         fencing=fencing,
+        recovery=None if recovery is None else dict(recovery),
     )
     state.save()  # first, so 'down' knows the state directory even if the rest fails
     try:
@@ -487,6 +496,7 @@ def status(state_dir: Path | None = None) -> dict[str, Any]:
         vigil_config=str(state.vigil_config),
         fence_config=str(state.fence_config),
         fencing=state.fencing,
+        recovery=state.recovery,
         serve=running.get("serve"),
         bmc=running.get(BMC_PROCESS),
         faults=[{"host": f.host, "kind": f.kind, "t00": f.t00, **f.detail} for f in state.faults],

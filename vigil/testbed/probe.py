@@ -4,8 +4,10 @@
 in the gateway's namespace (the clients' side of the data centre) and sends
 one UDP request every ``1/R`` s, on a fixed schedule (a late wake-up sends
 what is due at once). Each request carries its sequence number; each reply
-names the instance that answered. It appends one line per outcome to
-``FILE``::
+names the instance that answered. With several ``--target`` options the
+requests go to them in turn: request ``SEQ`` (from 1) to target
+``(SEQ - 1) mod N`` in the order given (:func:`target_of`). It appends one
+line per outcome to ``FILE``::
 
     ok SEQ SENT RECEIVED INSTANCE
     lost SEQ SENT
@@ -28,6 +30,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -36,8 +39,10 @@ HEADER = struct.Struct("!Qd")  # sequence number, send time
 
 
 class Probe:
-    def __init__(self, target: tuple[str, int], rate: float, timeout_s: float, out: TextIO) -> None:
-        self.target = target
+    def __init__(self, targets: Sequence[tuple[str, int]], rate: float, timeout_s: float, out: TextIO) -> None:
+        if not targets:
+            raise ValueError("the probe needs a target")
+        self.targets = list(targets)
         self.interval = 1.0 / rate
         self.timeout_s = timeout_s
         self.out = out
@@ -77,7 +82,7 @@ class Probe:
         sent = time.time()
         self.sent[self.seq] = sent
         with contextlib.suppress(OSError):
-            self._sock.sendto(HEADER.pack(self.seq, sent), self.target)
+            self._sock.sendto(HEADER.pack(self.seq, sent), self.targets[target_of(self.seq, len(self.targets))])
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -112,16 +117,23 @@ class Probe:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Send requests to a UDP service at a steady rate, record each.")
-    parser.add_argument("--target", required=True, help="IP:PORT")
+    parser.add_argument(
+        "--target", required=True, action="append", help="IP:PORT (several: the requests go to each in turn)"
+    )
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second (at least 200)")
     parser.add_argument("--timeout", type=float, default=0.5, help="seconds before a request counts as lost")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    host, _, port = args.target.rpartition(":")
+    targets = []
+    for target in args.target:
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            parser.error(f"--target takes IP:PORT, not {target!r}")
+        targets.append((host, int(port)))
     if args.rate < 1:
         parser.error("--rate must be at least 1")
     with args.out.open("a", buffering=1 << 16) as out:
-        asyncio.run(Probe((host, int(port)), args.rate, args.timeout, out).run())
+        asyncio.run(Probe(targets, args.rate, args.timeout, out).run())
     return 0
 
 
@@ -147,6 +159,11 @@ class Outage:
     @property
     def ms(self) -> float:
         return (self.first_ok_after - self.last_ok_before) * 1000
+
+
+def target_of(seq: int, targets: int) -> int:
+    """Which of ``targets`` targets (their index, in the order given) request ``seq`` went to."""
+    return (seq - 1) % targets
 
 
 def read_samples(path: Path) -> list[Sample]:

@@ -33,11 +33,20 @@ the role away first, and the new active claims the service address
 before the old one releases it (make before break, :data:`HANDOVER_S`
 later), so no request is lost. :meth:`ProbeLog.window` counts the probe's
 requests and failures between two times.
+
+With ``cloud_recovery=True`` the cloud recovers what fails (the project's
+recovery policy is ``evacuate``: Vigil fences the failed host, then rebuilds
+its instances elsewhere, same ids): the VNF manager switches over and
+recreates nothing, and the workload, while :meth:`~AppOnTestbed.following`,
+leaves a failed instance's process where it runs, as an orchestrator must
+leave what it cannot reach (only the host's power, the fence, stops it).
+Once Vigil has the instance ACTIVE on another host, a new process starts
+there; the old one is abandoned, not stopped, so a fence that did not cut
+the power would show as the same instance answering from two hosts.
 """
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
@@ -156,6 +165,7 @@ class AppOnTestbed:
         timeout_s: float = 10.0,
         maintenance: bool = False,
         workers: int = 0,
+        cloud_recovery: bool = False,
     ) -> None:
         if rate < 200:
             raise ValueError("the probe sends at least 200 requests/s")
@@ -165,6 +175,7 @@ class AppOnTestbed:
         self.timeout_s = timeout_s
         self.maintenance = maintenance
         self.workers = workers
+        self.cloud_recovery = cloud_recovery
         self.follow_errors: list[str] = []
         self._resync = asyncio.Event()
         self._handovers: dict[str, tuple[plan.HostPlan, float]] = {}  # old active -> (its host, release due)
@@ -195,6 +206,7 @@ class AppOnTestbed:
                     on_switchover=self._switched,
                     unsubscribe_at_exit=True,
                     maintenance=self.maintenance,
+                    recreate=not self.cloud_recovery,
                 )
             )
             await self._sync_fleet()
@@ -268,24 +280,38 @@ class AppOnTestbed:
             self.fleet.order(instance, "release")
 
     async def _sync_fleet(self) -> None:
-        """One instance process per healthy member, on the member's host; the ACT holds the VIP."""
+        """One instance process per healthy member, on the member's host; the ACT holds the VIP.
+        With ``cloud_recovery``, a failed member's process stays where it runs, and one Vigil has
+        ACTIVE on another host is abandoned there (see the module docstring)."""
         assert self.vnfm is not None
         response = await self._admin.get("/v1/instances", params={"project": self.state.project})
         response.raise_for_status()
         where = {i["id"]: i for i in response.json()["instances"]}
         wanted: dict[str, tuple[plan.HostPlan, bool]] = {}
+        moved: list[str] = []
         singles = {m.id for m in self.vnfm.members.values() if m.role is Role.SINGLE}
         for member in self.vnfm.members.values():
             inst = where.get(member.id)
+            running_on = self.fleet.hosts.get(member.id)
             if inst is None or inst["state"] != "ACTIVE" or not inst.get("host"):
+                if self.cloud_recovery and running_on is not None:  # unreachable: it lives or dies with its host
+                    wanted[member.id] = (running_on, False)
                 continue
             host = plan.host_by_name(self.state.hosts, inst["host"])
             wanted[member.id] = (host, member.role is Role.ACT)
+            if self.cloud_recovery and running_on not in (None, host):
+                moved.append(member.id)
         now = time.monotonic()
         for instance, (host, due) in self._handovers.items():  # an old active still answering
             if due > now and instance not in wanted and self.fleet.hosts.get(instance) == host:
                 wanted[instance] = (host, False)
-        await asyncio.to_thread(functools.partial(self.fleet.sync, wanted, without_vip=singles))
+
+        def sync() -> None:
+            for instance in moved:
+                self.fleet.abandon(instance)
+            self.fleet.sync(wanted, without_vip=singles)
+
+        await asyncio.to_thread(sync)
 
     @contextlib.asynccontextmanager
     async def following(self, interval_s: float = FOLLOW_INTERVAL_S) -> AsyncIterator["AppOnTestbed"]:
@@ -361,13 +387,19 @@ class AppOnTestbed:
         return result
 
     async def _profile(self, result: Measured, host: plan.HostPlan, t00: float) -> None:
-        response = await self._admin.get("/v1/faults", params={"state": "ACTIVE"})
-        response.raise_for_status()
-        faults = [f for f in response.json()["faults"] if (f["resource_type"], f["resource_id"]) == ("host", host.name)]
-        if not faults:
-            raise TestbedError(f"Vigil has no active fault of {host.name}")
-        result.fault = faults[-1]["id"]
         deadline = time.monotonic() + self.timeout_s
+        while True:  # the fault path notifies before its commit: the VNF manager may have switched over first
+            response = await self._admin.get("/v1/faults", params={"state": "ACTIVE"})
+            response.raise_for_status()
+            faults = [
+                f for f in response.json()["faults"] if (f["resource_type"], f["resource_id"]) == ("host", host.name)
+            ]
+            if faults:
+                break
+            if time.monotonic() > deadline:
+                raise TestbedError(f"Vigil has no active fault of {host.name}")
+            await asyncio.sleep(0.01)
+        result.fault = faults[-1]["id"]
         while True:
             response = await self._admin.get(f"/v1/faults/{result.fault}/profile")
             response.raise_for_status()

@@ -60,6 +60,7 @@ class TestbedState:
     agent_priority: int = 0  # real-time (SCHED_FIFO) priority of the agents (0: the normal policy)
     bmc_password: str = ""  # the BMCs' one login (user plan.BMC_USER), random per testbed
     fencing: bool = False  # whether Vigil itself fences failed hosts (its settings have the fence devices)
+    recovery: dict[str, Any] | None = None  # Vigil's recovery settings, if up was given any
     created_at: float = field(default_factory=time.time)
     ready: bool = False
     faults: list[InjectedFault] = field(default_factory=list)

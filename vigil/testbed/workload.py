@@ -18,8 +18,12 @@ instance in the namespace of the host the instance runs on, gives the
 orders, keeps the processes in step with the VNF manager's members
 (:meth:`Fleet.sync`), and stops them, taking the VIP off their host even if
 the process cannot answer (unless the instance that holds the VIP now runs
-on that host too). Its processes' pid files are in the testbed's
-state directory, so ``vigil testbed down`` stops them too.
+on that host too). :meth:`Fleet.abandon` instead forgets a process without
+stopping it, as an orchestrator must leave an instance on a host it cannot
+reach (only the host's power stops it), and :meth:`Fleet.serving` reads
+where a process answers (its address, port and start). Its processes' pid
+files are in the testbed's state directory, so ``vigil testbed down`` stops
+them too.
 
 The stdlib only: an instance starts in tens of milliseconds.
 """
@@ -37,11 +41,13 @@ import sys
 import time
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 from vigil.testbed import plan
 from vigil.testbed.rtnl import Announcer, Rtnl
 
 IP_FREEBIND = 15
+START_BATCH = 3  # processes Fleet.sync starts at once (more would starve the rest of this 2-core machine)
 GARP_REPEATS_S = (0.02, 0.2)
 
 
@@ -201,6 +207,8 @@ class Fleet:
         self.hosts: dict[str, plan.HostPlan] = {}  # instance id -> host
         self.holder: str | None = None  # the instance last started active or ordered to claim the VIP
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._log_offsets: dict[str, int] = {}  # instance id -> its log's size when its process started
+        self._abandoned: list[subprocess.Popen[bytes]] = []
         self._orders = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._orders.setblocking(False)
 
@@ -211,11 +219,18 @@ class Fleet:
     def _pid_file(self, instance: str) -> Path:
         return self.state_dir / "pids" / f"instance-{instance}.pid"
 
+    def _log_file(self, instance: str) -> Path:
+        return self.state_dir / "logs" / f"instance-{instance}.log"
+
     def start(
         self, instance: str, host: plan.HostPlan, *, active: bool, vip: bool = True, timeout_s: float = 10.0
     ) -> None:
         """Start ``instance``'s process on ``host``; without ``vip`` it serves its own address only
         (on a port of its own: several such instances may share a host with a member of the pair)."""
+        self._spawn(instance, host, active=active, vip=vip)
+        self._wait_started(instance, time.monotonic() + timeout_s)
+
+    def _spawn(self, instance: str, host: plan.HostPlan, *, active: bool, vip: bool) -> None:
         if instance in self._procs:
             raise FleetError(f"instance {instance} runs already")
         control = self._control(instance)
@@ -237,8 +252,9 @@ class Fleet:
         elif active:
             argv.append("--active")
             self.holder = instance
-        log = (self.state_dir / "logs" / f"instance-{instance}.log").open("ab")
+        log = self._log_file(instance).open("ab")
         with log:
+            self._log_offsets[instance] = log.tell()
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", host.netns, *argv],
                 stdout=log,
@@ -250,7 +266,10 @@ class Fleet:
         self._pid_file(instance).write_text(f"{proc.pid}\n")
         self._procs[instance] = proc
         self.hosts[instance] = host
-        deadline = time.monotonic() + timeout_s
+
+    def _wait_started(self, instance: str, deadline: float) -> None:
+        """Until the process listens for orders (it serves by then); stopped, and FleetError, if it does not."""
+        proc, host, control = self._procs[instance], self.hosts[instance], self._control(instance)
         while not control.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
                 self.stop(instance)
@@ -293,6 +312,35 @@ class Fleet:
         self._pid_file(instance).unlink(missing_ok=True)
         self._control(instance).unlink(missing_ok=True)
 
+    def abandon(self, instance: str) -> None:
+        """Forget ``instance``'s process without stopping it or touching its host: it runs on until its host's
+        power goes (reaped at :meth:`close`). Another process of the instance may then be started elsewhere."""
+        proc = self._procs.pop(instance, None)
+        self.hosts.pop(instance, None)
+        self._log_offsets.pop(instance, None)
+        if self.holder == instance:
+            self.holder = None
+        if proc is not None:
+            self._abandoned.append(proc)
+
+    def serving(self, instance: str, timeout_s: float = 5.0) -> dict[str, Any]:
+        """The ``serving`` line of ``instance``'s current process (``address``, ``port``, ``at``: Unix time it
+        began to answer), once it has written it."""
+        if instance not in self._procs:
+            raise FleetError(f"instance {instance} has no process")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(FileNotFoundError), self._log_file(instance).open("rb") as log:
+                log.seek(self._log_offsets.get(instance, 0))
+                for line in log.read().splitlines():
+                    with contextlib.suppress(ValueError):
+                        event = json.loads(line)
+                        if isinstance(event, dict) and event.get("event") == "serving":
+                            return event
+            if self._procs[instance].poll() is not None or time.monotonic() > deadline:
+                raise FleetError(f"instance {instance} does not say where it serves (see its log)")
+            time.sleep(0.005)
+
     def running(self) -> dict[str, plan.HostPlan]:
         return {i: h for i, h in self.hosts.items() if self._procs[i].poll() is None}
 
@@ -301,13 +349,31 @@ class Fleet:
         (those in ``without_vip`` as non-redundant instances)."""
         for instance in [i for i in self._procs if i not in wanted or wanted[i][0] != self.hosts.get(i)]:
             self.stop(instance)
-        for instance, (host, active) in wanted.items():
-            if instance not in self._procs:
-                self.start(instance, host, active=active, vip=instance not in without_vip)
+        missing = [i for i in wanted if i not in self._procs]
+        failed: list[str] = []
+        for first in range(0, len(missing), START_BATCH):  # a few started at once: their start-ups overlap
+            batch = missing[first : first + START_BATCH]
+            for instance in batch:
+                host, active = wanted[instance]
+                self._spawn(instance, host, active=active, vip=instance not in without_vip)
+            deadline = time.monotonic() + 10.0
+            for instance in batch:
+                try:
+                    self._wait_started(instance, deadline)
+                except FleetError as exc:
+                    failed.append(str(exc))
+        if failed:
+            raise FleetError("; ".join(failed))
 
     def close(self) -> None:
         for instance in list(self._procs):
             self.stop(instance)
+        for proc in self._abandoned:  # normally killed with their host already
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self._abandoned.clear()
         self._orders.close()
 
 
