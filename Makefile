@@ -32,7 +32,9 @@ lint: $(VENV)/.dev-installed
 
 # System tools the tests use, installed when missing and running as root (the tests that need them skip
 # otherwise): ip and nft for the testbed, Chromium to render /docs, fence-agents and ipmitool for fencing
-# (fence_ipmilan, fence_redfish). unshare (util-linux) is always there.
+# (fence_ipmilan, fence_redfish), Prometheus, Alertmanager and node_exporter for the Alertmanager ingest's
+# end-to-end test (the test starts the programs itself; Debian's services stay stopped). unshare (util-linux)
+# is always there.
 sysdeps:
 	@if [ "$$(id -u)" = 0 ]; then \
 		missing=""; \
@@ -42,6 +44,9 @@ sysdeps:
 		lean=""; \
 		[ -x /usr/sbin/fence_ipmilan ] || lean="$$lean fence-agents"; \
 		command -v ipmitool >/dev/null 2>&1 || lean="$$lean ipmitool"; \
+		command -v prometheus >/dev/null 2>&1 || lean="$$lean prometheus"; \
+		command -v prometheus-alertmanager >/dev/null 2>&1 || lean="$$lean prometheus-alertmanager"; \
+		command -v prometheus-node-exporter >/dev/null 2>&1 || lean="$$lean prometheus-node-exporter"; \
 		if [ -n "$$missing$$lean" ]; then apt-get update; fi; \
 		if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi; \
 		if [ -n "$$lean" ]; then \

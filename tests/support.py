@@ -27,6 +27,17 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(reason)
 
 
+def require_programs(names: list[str], install: str) -> None:
+    """Skip (or, in CI, fail) when programs a test runs are not installed: ``names`` are the missing ones,
+    ``install`` says how to get them."""
+    if not names:
+        return
+    reason = f"{', '.join(names)} not installed ({install})"
+    if os.environ.get("VIGIL_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason}; VIGIL_REQUIRE_SERVICES=1 turns this skip into a failure")
+    pytest.skip(reason)
+
+
 @contextlib.asynccontextmanager
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped afterwards (skip or fail without PostgreSQL)."""
