@@ -11,7 +11,8 @@ case (a rolling maintenance under an app probed 200 times a second;
 ``--testbed``: on network namespaces, with the testbed's traffic probe);
 ``vigil testbed`` builds and breaks those namespaces
 (:mod:`vigil.testbed.cli`); ``vigil fence`` tries a host's fence device
-(:mod:`vigil.fence_cli`). Configuration
+(:mod:`vigil.fence_cli`); ``vigil rules check`` validates rule templates
+(:mod:`vigil.rules_cli`). Configuration
 errors end with a one-line message and exit status 2, never a traceback.
 """
 
@@ -57,6 +58,7 @@ from vigil.domain.errors import DomainError
 from vigil.domain.subscriptions import PayloadFormat
 from vigil.fence_cli import fence_app
 from vigil.maintenance_cli import maintenance_app
+from vigil.rules_cli import rules_app
 from vigil.settings import Settings, SettingsError, load_settings
 from vigil.store.sql import SqlStore
 from vigil.testbed.cli import testbed_app
@@ -76,6 +78,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(fence_app, name="fence")
+app.add_typer(rules_app, name="rules")
 app.command("agent")(agent_command)  # the host agent: vigil/agent/
 
 console = Console()

@@ -131,3 +131,11 @@ def test_with_defaults_checks_against_vigils_own_templates(write: Write) -> None
 def test_a_missing_path_is_a_usage_error() -> None:
     result = runner.invoke(rules_app, ["check", "/nonexistent/template.yaml"])
     assert result.exit_code == 2
+
+
+def test_it_is_vigil_rules_check() -> None:
+    from vigil.cli import app
+
+    result = runner.invoke(app, ["rules", "check", str(TEMPLATES / "standby_lost.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("OK: 1 file(s), 1 template(s)")
