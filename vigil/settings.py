@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -155,7 +156,7 @@ class MonitorSettings(_Group):
         return self.key.encode() if self.key else None
 
 
-FAMILIES = ("compute.host", "network.switch", "network.link", "compute.process")
+FAMILIES = ("compute.host", "network.switch", "network.link", "compute.process", "compute.instance")
 
 
 class InspectorSettings(_Group):
@@ -339,11 +340,12 @@ class FencingSettings(_Group):
 
 
 class RecoveryPolicySettings(_Group):
-    """What becomes of an instance of a fenced host: ``none`` (its owner recovers it) or ``evacuate``, by Masakari's
+    """What becomes of a failed instance: ``none`` (its owner recovers it), ``restart`` (an instance-level failure,
+    ``compute.instance.down``: restarted in place), or ``evacuate`` (its host failed and was fenced), by Masakari's
     ``method``: ``auto`` (any host the placement rules allow), ``reserved_host`` (only the reserved hosts),
     ``auto_priority`` (auto, then reserved), ``rh_priority`` (reserved, then auto)."""
 
-    action: Literal["none", "evacuate"] = "none"
+    action: Literal["none", "evacuate", "restart"] = "none"
     method: Literal["auto", "reserved_host", "auto_priority", "rh_priority"] = "auto"
 
 
@@ -365,6 +367,122 @@ class RecoverySettings(_Group):
         if wants and not self.reserved_hosts:
             raise ValueError("a method using reserved hosts needs recovery.reserved_hosts")
         return self
+
+
+_INGEST_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+
+
+def _ingest_family(value: str) -> str:
+    """The event family of a mapped type: ``compute.host`` from ``compute.host.down`` (or from itself)."""
+    if not _INGEST_TYPE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an event type such as compute.host.down")
+    family = value.removesuffix(".down").removesuffix(".up")
+    if family not in FAMILIES:
+        raise ValueError(f"{value!r}: unknown event family; known: {', '.join(FAMILIES)}")
+    return family
+
+
+class AlertmanagerIngestSettings(_Group):
+    """``POST /v1/ingest/alertmanager``: the alerts (by ``alertname``) that mean an event type, e.g.
+    ``{NodeDown: compute.host.down}`` (others are ignored); the label naming the host (``instance``, its ``:port``
+    stripped with ``strip_port``), looked up in ``hosts`` (label value to Vigil host) or taken as it is; the label
+    saying what failed on the host (``related_label``, else the alert's name)."""
+
+    alerts: dict[str, str] = Field(default_factory=dict, description="alertname -> event type (compute.host.down)")
+    host_label: str = Field("instance", min_length=1)
+    strip_port: bool = True
+    hosts: dict[str, str] = Field(default_factory=dict)
+    related_label: str | None = "device"
+
+    @field_validator("alerts")
+    @classmethod
+    def _families(cls, value: dict[str, str]) -> dict[str, str]:
+        return {name: _ingest_family(kind) for name, kind in value.items()}
+
+
+class ZabbixTriggerSettings(_Group):
+    """Triggers whose rawtext or description ``match`` (a regular expression, searched) mean ``type``."""
+
+    match: str
+    type: str
+    related_to: str | None = None
+
+    @field_validator("match")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _family(cls, value: str) -> str:
+        return _ingest_family(value)
+
+
+def _zabbix_triggers() -> list[ZabbixTriggerSettings]:
+    # Zabbix's agent templates: "Zabbix agent on {HOST.NAME} is unreachable for 5 minutes" (seed 004),
+    # "Zabbix agent is not available (for {$AGENT.TIMEOUT})" (5.0 and later).
+    return [ZabbixTriggerSettings(match=r"(?i)zabbix agent\b.*\b(unreachable|not available)", type="compute.host")]
+
+
+Perceived = Literal["CRITICAL", "MAJOR", "MINOR", "WARNING", "INDETERMINATE"]
+
+
+def _zabbix_severities() -> dict[int, Perceived]:
+    return {0: "INDETERMINATE", 1: "WARNING", 2: "WARNING", 3: "MINOR", 4: "MAJOR", 5: "CRITICAL"}
+
+
+class ZabbixIngestSettings(_Group):
+    """``POST /v1/ingest/zabbix`` and, with ``amqp_url``, the queue Zabbix's media type publishes to (Vitrage's
+    ``vitrage_notifications.info`` on exchange ``openstack``, declared as oslo.messaging does): the ``triggers``
+    rules (first match wins; unmatched triggers are ignored), ``hosts`` (Zabbix host name to Vigil host), the
+    severity of each NSEVERITY 0-5, and the time zone of ``lastchange`` (the Zabbix server's)."""
+
+    triggers: list[ZabbixTriggerSettings] = Field(default_factory=_zabbix_triggers)
+    hosts: dict[str, str] = Field(default_factory=dict)
+    severities: dict[int, Perceived] = Field(default_factory=_zabbix_severities)
+    timezone: str = "UTC"
+    amqp_url: SecretStr | None = Field(None, description="Unset: no queue consumer.")
+    queue: str = Field("vitrage_notifications.info", min_length=1)
+    exchange: str = Field("openstack", min_length=1)
+    durable: bool = Field(False, description="As oslo.messaging's amqp_durable_queues.")
+    prefetch: int = Field(64, ge=1, le=10_000)
+
+    @field_validator("severities")
+    @classmethod
+    def _nseverity(cls, value: dict[int, Perceived]) -> dict[int, Perceived]:
+        if not set(value) <= set(range(6)):
+            raise ValueError("Zabbix's NSEVERITY is 0 (not classified) to 5 (disaster)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as UTC or Europe/Stockholm)") from None
+        return value
+
+
+class IngestSettings(_Group):
+    """Events from monitors operators already run (see the README's "Ingest" section)."""
+
+    alertmanager: AlertmanagerIngestSettings = AlertmanagerIngestSettings()
+    zabbix: ZabbixIngestSettings = ZabbixIngestSettings()
+
+
+class RulesSettings(_Group):
+    """Rule templates in OpenStack Vitrage's format (versions 1 to 3), evaluated on Vigil's resources and alarms:
+    ``paths`` are files or directories of templates (checked at start: a bad one stops it, naming its file and
+    line; ``POST /v1/rules/reload`` reads them again), ``alarm_types`` alarm entity types they may name besides
+    Vitrage's and Vigil's own (the monitors that report to Vigil)."""
+
+    paths: list[Path] = Field(default_factory=list)
+    alarm_types: list[str] = Field(default_factory=list)
 
 
 class AuthSettings(_Group):
@@ -389,6 +507,8 @@ class Settings(BaseSettings):
     vim: VimSettings = VimSettings()
     fencing: FencingSettings = FencingSettings()
     recovery: RecoverySettings = RecoverySettings()
+    rules: RulesSettings = RulesSettings()
+    ingest: IngestSettings = IngestSettings()
 
     @property
     def store_url(self) -> str:

@@ -13,12 +13,14 @@ event loop, for ``vigil serve``'s tests, the demos and the benchmarks.
 import asyncio
 import gc
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
@@ -45,41 +47,51 @@ from vigil.domain.alarms import Alarm, AlarmKind
 from vigil.domain.callbacks import CallbackPolicy
 from vigil.domain.deliveries import DeliveryState
 from vigil.domain.errors import NotFound
-from vigil.domain.faults import Fault
+from vigil.domain.faults import Fault, Severity
 from vigil.domain.findings import HostFindings
 from vigil.domain.records import RecordKind
 from vigil.domain.recovery import EvacuationMethod, RecoveryAction, RecoveryPolicies, RecoveryPolicy
 from vigil.domain.retry import RetryPolicy
+from vigil.domain.rules import ALARM_TYPES
 from vigil.domain.subscriptions import Subscription
 from vigil.domain.topology import Topology
 from vigil.fencing.agents import FenceDevice
 from vigil.fencing.fencer import AgentFencer
 from vigil.heartbeat.udp import HeartbeatListener
+from vigil.ingest.amqp import QueueConsumer
 from vigil.inspector.inspector import Inspector
 from vigil.inspector.intake import DEDUP_MEMORY, Intake
-from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy
+from vigil.inspector.policy import DEFAULT_POLICIES, FaultPolicy, Target
+from vigil.inspector.rule_engine import RuleEngine
 from vigil.inspector.watcher import watch
 from vigil.maintenance.actions import ActionSpec
 from vigil.maintenance.actions import configured as configured_actions
 from vigil.maintenance.service import MaintenanceService
 from vigil.maintenance.workflow import WorkflowConfig
+from vigil.monitor.alertmanager import AlertMapping
+from vigil.monitor.ingest import Ingest
 from vigil.monitor.monitor import MONITOR_NAME, HeartbeatMonitor
 from vigil.monitor.session import Timing
+from vigil.monitor.zabbix import TriggerMapping, TriggerRule
 from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.service import Notifier
 from vigil.notifier.subscriptions import SubscriptionRegistry
 from vigil.recovery.evacuation import Evacuator
 from vigil.recovery.fence_first import FenceFirst
+from vigil.recovery.restart import Restarter
+from vigil.rules_runtime import AlarmTrigger, RuleActionsHub, RulesControl, TemplateError, load_configured
 from vigil.serving import BackgroundServer
 from vigil.settings import (
     CloudSettings,
     FencingSettings,
+    IngestSettings,
     InspectorSettings,
     MonitorSettings,
     NotifierSettings,
     RecoveryPolicySettings,
     RecoverySettings,
     Settings,
+    SettingsError,
     StoreSettings,
     VimSettings,
 )
@@ -116,6 +128,7 @@ class Runtime:
     follower: NovaFollower | None = None  # what keeps the map following Nova, with vim.driver openstack
     fault_pusher: FaultPusher | None = None  # what makes Nova say the inspector's changes, with vim.driver openstack
     fencing: FenceFirst | None = None  # fences failed hosts, with fencing.devices set
+    rules: RulesControl | None = None  # the rule templates, with rules.paths set
 
     def vim_state(self) -> dict[str, Any]:
         """What ``GET /v1/vim`` shows: the driver, how the map follows it, the fault actions pushed to it."""
@@ -135,6 +148,7 @@ class Runtime:
             maintenance=self.maintenance,
             external_tokens=self.external_tokens,
             vim_state=self.vim_state,
+            rules=self.rules,
         )
 
 
@@ -169,6 +183,33 @@ def fencer(fencing: FencingSettings) -> AgentFencer:
     return AgentFencer(devices, fencing.agents_path)
 
 
+def _start_rules(
+    settings: Settings,
+    cloud: EmbeddedCloud,
+    alarms: AlarmBook,
+    trigger: AlarmTrigger,
+    bus: InProcessBus,
+    fencing: FenceFirst | None,
+    restarter: Restarter | None,
+) -> tuple[RulesControl, list[asyncio.Task[None]]]:
+    """The rule engine on the operator's templates (a bad one stops the start, naming its file and line)."""
+    try:
+        rules = load_configured(settings.rules.paths, settings.rules.alarm_types)
+    except TemplateError as exc:
+        raise SettingsError(f"rules.paths: {exc}") from None
+    hub = RuleActionsHub()
+    hub.fencing, hub.restarter = fencing, restarter
+    types = ALARM_TYPES | frozenset(settings.rules.alarm_types)
+    engine = RuleEngine(rules, cloud.transactions, alarms, alarms, trigger, hub, alarm_types=types)
+    trigger.engine = engine
+    tasks = [
+        asyncio.create_task(engine.run(), name="vigil.rules.evaluate"),
+        asyncio.create_task(engine.follow(bus.subscribe().queue), name="vigil.rules.follow"),
+    ]
+    log.info("rule templates: %d loaded from %s", len(rules.templates), ", ".join(map(str, settings.rules.paths)))
+    return RulesControl(engine, settings.rules.paths, settings.rules.alarm_types), tasks
+
+
 def recovery_policies(recovery: RecoverySettings) -> RecoveryPolicies:
     def policy(settings: RecoveryPolicySettings) -> RecoveryPolicy:
         return RecoveryPolicy(RecoveryAction(settings.action), EvacuationMethod(settings.method))
@@ -191,7 +232,7 @@ def fault_policies(inspector: InspectorSettings) -> dict[str, FaultPolicy]:
     return {
         family: replace(
             policy,
-            critical=family in inspector.critical,
+            critical=family in inspector.critical or policy.target is Target.INSTANCE,
             threshold=inspector.aggregate_threshold,
             window_s=inspector.aggregate_window_s,
         )
@@ -238,6 +279,42 @@ def _start_monitor(
     return monitor, listener
 
 
+def ingest_mappings(settings: IngestSettings) -> tuple[AlertMapping, TriggerMapping]:
+    """Alertmanager's and Zabbix's mappings to event families, as the ``ingest`` settings give them."""
+    a, z = settings.alertmanager, settings.zabbix
+    alerts = AlertMapping(
+        alerts=dict(a.alerts),
+        host_label=a.host_label,
+        strip_port=a.strip_port,
+        hosts=dict(a.hosts),
+        related_label=a.related_label,
+    )
+    triggers = TriggerMapping(
+        rules=[TriggerRule(re.compile(t.match), t.type, t.related_to) for t in z.triggers],
+        hosts=dict(z.hosts),
+        severities={level: Severity(name) for level, name in z.severities.items()},
+        timezone=ZoneInfo(z.timezone),
+    )
+    return alerts, triggers
+
+
+def _zabbix_queue(settings: IngestSettings, ingest: Ingest) -> QueueConsumer | None:
+    """The consumer of the queue Zabbix's media type publishes to, with ``ingest.zabbix.amqp_url`` set."""
+    z = settings.zabbix
+    if z.amqp_url is None:
+        return None
+    consumer = QueueConsumer(
+        z.amqp_url.get_secret_value(),
+        ingest.zabbix_message,
+        queue=z.queue,
+        exchange=z.exchange,
+        durable=z.durable,
+        prefetch=z.prefetch,
+    )
+    ingest.queue_state = lambda: asdict(consumer.stats)
+    return consumer
+
+
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
     """Vigil's engines on the configured store, stopped cleanly on exit.
@@ -267,15 +344,19 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         horizon_s=settings.notifier.retry_horizon_s,
         timeout_s=settings.notifier.timeout_s,
     )
+    trigger = AlarmTrigger(notifier)  # the notifier, telling the rule engine of alarm changes
     inspector = Inspector(
         cloud.transactions,
         alarms,
-        notifier,
+        trigger,
         policies=fault_policies(settings.inspector),
         hold_down_s=settings.inspector.hold_down_s,
         self_damping=frozenset({MONITOR_NAME}),
     )
     intake = Intake(inspector, cloud.transactions, journal, notifier, clock=utcnow)
+    ingest = Ingest(intake.receive, *ingest_mappings(settings.ingest), clock=utcnow)
+    zabbix_queue = _zabbix_queue(settings.ingest, ingest)
+    zabbix_task: asyncio.Task[None] | None = None
     openstack = _openstack_session(settings.vim)
     pusher: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
@@ -287,6 +368,10 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     resumed: Resumed | None = None
     fencing: FenceFirst | None = None
     fencer_task: asyncio.Task[None] | None = None
+    restarter: Restarter | None = None
+    restart_task: asyncio.Task[None] | None = None
+    rules: RulesControl | None = None
+    rule_tasks: list[asyncio.Task[None]] = []
     driver: OpenStackVim | None = None
     services: ComputeServices | None = None
     try:
@@ -318,34 +403,45 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         gc.freeze()
         feed = bus.subscribe()
         watcher = asyncio.create_task(watch(feed, intake), name="vigil.inspector.watch")
-        if settings.fencing.devices:  # before the journal's replay, which may open faults
+        policies = recovery_policies(settings.recovery)
+        if policies.restarts:  # before the journal's replay, which may open faults
+            restarter = Restarter(cloud.transactions, inspector, alarms, trigger, driver or cloud, policies)
+            restart_task = asyncio.create_task(restarter.run(bus.subscribe().queue), name="vigil.recovery.restart")
+            log.info("restarting failed instances in place; resumed %d", restarter.resume())
+        if settings.fencing.devices:
             evacuator = Evacuator(
                 cloud.transactions,
                 driver or cloud,
                 alarms,
-                notifier,
-                recovery_policies(settings.recovery),
+                trigger,
+                policies,
                 constraints=lambda group: cloud.group_constraints(group),  # set once maintenance starts
                 concurrency=settings.recovery.concurrency,
             )
             fencing = FenceFirst(
-                cloud.transactions, inspector, alarms, notifier, fencer(settings.fencing), confirmed=evacuator.recover
+                cloud.transactions, inspector, alarms, trigger, fencer(settings.fencing), confirmed=evacuator.recover
             )
             fence_feed = bus.subscribe()
             fencer_task = asyncio.create_task(fencing.run(fence_feed.queue), name="vigil.recovery.fence")
             log.info("fencing %d hosts; resumed %d fences", len(settings.fencing.devices), fencing.resume())
+        if settings.rules.paths:
+            rules, rule_tasks = _start_rules(settings, cloud, alarms, trigger, bus, fencing, restarter)
         if fault_pusher is not None and resumed is not None:
             pusher = asyncio.create_task(
                 _push_faults(fault_pusher, resumed, cloud.map, bus.subscribe()), name="vigil.vim.openstack.push"
             )
         await intake.resume()
         heartbeats = _start_monitor(settings.monitor, cloud, intake, alarms)
+        if zabbix_queue is not None:
+            zabbix_task = asyncio.create_task(zabbix_queue.run(), name="vigil.ingest.zabbix")
         monitor = heartbeats[0] if heartbeats is not None else None
         limits = SubscriptionLimits(
             settings.notifier.max_subscriptions_per_project, settings.notifier.max_callbacks_per_subscription
         )
         signing = ReportSigning(settings.monitor.key_bytes, settings.monitor.require_signed_reports)
-        faults = FaultServices(inspector, alarms, subscriptions, notifier, store, intake, monitor, limits, signing)
+        faults = FaultServices(
+            inspector, alarms, subscriptions, notifier, store, intake, monitor, limits, signing, ingest
+        )
         maintenance = await _start_maintenance(settings, store, cloud, notifier, driver or cloud)
         pruner = asyncio.create_task(_retention(store, settings.store), name="vigil.store.retention")
         o = settings.vim.openstack
@@ -364,18 +460,26 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             follower=follower,
             fault_pusher=fault_pusher,
             fencing=fencing,
+            rules=rules,
         )
     finally:
-        for task in (pruner, pusher, fencer_task):
+        for task in (pruner, pusher, fencer_task, restart_task, *rule_tasks):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         if fencing is not None:
             await fencing.aclose()
+        if restarter is not None:
+            await restarter.aclose()
         if maintenance is not None:
             await maintenance.aclose()
         if driver is not None:
             await driver.aclose()
+        if zabbix_task is not None:
+            zabbix_task.cancel()
+            await asyncio.gather(zabbix_task, return_exceptions=True)
+        if zabbix_queue is not None:
+            await zabbix_queue.aclose()
         if heartbeats is not None:
             heartbeats[1].close()
             await heartbeats[0].aclose()

@@ -135,3 +135,62 @@ async def _status_is(admin: httpx.AsyncClient, host: str, status: str) -> bool:
 
 async def _monitored_up(admin: httpx.AsyncClient, host: str) -> bool:
     return bool((await admin.get(f"/v1/monitor/hosts/{host}")).json()["host"]["state"] == "UP")
+
+
+async def test_an_instances_workload_that_dies_is_reported_and_fails_that_instance_alone(
+    vigil: tuple[str, httpx.AsyncClient, tuple[str, int]], tmp_path: Path
+) -> None:
+    """``--instances-dir``: a pid file per instance; its process dying is ``compute.instance.down`` for it."""
+    url, admin, _ = vigil
+    instances = tmp_path / "instances"
+    instances.mkdir()
+    workload = subprocess.Popen(["sleep", "60"])  # noqa: ASYNC220 (started once, not awaited)
+    other = subprocess.Popen(["sleep", "60"])  # noqa: ASYNC220
+    try:
+        (instances / "vnf-a-app-act.pid").write_text(f"{workload.pid}\n")
+        (instances / "vnf-a-app-stby.pid").write_text(f"{other.pid}\n")
+        config = AgentConfig(
+            host="compute-1",
+            vigil_url=url,
+            token="monitor-token",
+            heartbeat=None,
+            instances_dir=instances,
+            check_interval_s=0.05,
+        )
+        async with Agent(config):
+            await until(lambda: events_of(admin, 2), "the instances' initial state")
+            workload.kill()
+            workload.wait()
+
+            async def act_in_error() -> bool:
+                inst = (await admin.get("/v1/instances/vnf-a-app-act")).json()["instance"]
+                return bool(inst["state"] == "ERROR")
+
+            await until(act_in_error, "vnf-a-app-act in ERROR")
+            stby = (await admin.get("/v1/instances/vnf-a-app-stby")).json()["instance"]
+            faults = (await admin.get("/v1/faults")).json()["faults"]
+            (instances / "vnf-a-app-stby.pid").unlink()  # removed: it stopped cleanly or moved, no report
+            revived = subprocess.Popen(["sleep", "60"])  # noqa: ASYNC220
+            (instances / "act.tmp").write_text(f"{revived.pid}\n")  # replaced whole, as a pid file is written
+            (instances / "act.tmp").replace(instances / "vnf-a-app-act.pid")
+            try:
+
+                async def cleared() -> bool:
+                    found = (await admin.get("/v1/faults")).json()["faults"]
+                    return all(f["state"] == "CLEARED" for f in found)
+
+                await until(cleared, "the instance's fault cleared")
+            finally:
+                revived.kill()
+                revived.wait()
+            reported = (await admin.get("/v1/fault-events")).json()["fault_events"]
+    finally:
+        for proc in (workload, other):
+            proc.kill()
+            proc.wait()
+
+    assert stby["state"] == "ACTIVE"
+    assert [(f["resource_type"], f["resource_id"]) for f in faults] == [("instance", "vnf-a-app-act")]
+    assert sorted(e["type"] for e in reported) == sorted(
+        ["compute.instance.up", "compute.instance.up", "compute.instance.down", "compute.instance.up"]
+    )

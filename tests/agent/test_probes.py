@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.nets import ip, veth
-from vigil.agent.probes import GatewayProbe, ProcessCheck, alive_processes, echo_request
+from vigil.agent.probes import GatewayProbe, ProcessCheck, alive_instances, alive_processes, echo_request
 
 
 class Verdicts:
@@ -87,3 +87,25 @@ async def test_processes_are_found_by_name_by_script_and_by_pidfile(
     await asyncio.to_thread(proc.wait)
     await check.check()
     assert seen == [(names[0], True), (names[1], True), (names[0], False), (names[1], False)]
+
+
+async def test_instance_pid_files_report_deaths_keep_unreadable_ones_and_forget_removed_ones(tmp_path: Path) -> None:
+    alive = subprocess.Popen(["sleep", "60"])  # noqa: ASYNC220
+    dead = subprocess.Popen(["true"])  # noqa: ASYNC220
+    dead.wait()
+    try:
+        (tmp_path / "a.pid").write_text(f"{alive.pid}\n")
+        (tmp_path / "b.pid").write_text(f"{dead.pid}\n")
+        seen: list[tuple[str, bool]] = []
+        check = ProcessCheck((), lambda n, up, at, c: seen.append((n, up)), scan=lambda: alive_instances(tmp_path))
+        await check.check()
+        (tmp_path / "a.pid").write_text("")  # being rewritten: not known this time
+        await check.check()
+        (tmp_path / "b.pid").unlink()  # gone: forgotten, no report
+        await check.check()
+    finally:
+        alive.kill()
+        alive.wait()
+
+    assert sorted(seen) == [("a", True), ("b", False)]
+    assert check.state == {"a": True}

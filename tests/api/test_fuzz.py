@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 1
 MAX_EXAMPLES = 10
-OPERATIONS = 48  # every documented operation (test_contract checks the document itself)
+OPERATIONS = 53  # every documented operation (test_contract checks the document itself)
 
 
 def isolation_available() -> bool:

@@ -8,7 +8,8 @@ from vigil.wiring import fault_policies
 
 def test_by_default_nics_gateways_and_processes_aggregate_two_within_ten_seconds() -> None:
     policies = fault_policies(InspectorSettings())
-    assert {f for f, p in policies.items() if p.critical} == {"compute.host", "network.switch"}
+    assert {f for f, p in policies.items() if p.critical} == {"compute.host", "network.switch", "compute.instance"}
+    assert {f for f, p in policies.items() if not p.critical} == {"network.link", "compute.process"}
     assert (policies["network.link"].threshold, policies["network.link"].window_s) == (2, 10.0)
 
 

@@ -20,10 +20,11 @@ only changes.
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vigil.agent.carrier import CarrierWatcher
 from vigil.agent.heartbeat import HeartbeatSender
-from vigil.agent.probes import GatewayProbe, ProcessCheck
+from vigil.agent.probes import GatewayProbe, ProcessCheck, alive_instances
 from vigil.agent.realtime import make_realtime
 from vigil.agent.reporter import EventReporter
 
@@ -44,6 +45,7 @@ class AgentConfig:
     probe_interval_s: float = 0.1
     probe_mult: int = 3
     processes: tuple[str, ...] = ()
+    instances_dir: Path | None = None  # a pid file per instance (<id>.pid): its workload dying fails it alone
     check_interval_s: float = 1.0
     realtime_priority: int = 0  # > 0: SCHED_FIFO at this priority, memory locked, once started
     netns: str | None = field(default=None, repr=False)  # watch NICs and probe from this namespace
@@ -73,12 +75,18 @@ class Agent:
                 netns=config.netns,
             )
         self.processes = ProcessCheck(config.processes, self._process, interval_s=config.check_interval_s)
+        self.instances: ProcessCheck | None = None
+        if config.instances_dir is not None:
+            directory = config.instances_dir
+            self.instances = ProcessCheck(
+                (), self._instance, interval_s=config.check_interval_s, scan=lambda: alive_instances(directory)
+            )
 
     @property
     def reports(self) -> bool:
         """Whether anything is watched that reports events over HTTP."""
         c = self.config
-        return bool(c.nics or c.gateway or c.processes)
+        return bool(c.nics or c.gateway or c.processes or c.instances_dir)
 
     async def start(self) -> None:
         """Start the watchers, then the heartbeats.
@@ -101,6 +109,8 @@ class Agent:
             if self.gateway is not None:
                 await self.gateway.start()
             await self.processes.start()
+            if self.instances is not None:
+                await self.instances.start()
             if self.config.realtime_priority > 0:
                 for problem in make_realtime(self.config.realtime_priority):
                     log.warning("real-time: %s", problem)
@@ -115,6 +125,8 @@ class Agent:
         if self.gateway is not None:
             await self.gateway.aclose()
         await self.processes.aclose()
+        if self.instances is not None:
+            await self.instances.aclose()
         if self.sender is not None:
             await self.sender.aclose()
         await self.reporter.aclose()
@@ -135,6 +147,12 @@ class Agent:
         gateway = self.config.gateway
         self.reporter.report(
             f"network.link.{'up' if up else 'down'}", at, related_to=f"gateway:{gateway}", cause=f"{gateway}: {cause}"
+        )
+
+    def _instance(self, ident: str, up: bool, at: float, cause: str) -> None:
+        what = "workload alive" if up else "workload process died"
+        self.reporter.report(
+            f"compute.instance.{'up' if up else 'down'}", at, related_to=ident, cause=f"{ident}: {what}"
         )
 
     def _process(self, name: str, up: bool, at: float, cause: str) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -61,8 +62,16 @@ def agent_command(
         list[str] | None,
         typer.Option("--process", help="A process that must be alive: a name, or pidfile:PATH (repeatable)."),
     ] = None,
+    instances_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--instances-dir",
+            help="A directory of <instance id>.pid files, one per instance's workload on this host: a workload"
+            " whose process dies is compute.instance.down for that instance (a removed file is no failure).",
+        ),
+    ] = None,
     check_interval_s: Annotated[
-        float, typer.Option("--check-interval-s", min=0.01, help="Process check interval.")
+        float, typer.Option("--check-interval-s", min=0.01, help="Process and instance check interval.")
     ] = 1.0,
     realtime: Annotated[
         bool,
@@ -78,13 +87,14 @@ def agent_command(
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
 ) -> None:
     """Run the host agent: heartbeats to Vigil's monitor, NIC carrier (netlink), gateway
-    probes and process checks reported as southbound events. Stop it with Ctrl-C or SIGTERM.
+    probes, process checks and instances' workloads reported as southbound events. Stop it
+    with Ctrl-C or SIGTERM.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     target = None if heartbeat.strip().lower() == "off" else _address(heartbeat, "--heartbeat")
     nics = tuple(nic or ())
     processes = tuple(process or ())
-    if (nics or gateway or processes) and not token:
+    if (nics or gateway or processes or instances_dir) and not token:
         raise typer.BadParameter("needs a monitor token to report events", param_hint="--token")
     config = AgentConfig(
         host=host,
@@ -99,6 +109,7 @@ def agent_command(
         probe_interval_s=probe_interval_ms / 1000,
         probe_mult=probe_mult,
         processes=processes,
+        instances_dir=instances_dir,
         check_interval_s=check_interval_s,
         realtime_priority=realtime_priority if realtime else 0,
     )

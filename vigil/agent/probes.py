@@ -23,7 +23,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from vigil.agent.netns import socket_in
@@ -216,7 +216,25 @@ def alive_processes(names: Iterable[str], proc: Path = Path("/proc")) -> dict[st
     return {n: result[n] for n in wanted}
 
 
+def alive_instances(directory: Path) -> dict[str, bool | None]:
+    """For each ``<instance id>.pid`` file in ``directory``, whether the process it names is alive: an instance's
+    workload (None: the file could not be read now, being rewritten). A pid file that is gone is an instance that
+    stopped cleanly or moved away, not a failure."""
+    found: dict[str, bool | None] = {}
+    for pidfile in sorted(directory.glob("*.pid")):
+        try:
+            pid = int(pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            found[pidfile.stem] = None
+        else:
+            found[pidfile.stem] = _alive(pid)
+    return found
+
+
 class ProcessCheck:
+    """Polls what ``scan`` finds alive (by default, the named processes) and reports each change; a name the scan
+    no longer returns is forgotten without a report, one it cannot tell (None) stays as it was."""
+
     def __init__(
         self,
         names: Iterable[str],
@@ -224,16 +242,19 @@ class ProcessCheck:
         *,
         interval_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        scan: Callable[[], Mapping[str, bool | None]] | None = None,
     ) -> None:
         self.names = list(dict.fromkeys(names))
         self._on_change = on_change
         self.interval_s = interval_s
         self._clock = clock
+        self._scan = scan or (lambda: alive_processes(self.names))
+        self._enabled = bool(self.names) or scan is not None
         self.state: dict[str, bool] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self.names:
+        if self._enabled:
             self._task = asyncio.create_task(self._run(), name="vigil.agent.processes")
 
     async def aclose(self) -> None:
@@ -244,9 +265,13 @@ class ProcessCheck:
             self._task = None
 
     async def check(self) -> None:
-        alive = await asyncio.to_thread(alive_processes, self.names)
+        alive = await asyncio.to_thread(self._scan)
         at = self._clock()
+        for gone in set(self.state) - set(alive):
+            del self.state[gone]
         for name, up in alive.items():
+            if up is None:  # not known this time: as it was
+                continue
             if self.state.get(name) is not up:
                 self.state[name] = up
                 log.info("process %s %s", name, "alive" if up else "not running")

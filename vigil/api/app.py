@@ -23,10 +23,12 @@ from vigil.api.routes import (
     faults,
     groups,
     hosts,
+    ingest,
     instances,
     maintenance,
     monitor,
     network,
+    rules,
     southbound,
     subscriptions,
     vim,
@@ -67,7 +69,7 @@ def create_app(start: ContextFactory, *, max_body_bytes: int = 1_048_576) -> Fas
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.add_middleware(NulRefusal)
-    for module in (hosts, instances, network, groups, events, monitor, maintenance, vim):
+    for module in (hosts, instances, network, groups, events, monitor, maintenance, vim, ingest, rules):
         app.include_router(module.router, prefix="/v1")
     for module in (southbound, faults, alarms, subscriptions):
         app.include_router(module.router)

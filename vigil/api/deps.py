@@ -25,6 +25,7 @@ from vigil.domain.faults import Fault, FaultEvent
 from vigil.inspector.inspector import Inspector
 from vigil.inspector.intake import Intake
 from vigil.maintenance.service import MaintenanceService
+from vigil.monitor.ingest import Ingest
 from vigil.monitor.monitor import HeartbeatMonitor
 from vigil.notifier.alarms import AlarmBook
 from vigil.notifier.service import Notifier
@@ -121,11 +122,20 @@ class FaultServices:
     monitor: HeartbeatMonitor | None = None
     limits: SubscriptionLimits = SubscriptionLimits()
     signing: ReportSigning = ReportSigning()
+    ingest: Ingest | None = None  # Alertmanager's and Zabbix's events (vigil.monitor.ingest)
 
 
 def embedded_vim() -> dict[str, Any]:
     """What ``GET /v1/vim`` shows of the embedded cloud: it follows nothing, being its own truth."""
     return {"driver": "embedded"}
+
+
+class RulesApi(Protocol):
+    """The rule templates in force (``vigil.rules_runtime.RulesControl``)."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def reload(self) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
@@ -138,6 +148,7 @@ class ApiContext:
     maintenance: MaintenanceService | None = None
     external_tokens: ExternalTokens | None = None  # tokens not Vigil's own: Keystone's, with vim.driver openstack
     vim_state: Callable[[], dict[str, Any]] = embedded_vim  # what GET /v1/vim shows of the VIM driver
+    rules: RulesApi | None = None  # the rule templates, with rules.paths set
 
 
 def context(request: Request) -> ApiContext:
@@ -154,18 +165,31 @@ Context = Annotated[ApiContext, Depends(context)]
 token_header = APIKeyHeader(
     name="X-Auth-Token",
     scheme_name="token",
-    description="A Vigil API token (`vigil token create`); its role is admin, member (of one project) or monitor.",
+    description="A Vigil API token (`vigil token create`); its role is admin, member (of one project) or monitor. "
+    "`Authorization: Bearer <token>` is taken too (what Prometheus Alertmanager's http_config sends).",
     auto_error=False,
 )
 
 
-async def authenticate(ctx: Context, x_auth_token: Annotated[str | None, Depends(token_header)]) -> Principal:
-    if not x_auth_token:
-        raise HTTPException(401, "missing X-Auth-Token header", headers={"WWW-Authenticate": "X-Auth-Token"})
-    principal = ctx.tokens.authenticate(x_auth_token)
+def bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (what Prometheus Alertmanager's ``http_config``
+    sends), else None."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def authenticate(
+    ctx: Context, request: Request, x_auth_token: Annotated[str | None, Depends(token_header)]
+) -> Principal:
+    token = x_auth_token or bearer(request.headers.get("authorization"))
+    if not token:
+        raise HTTPException(
+            401, "missing X-Auth-Token header (or Authorization: Bearer)", headers={"WWW-Authenticate": "X-Auth-Token"}
+        )
+    principal = ctx.tokens.authenticate(token)
     if principal is None and ctx.external_tokens is not None:
         try:
-            found = await ctx.external_tokens.identify(x_auth_token)
+            found = await ctx.external_tokens.identify(token)
         except ConnectionError as exc:
             raise HTTPException(503, f"the token cannot be validated now: {exc}") from exc
         if found is not None:

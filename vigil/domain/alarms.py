@@ -49,6 +49,7 @@ class AlarmKind(StrEnum):
     VIM_UNREACHABLE = "vim.unreachable"
     HOST_FENCE_FAILED = "host.fence_failed"  # a failed host could not be fenced: nothing of it is recovered
     HOST_RECOVERY_FAILED = "host.recovery_failed"  # a fenced host's instances that could not be evacuated
+    DEDUCED = "deduced"  # raised by a rule template's raise_alarm (its alarm_name in details), Vitrage's deduced alarm
 
 
 class AlarmState(StrEnum):

@@ -4,6 +4,9 @@ Masakari's vocabulary, which operators of OpenStack HA already use:
 
 * ``none``: the owner is notified and recovers by itself (Doctor's own
   model, and Vigil's default: a VNF manager with a standby switches over);
+* ``restart``: an instance that failed alone (its workload died on a host
+  that is fine, ``compute.instance.down``) is restarted in place, as
+  Masakari's instance recovery does; a host failure leaves it to its owner;
 * ``evacuate``: Vigil rebuilds the instances on other hosts, only after the
   failed host's fence is confirmed, by one of Masakari's methods:
 
@@ -25,7 +28,8 @@ from enum import StrEnum
 
 class RecoveryAction(StrEnum):
     NONE = "none"
-    EVACUATE = "evacuate"
+    EVACUATE = "evacuate"  # its host failed and was fenced: rebuilt on another host
+    RESTART = "restart"  # it failed alone (compute.instance.down): stopped and started again where it is
 
 
 class EvacuationMethod(StrEnum):
@@ -70,3 +74,9 @@ class RecoveryPolicies:
         """Whether any instance may be evacuated at all."""
         policies = [self.default, *self.projects.values(), *self.groups.values()]
         return any(p.action is RecoveryAction.EVACUATE for p in policies)
+
+    @property
+    def restarts(self) -> bool:
+        """Whether any instance may be restarted in place."""
+        policies = [self.default, *self.projects.values(), *self.groups.values()]
+        return any(p.action is RecoveryAction.RESTART for p in policies)

@@ -69,6 +69,7 @@ from vigil.inspector.ports import Alarms, Controller, Publisher, UnitOfWork
 log = logging.getLogger(__name__)
 
 TENANT_DESCRIPTION = "host failure affecting your instances"
+INSTANCE_DESCRIPTION = "failure of your instance"
 # How many cleared faults stay in memory after their clearing.
 RECENT_FAULTS = 10_000
 # The purpose that derives the id of a suppressed failure applied after maintenance.
@@ -82,6 +83,8 @@ class UnknownResource(DomainError):
 def failure_key(event: FaultEvent, family: str, policy: FaultPolicy) -> str:
     """What one failure is, for aggregation, suppression and damping: its family, and for a
     non-critical family what it relates to (``network.link/eth1``)."""
+    if policy.target is Target.INSTANCE:
+        return f"{family}/{event.related_to}"
     if policy.critical:
         return family
     return f"{family}/{event.related_to or event.cause or event.monitor_event_id}"
@@ -171,11 +174,21 @@ class Inspector:
         try:
             if policy.target is Target.SWITCH:
                 self._controller.map.switch(event.hostname)
+            elif policy.target is Target.INSTANCE:
+                inst = self._controller.map.instance(event.related_to or "")
+                return inst.host is not None and inst.state is not InstanceState.DELETED
             else:
                 self._controller.map.host(event.hostname)
         except NotFound:
             return False
         return True
+
+    def subject(self, event: FaultEvent) -> str:
+        """What the event names: its host or switch, or for an instance-level event the instance."""
+        family, _ = split_type(event.type, event.status)
+        if self.policies.get(family, FaultPolicy()).target is Target.INSTANCE:
+            return f"instance {event.related_to or '(none: related_to names it)'}"
+        return event.hostname
 
     # -- applying a unit of work ---------------------------------------------
 
@@ -221,7 +234,7 @@ class Inspector:
         target = event.hostname
         key = failure_key(event, family, policy)
         self._forget_reapplied(target, event)
-        if policy.target is Target.HOST and self._controller.map.host(target).in_maintenance:
+        if policy.target is not Target.SWITCH and self._host_in_maintenance(event, policy):
             event.outcome = Outcome.SUPPRESSED
             self._memory.suppress(target, key, event)
             return
@@ -243,6 +256,14 @@ class Inspector:
             return
         self._act(event, uow, event.received_at)
 
+    def _host_in_maintenance(self, event: FaultEvent, policy: FaultPolicy) -> bool:
+        """Whether the host the event concerns (an instance's: where it runs) is in maintenance."""
+        rmap = self._controller.map
+        if policy.target is Target.INSTANCE:
+            host = rmap.instance(event.related_to or "").host
+            return host is not None and rmap.host(host).in_maintenance
+        return rmap.host(event.hostname).in_maintenance
+
     def _damped(self, event: FaultEvent) -> bool:
         return self.hold_down_s > 0 and event.monitor not in self._self_damping
 
@@ -250,6 +271,8 @@ class Inspector:
         """Whether an up event for this failure would change anything (else nothing to hold)."""
         if policy.target is Target.SWITCH:
             return (ResourceType.SWITCH, target) in self._open
+        if policy.target is Target.INSTANCE:
+            return (ResourceType.INSTANCE, key.split("/", 1)[1]) in self._open
         if policy.critical:
             return (ResourceType.HOST, target) in self._open
         return key in self._aggregator.times(target)
@@ -270,6 +293,12 @@ class Inspector:
                 self._switch_down(event, uow, now)
             else:
                 self._clear(event, ResourceType.SWITCH, uow, now)
+            return
+        if policy.target is Target.INSTANCE:
+            if direction is EventStatus.DOWN:
+                self._instance_down(event, uow, now)
+            else:
+                self._clear(event, ResourceType.INSTANCE, uow, now, resource_id=event.related_to)
             return
         host = self._controller.map.host(event.hostname)
         if direction is EventStatus.UP:
@@ -321,6 +350,51 @@ class Inspector:
         self._fail(fault, event, [host], uow, now, forced_down=True)
         event.outcome = Outcome.FAULT_OPENED
 
+    def _instance_down(self, event: FaultEvent, uow: UnitOfWork, now: datetime) -> None:
+        """One instance failed on a host that is fine (its workload died): it alone goes ERROR, and only its owner
+        is told, with no physical detail; its server group is re-evaluated."""
+        ident = event.related_to or ""
+        if self._correlated(event, ResourceType.INSTANCE, ident, uow):
+            return
+        rmap = self._controller.map
+        inst = rmap.instance(ident)
+        fault = self._new_fault(event, ResourceType.INSTANCE, ident, now)
+        fault.mark(Checkpoint.T02, self._wall())
+        if inst.state is not InstanceState.ERROR:
+            uow.update(inst, state=InstanceState.ERROR)
+        fault.mark(Checkpoint.T03, self._wall())
+        fault.instances = [inst.id]
+        host = rmap.host(inst.host) if inst.host else None
+        changes = [
+            self._alarms.raise_alarm(
+                cause=fault.id,
+                kind=AlarmKind.INSTANCE_DOWN,
+                project=inst.project,
+                resource_type=ResourceType.INSTANCE,
+                resource_id=inst.project,
+                severity=Severity.CRITICAL,
+                fault=fault.id,
+                reason=INSTANCE_DESCRIPTION,
+                now=now,
+                resource_ids=[inst.id],
+                details={
+                    "description": INSTANCE_DESCRIPTION,
+                    "host_status": host.status.value if host else "UNKNOWN",
+                    "host_ids": [opaque_host_id(inst.project, host.name)] if host else [],
+                    "instance_state": InstanceState.ERROR.value,
+                },
+            )
+        ]
+        if inst.group is not None:
+            group_change = self._evaluate_group(inst.group, fault.id, now)
+            if group_change is not None:
+                changes.append(group_change)
+        for change in changes:
+            uow.record(change.alarm)
+        self._publish(changes, fault, uow)
+        uow.record(fault)
+        event.outcome = Outcome.FAULT_OPENED
+
     def _switch_down(self, event: FaultEvent, uow: UnitOfWork, now: datetime) -> None:
         if self._correlated(event, ResourceType.SWITCH, event.hostname, uow):
             return
@@ -362,6 +436,7 @@ class Inspector:
             "cause": event.cause,
             "hosts": list(impact.hosts),
             "host_status": [self._controller.map.host(h).status.value for h in impact.hosts],
+            **({"severity": event.severity} if event.severity else {}),  # the monitor's own (Zabbix's HIGH)
         }
         if fault.resource_type is ResourceType.SWITCH:
             kind, resource_ids, what = AlarmKind.SWITCH_DOWN, list(impact.hosts), f"switch {fault.resource_id} down"
@@ -477,6 +552,17 @@ class Inspector:
         failures = self._aggregator.keys(host.name)
         reason = f"host {host.name} degraded: {', '.join(failures)} ({count} of {policy.threshold} failures)"
         active = self._alarms.active(AlarmKind.HOST_DEGRADED, host.name)
+        # Each failure still down, as its monitor reported it (what rule templates match it by).
+        reported: dict[str, Any] = dict(active.details.get("events", {})) if active is not None else {}
+        family, direction = split_type(event.type, event.status)
+        if direction is EventStatus.DOWN:
+            reported[failure_key(event, family, policy)] = {
+                "event_type": event.type,
+                "monitor": event.monitor,
+                **({"severity": event.severity} if event.severity else {}),
+                **({"cause": event.cause} if event.cause else {}),
+            }
+        reported = {k: v for k, v in reported.items() if k in failures}
         if active is None:
             pseudo = FaultId(f"degraded:{host.name}")
             change: AlarmChange | None = self._alarms.raise_alarm(
@@ -490,11 +576,17 @@ class Inspector:
                 reason=reason,
                 now=now,
                 resource_ids=failures,
-                details={"failures": failures, "threshold": policy.threshold, "monitor": event.monitor},
+                details={
+                    "failures": failures,
+                    "threshold": policy.threshold,
+                    "monitor": event.monitor,
+                    "events": reported,
+                },
             )
         else:
             active.reason = reason
             active.details["failures"] = failures
+            active.details["events"] = reported
             change = self._alarms.update(active, now, resource_ids=failures)
         if change is not None:
             uow.record(change.alarm)
@@ -536,8 +628,16 @@ class Inspector:
             uow.record(change.alarm)
             self._publish([change], None, uow)
 
-    def _clear(self, event: FaultEvent, resource_type: ResourceType, uow: UnitOfWork, now: datetime) -> None:
-        fault = self._open.pop((resource_type, event.hostname), None)
+    def _clear(
+        self,
+        event: FaultEvent,
+        resource_type: ResourceType,
+        uow: UnitOfWork,
+        now: datetime,
+        *,
+        resource_id: str | None = None,
+    ) -> None:
+        fault = self._open.pop((resource_type, resource_id or event.hostname), None)
         if fault is None:
             event.outcome = Outcome.NO_ACTIVE_FAULT
             return

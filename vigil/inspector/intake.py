@@ -145,10 +145,10 @@ class Intake:
                 event.outcome = Outcome.UNKNOWN_HOST if event in unknown else Outcome.NOT_APPLIED
                 event.seq = self._next_seq()
             await self._journal.append(events)
-            names = ", ".join(sorted({e.hostname for e in unknown}))
+            names = ", ".join(sorted({self.inspector.subject(e) for e in unknown}))
             ids = ", ".join(e.id for e in unknown)
             raise UnknownResource(
-                f"unknown host or switch: {names}; no event of this request was applied (recorded as {ids})"
+                f"unknown host, switch or instance: {names}; no event of this request was applied (recorded as {ids})"
             )
         await self._originals_durable({e.dedup_key for e in events})
         claimed: list[DedupKey] = []

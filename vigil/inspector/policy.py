@@ -9,7 +9,9 @@ also send ``compute.host.down`` with ``status: up`` for a recovery; the
   same host within ``window_s`` (failures of every non-critical family
   count together: one NIC down plus a failed process check is two), and
   below the threshold raises only a warning for admins;
-* ``target``: whether the event names a host or a switch.
+* ``target``: whether the event names a host, a switch, or an instance (its
+  id in ``related_to``, its host in ``hostname``: a workload that died on a
+  host that is fine; always acted on at once, one fault per instance).
 """
 
 from collections.abc import Mapping
@@ -22,6 +24,7 @@ from vigil.domain.faults import EventStatus
 class Target(StrEnum):
     HOST = "host"
     SWITCH = "switch"
+    INSTANCE = "instance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,7 @@ DEFAULT_POLICIES: Mapping[str, FaultPolicy] = {
     "network.switch": FaultPolicy(critical=True, target=Target.SWITCH),
     "network.link": FaultPolicy(critical=False, threshold=2, window_s=10.0),
     "compute.process": FaultPolicy(critical=False, threshold=2, window_s=10.0),
+    "compute.instance": FaultPolicy(critical=True, target=Target.INSTANCE),
 }
 
 

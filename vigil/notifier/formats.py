@@ -150,6 +150,7 @@ _KINDS: dict[str, tuple[str, str, str, str, str]] = {
         "OS::Nova::Host",
         "host could not be fenced",
     ),
+    AlarmKind.DEDUCED: ("vigil.deduced", "PROCESSING_ERROR_ALARM", "COMPUTE", "vitrage", "deduced by a rule"),
     AlarmKind.HOST_RECOVERY_FAILED: (
         "compute.host.recovery_failed",
         "PROCESSING_ERROR_ALARM",

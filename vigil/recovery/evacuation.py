@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vigil.crashpoints import crash_point
-from vigil.domain.alarms import AlarmChange, AlarmKind
+from vigil.domain.alarms import Alarm, AlarmKind
 from vigil.domain.errors import DomainError
 from vigil.domain.faults import Checkpoint, Fault, Severity
 from vigil.domain.maintenance import GroupConstraints
@@ -37,10 +37,11 @@ from vigil.domain.planner import Layout, Move, NoRoom, PlanGroup, PlanInstance, 
 from vigil.domain.recovery import RecoveryAction, RecoveryPolicies
 from vigil.domain.states import AdminState, InstanceState
 from vigil.recovery.ports import Alarms, Controller, Publisher, RecoveryVim
+from vigil.recovery.steps import owner_updates, record_step
 
 log = logging.getLogger(__name__)
 
-OWNER_KIND = AlarmKind.INSTANCE_DOWN
+WHY = "recovery of a fenced host's instances"
 
 
 def _utcnow() -> datetime:
@@ -199,36 +200,27 @@ class Evacuator:
         failed: dict[str, str] | None = None,
     ) -> None:
         """Each owner's alarm of the fault updated with its own instances' recovery (no host named)."""
-        now = self._clock()
-        uow = self._controller.begin("recovery of a fenced host's instances", now=now)
-        changes: list[AlarmChange] = []
-        for alarm in self._alarms.of_fault(fault.id):
-            if alarm.kind is not OWNER_KIND or not alarm.active or alarm.project is None:
-                continue
+
+        def details(alarm: Alarm) -> dict[str, Any] | None:
             mine = {i for i, p in owners.items() if p == alarm.project}
             if not mine:
-                continue
-            details = dict(base)
+                return None
+            shown = dict(base)
             if evacuating:
-                details["evacuating"] = sorted(mine & set(evacuating))
+                shown["evacuating"] = sorted(mine & set(evacuating))
             if recovered or failed:
-                details["recovered"] = sorted(mine & set(recovered))
-                details["not_recovered"] = sorted(mine & set(failed or {}))
+                shown["recovered"] = sorted(mine & set(recovered))
+                shown["not_recovered"] = sorted(mine & set(failed or {}))
                 if not mine - set(recovered) - set(failed or {}):
-                    details["recovery"] = "done" if not mine & set(failed or {}) else "partial"
-            change = self._alarms.update(alarm, now, details=details)
-            if change is not None:
-                changes.append(change)
-        for change in changes:
-            uow.record(change.alarm)
-        uow.record(fault)
-        deliveries = self._publisher.publish(changes, fault, uow, start=False)
-        await self._controller.commit(uow)
-        self._publisher.deliver(deliveries, fault)
+                    shown["recovery"] = "done" if not mine & set(failed or {}) else "partial"
+            return shown
+
+        now = self._clock()
+        changes = owner_updates(self._alarms, fault, now, details)
+        await record_step(self._controller, self._publisher, fault, WHY, now, changes)
 
     async def _recovery_failed(self, fault: Fault, failed: dict[str, str]) -> None:
         now = self._clock()
-        uow = self._controller.begin("recovery of a fenced host's instances", now=now)
         change = self._alarms.raise_alarm(
             cause=fault.id,
             kind=AlarmKind.HOST_RECOVERY_FAILED,
@@ -242,10 +234,7 @@ class Evacuator:
             resource_ids=sorted(failed),
             details={"not_recovered": dict(sorted(failed.items()))},
         )
-        uow.record(change.alarm)
-        deliveries = self._publisher.publish([change], fault, uow, start=False)
-        await self._controller.commit(uow)
-        self._publisher.deliver(deliveries, fault)
+        await record_step(self._controller, self._publisher, fault, WHY, now, [change])
 
 
 def _usable(host: Host, reserved: bool) -> bool:

@@ -44,11 +44,11 @@ from vigil.domain.fencing import FENCED_REASON_PREFIX, FenceOutcome
 from vigil.domain.model import ResourceType
 from vigil.domain.states import AdminState
 from vigil.recovery.ports import Alarms, Controller, Faults, Fencer, Publisher
+from vigil.recovery.steps import owner_updates, record_step
 
 log = logging.getLogger(__name__)
 
 OUTCOMES = (Checkpoint.FENCE_CONFIRMED, Checkpoint.FENCE_FAILED)
-OWNER_KINDS = frozenset({AlarmKind.INSTANCE_DOWN, AlarmKind.HOST_DOWN})  # told of the fence's steps
 
 Confirmed = Callable[[Fault], Awaitable[None]]  # what follows a confirmed fence (recovery)
 
@@ -105,6 +105,16 @@ class FenceFirst:
         task = asyncio.get_running_loop().create_task(work, name=f"vigil.{what}.{fault.resource_id}")
         self._running[ident] = task
         task.add_done_callback(lambda _: self._running.pop(ident, None))
+
+    def fence_host(self, host: str, why: str) -> bool:
+        """Fence ``host`` because a rule says so (its ``fence`` action): through its open host fault, so the fence
+        is recorded, told and recovered after as any other. False when it has no open fault or no device."""
+        for fault in self._faults.open_faults():
+            if fault.resource_type == ResourceType.HOST and fault.resource_id == host:
+                log.info("fence of %s asked by %s", host, why)
+                return self.consider(fault)
+        log.warning("fence of %s asked by %s, but it has no open fault: not fenced", host, why)
+        return False
 
     def resume(self) -> int:
         """After a restart: fence every open host fault still without an outcome, and take up the recovery of
@@ -203,23 +213,11 @@ class FenceFirst:
         """One durable step: the fault's checkpoint, the owners' alarms updated, and for the outcome the host or an
         admin alarm; notifications leave once it is committed."""
         now = self._clock()
-        uow = self._controller.begin(why, now=now)
-        changes: list[AlarmChange] = []
-        for alarm in self._alarms.of_fault(fault.id):
-            if alarm.kind in OWNER_KINDS and alarm.active:
-                change = self._alarms.update(alarm, now, details={"fence": step})
-                if change is not None:
-                    changes.append(change)
-        if fenced:
-            self._mark_fenced(uow, fault.resource_id)
+        changes = owner_updates(self._alarms, fault, now, lambda _: {"fence": step}, admins=True)
         if failed is not None:
             changes.append(self._fence_failed(fault, failed[0], failed[1], now))
-        for change in changes:
-            uow.record(change.alarm)
-        uow.record(fault)
-        deliveries = self._publisher.publish(changes, fault, uow, start=False)
-        await self._controller.commit(uow)
-        self._publisher.deliver(deliveries, fault)
+        also = (lambda uow: self._mark_fenced(uow, fault.resource_id)) if fenced else None
+        await record_step(self._controller, self._publisher, fault, why, now, changes, also)
 
     def _mark_fenced(self, uow: Any, name: str) -> None:
         """The host stays disabled when it comes back: its fault's recovery re-enables only a host a fault

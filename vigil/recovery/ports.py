@@ -15,6 +15,7 @@ from vigil.domain.faults import Fault, FaultId, Severity
 from vigil.domain.fencing import FenceOutcome
 from vigil.domain.model import Host, Instance, ServerGroup
 from vigil.domain.records import Record
+from vigil.domain.states import InstanceState
 
 
 class HostView(Protocol):
@@ -82,6 +83,8 @@ class Inventory(Protocol):
 
     def instances_on(self, host: str) -> list[Instance]: ...
 
+    def instance(self, ident: str) -> Instance: ...
+
     def group(self, ident: str) -> ServerGroup: ...
 
 
@@ -101,6 +104,19 @@ class RecoveryVim(Protocol):
     async def evacuate(self, instance_id: str, *, target: str | None = None) -> Started: ...
 
     async def set_host_enabled(self, host: str, enabled: bool, *, reason: str | None = None) -> Host: ...
+
+
+class RestartVim(Protocol):
+    """The VIM's operations a restart in place uses."""
+
+    @property
+    def map(self) -> Inventory: ...
+
+    async def reset_state(self, instance_id: str, state: InstanceState, *, reason: str | None = None) -> Instance: ...
+
+    async def stop(self, instance_id: str) -> Instance: ...
+
+    async def start(self, instance_id: str) -> Instance: ...
 
 
 class Fencer(Protocol):
