@@ -104,7 +104,5 @@ async def test_the_restart_policy_restarts_a_failed_instance_in_place(tmp_path: 
 
     assert profile["T03"] <= profile["recovery_started"] <= profile["recovered"]
     assert (after["state"], after["host"]) == ("ACTIVE", before["host"])
-    recovery = [
-        {n: v for n, _, v in note["body"]["reason_data"]["event"]["traits"]}.get("recovery") for note in notes
-    ]
+    recovery = [{n: v for n, _, v in note["body"]["reason_data"]["event"]["traits"]}.get("recovery") for note in notes]
     assert recovery == [None, "restarting", "done"]
