@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench.maintenance",
     "bench.nova_follow",
     "bench.recovery",
+    "bench.alertmanager",
 ]
 
 
