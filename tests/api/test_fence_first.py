@@ -92,15 +92,19 @@ async def test_a_failed_host_is_fenced_after_its_owners_are_notified(
     async with fenced.client("vnf-a-token") as vnf_a, fenced.client("admin-token") as admin:
         await subscribe(vnf_a, f"{receiver.url}/vnf-a", filter={"event_types": ["instance.down"]})
         fault = await report(fenced, "compute-1", "e1")
+        first = await profile_until(admin, fault, lambda c: "T08" in c)
 
         checkpoints = await profile_until(admin, fault, lambda c: "fence_confirmed" in c)
         notes = await receiver.wait_for(3, "/vnf-a")
+        await asyncio.sleep(0.2)  # the updates' deliveries answered
+        final = (await admin.get(f"/v1/faults/{fault}/profile")).json()["checkpoints"]
         host = (await admin.get("/v1/hosts/compute-1")).json()["host"]
 
     assert not bmcs.powered("compute-1")
     assert bmcs.powered("compute-2")
     assert checkpoints["T04"] <= checkpoints["fence_requested"] < checkpoints["fence_confirmed"]
     assert "fence_failed" not in checkpoints
+    assert (final["T07"], final["T08"]) == (first["T07"], first["T08"]), "the fault's notification time is its first"
     assert [traits(n).get("fence") for n in notes] == [None, "requested", "confirmed"]
     assert [traits(n)["lifecycle"] for n in notes] == ["raised", "updated", "updated"]
     assert (host["admin_state"], host["forced_down"]) == ("disabled", True)

@@ -49,6 +49,7 @@ async def record_step(
     for change in changes:
         uow.record(change.alarm)
     uow.record(fault)
-    deliveries = publisher.publish(changes, fault, uow, start=False)
+    # Not the fault's: its profile's T05..T09 are its first notification's, which these updates must not overwrite.
+    deliveries = publisher.publish(changes, None, uow, start=False)
     await controller.commit(uow)
-    publisher.deliver(deliveries, fault)
+    publisher.deliver(deliveries, None)
