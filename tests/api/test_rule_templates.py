@@ -217,3 +217,49 @@ def test_a_bad_template_stops_the_start_naming_its_file_and_line(tmp_path: Path)
 async def test_without_rules_the_api_says_so(api: Api, admin: httpx.AsyncClient) -> None:
     response = await admin.get("/v1/rules")
     assert response.status_code == 404
+
+
+BAD_STATE_FIRST = """\
+metadata:
+  version: 3
+  name: suboptimal_then_alarm
+  type: standard
+  description: a state Vigil's instances do not have, then a deduced alarm, in one scenario
+entities:
+  host_down:
+    category: ALARM
+    name: compute.host.down
+  host:
+    type: nova.host
+  instance:
+    type: nova.instance
+scenarios:
+  - condition: host_down [on] host AND host [contains] instance
+    actions:
+      - set_state:
+          target: instance
+          state: SUBOPTIMAL
+      - raise_alarm:
+          target: instance
+          alarm_name: degraded_by_host
+          severity: MAJOR
+"""
+
+
+async def test_an_action_vigil_cannot_take_is_skipped_and_the_others_still_apply(tmp_path: Path) -> None:
+    """Vitrage's aggregated states (SUBOPTIMAL) are not Nova's: that set_state is refused, the alarm still raised."""
+    async with (
+        serving(rule_settings(tmp_path, BAD_STATE_FIRST)) as api,
+        api.client("admin-token") as admin,
+        api.client("monitor-token") as monitor,
+    ):
+        on_host = set(await states(admin, "compute-1"))
+        await monitor.post("/v1/event", json=host_down("compute-1", "d1"))
+
+        async def all_raised() -> list[dict[str, Any]]:
+            found = await deduced(admin)
+            return found if {a["resource_id"] for a in found} == on_host else []
+
+        raised = await until(all_raised)
+
+    assert {a["details"]["alarm_name"] for a in raised} == {"degraded_by_host"}

@@ -375,7 +375,8 @@ class RuleEngine:
                     self._actions.run_workflow(workflow, dict(action.inputs), target)
                 case _:
                     log.warning("rule %s: %s cannot act on %s", why, action.type, target)
-        except DomainError as exc:
+        except (DomainError, ValueError, KeyError) as exc:  # e.g. a state Vigil's resources do not have: this
+            # action only; the round's other actions still apply
             log.warning("rule %s: %s on %s refused: %s", why, action.type, target, exc)
 
     def _undo(self, key: ActionKey, done: _Done, uow: Any, changes: list[AlarmChange], now: datetime) -> None:
@@ -393,7 +394,7 @@ class RuleEngine:
                     self._causal.discard((key.source, target))
                 case _:
                     pass  # fence and workflows are not undone
-        except DomainError as exc:
+        except (DomainError, ValueError, KeyError) as exc:
             log.warning("undoing %s of %s on %s refused: %s", action.type, done.scenario.id, target, exc)
 
     def _raise(self, key: ActionKey, done: _Done, graph: RuleGraph, now: datetime) -> AlarmChange | None:
