@@ -32,12 +32,12 @@ from vigil.domain.alarms import Alarm, AlarmKind
 from vigil.domain.errors import DomainError
 from vigil.domain.faults import Checkpoint, Fault, Severity
 from vigil.domain.maintenance import GroupConstraints
-from vigil.domain.model import Host, Instance, ResourceType
+from vigil.domain.model import Host, Instance
 from vigil.domain.planner import Layout, Move, NoRoom, PlanGroup, PlanInstance, evacuate_in_tiers, group_of
 from vigil.domain.recovery import RecoveryAction, RecoveryPolicies
 from vigil.domain.states import AdminState, InstanceState
 from vigil.recovery.ports import Alarms, Controller, Publisher, RecoveryVim
-from vigil.recovery.steps import owner_updates, record_step
+from vigil.recovery.steps import host_alarm, owner_updates, record_step
 
 log = logging.getLogger(__name__)
 
@@ -221,16 +221,13 @@ class Evacuator:
 
     async def _recovery_failed(self, fault: Fault, failed: dict[str, str]) -> None:
         now = self._clock()
-        change = self._alarms.raise_alarm(
-            cause=fault.id,
-            kind=AlarmKind.HOST_RECOVERY_FAILED,
-            project=None,
-            resource_type=ResourceType.HOST,
-            resource_id=fault.resource_id,
-            severity=Severity.MAJOR,
-            fault=fault.id,
-            reason=f"{len(failed)} instances of fenced host {fault.resource_id} were not recovered",
-            now=now,
+        change = host_alarm(
+            self._alarms,
+            fault,
+            AlarmKind.HOST_RECOVERY_FAILED,
+            Severity.MAJOR,
+            f"{len(failed)} instances of fenced host {fault.resource_id} were not recovered",
+            now,
             resource_ids=sorted(failed),
             details={"not_recovered": dict(sorted(failed.items()))},
         )

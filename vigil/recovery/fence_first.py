@@ -44,7 +44,7 @@ from vigil.domain.fencing import FENCED_REASON_PREFIX, FenceOutcome
 from vigil.domain.model import ResourceType
 from vigil.domain.states import AdminState
 from vigil.recovery.ports import Alarms, Controller, Faults, Fencer, Publisher
-from vigil.recovery.steps import owner_updates, record_step
+from vigil.recovery.steps import host_alarm, owner_updates, record_step
 
 log = logging.getLogger(__name__)
 
@@ -234,15 +234,12 @@ class FenceFirst:
                 {"action": str(a.action), "ok": a.ok, "power": str(a.power), "detail": a.detail, "ms": a.elapsed_ms}
                 for a in outcome.answers
             ]
-        return self._alarms.raise_alarm(
-            cause=fault.id,
-            kind=AlarmKind.HOST_FENCE_FAILED,
-            project=None,
-            resource_type=ResourceType.HOST,
-            resource_id=fault.resource_id,
-            severity=Severity.CRITICAL,
-            fault=fault.id,
-            reason=f"host {fault.resource_id} could not be fenced ({reason}): none of its instances is recovered",
-            now=now,
+        return host_alarm(
+            self._alarms,
+            fault,
+            AlarmKind.HOST_FENCE_FAILED,
+            Severity.CRITICAL,
+            f"host {fault.resource_id} could not be fenced ({reason}): none of its instances is recovered",
+            now,
             details={"reason": reason, "answers": answers},
         )

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from vigil.domain.alarms import Alarm, AlarmChange, AlarmKind
-from vigil.domain.faults import Fault
+from vigil.domain.faults import Fault, Severity
+from vigil.domain.model import ResourceType
 from vigil.recovery.ports import Alarms, Controller, Publisher
 
 
@@ -31,6 +32,24 @@ def owner_updates(
             if change is not None:
                 changes.append(change)
     return changes
+
+
+def host_alarm(
+    alarms: Alarms, fault: Fault, kind: AlarmKind, severity: Severity, reason: str, now: datetime, **extra: Any
+) -> AlarmChange:
+    """An admin alarm on the fault's host, raised by a recovery step (``extra``: resource_ids, details)."""
+    return alarms.raise_alarm(
+        cause=fault.id,
+        kind=kind,
+        project=None,
+        resource_type=ResourceType.HOST,
+        resource_id=fault.resource_id,
+        severity=severity,
+        fault=fault.id,
+        reason=reason,
+        now=now,
+        **extra,
+    )
 
 
 async def record_step(
