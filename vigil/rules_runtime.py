@@ -5,21 +5,26 @@
   the notification's path; the evaluation runs in the engine's own task).
 * :class:`RuleActionsHub` is where ``fence`` and ``execute_mistral`` go:
   fence first (``vigil.recovery.fence_first``, which recovers after a
-  confirmed fence), and the recovery workflows by name: ``evacuate_host``
-  (fence the target host, then evacuate it by the recovery policies) and
-  ``restart_instance`` (restart the target instance in place).
+  confirmed fence; a host with no open fault is reported down first), and
+  the recovery workflows by name: ``evacuate_host`` (fence the host, input
+  ``host`` or ``host_name``, else the target; then evacuate it by the
+  recovery policies) and ``restart_instance`` (restart the instance, input
+  ``instance`` or ``instance_id``, else the target, in place).
 * :class:`RulesControl` is what the API reaches (``GET /v1/rules``,
   ``POST /v1/rules/reload``).
 """
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from vigil.domain.alarms import AlarmChange
 from vigil.domain.deliveries import Delivery
-from vigil.domain.faults import Fault
+from vigil.domain.faults import EventId, EventStatus, Fault, FaultEvent
 from vigil.domain.rules import RuleResource, RuleSet
 from vigil.inspector.rule_engine import RuleEngine
 from vigil.inspector.rule_graph import Vertex
@@ -32,6 +37,13 @@ from vigil.rules.problems import TemplateError
 log = logging.getLogger(__name__)
 
 WORKFLOWS = ("evacuate_host", "restart_instance")
+RULES_MONITOR = "vigil.rules"  # the monitor of the reports rules make (a fence's host down)
+
+Report = Callable[[Sequence[FaultEvent]], Awaitable[Any]]  # the southbound intake's receive
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class AlarmTrigger:
@@ -56,39 +68,95 @@ class AlarmTrigger:
 
 
 class RuleActionsHub:
-    """``fence`` and ``execute_mistral`` of the rules, on what this Vigil runs (either may be absent)."""
+    """``fence`` and ``execute_mistral`` of the rules, on what this Vigil runs (either may be absent).
 
-    def __init__(self) -> None:
+    A rule that fences a host with no open host fault (a template fencing on a NIC alarm Vigil alone only warns
+    of) first reports the host down, as monitor :data:`RULES_MONITOR`, through the southbound intake: powering a
+    host off kills its instances, so the inspector marks them down and notifies their owners, and fence first
+    then fences it and recovers its instances, as for any failed host."""
+
+    def __init__(self, report: Report | None = None, clock: Callable[[], datetime] = _utcnow) -> None:
         self.fencing: FenceFirst | None = None
         self.restarter: Restarter | None = None
+        self._report = report
+        self._clock = clock
+        self._reports: set[asyncio.Task[None]] = set()
 
     def fence(self, host: str, why: str) -> None:
-        if self.fencing is None:
-            log.warning("rule %s asks to fence %s, but no host has a fence device (fencing.devices)", why, host)
+        if self.fencing is None or not self.fencing.can_fence(host):
+            log.warning("rule %s asks to fence %s, which has no fence device (fencing.devices)", why, host)
             return
-        self.fencing.fence_host(host, why)
+        if self.fencing.fence_host(host, why):
+            return
+        if self._report is None:
+            log.warning("rule %s asks to fence %s, which has no open fault: not fenced", why, host)
+            return
+        now = self._clock()
+        event = FaultEvent(
+            id=EventId(str(uuid.uuid4())),
+            time=now,
+            type="compute.host.down",
+            hostname=host,
+            status=EventStatus.DOWN,
+            monitor=RULES_MONITOR,
+            monitor_event_id=f"fence:{host}:{uuid.uuid4()}",
+            received_at=now,
+            cause=f"rule {why} fences it",
+        )
+        log.info("rule %s fences %s: reported down first, so its owners are told before the fence", why, host)
+        task = asyncio.get_running_loop().create_task(self._send(event), name=f"vigil.rules.fence.{host}")
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _send(self, event: FaultEvent) -> None:
+        assert self._report is not None
+        try:
+            await self._report([event])
+        except Exception:  # the rule's round is over; what went wrong is for the log
+            log.exception("the fence of %s asked by a rule could not be reported", event.hostname)
+
+    async def aclose(self) -> None:
+        """Wait for the reports rules made (each is journaled before it is answered)."""
+        if self._reports:
+            await asyncio.gather(*self._reports, return_exceptions=True)
 
     def run_workflow(self, name: str, inputs: Mapping[str, str], target: Vertex | None) -> None:
         if name == "evacuate_host":
-            host = inputs.get("host") or (target[1] if target and target[0] == RuleResource.HOST else None)
+            host = _input(inputs, "host", "host_name") or (
+                target[1] if target and target[0] == RuleResource.HOST else None
+            )
             if host is not None:
                 self.fence(host, f"workflow {name}")
                 return
         elif name == "restart_instance" and self.restarter is not None:
-            ident = inputs.get("instance") or (target[1] if target and target[0] == RuleResource.INSTANCE else None)
+            ident = _input(inputs, "instance", "instance_id") or (
+                target[1] if target and target[0] == RuleResource.INSTANCE else None
+            )
             for fault in self.restarter.open_instance_faults(ident):
                 self.restarter.consider(fault, forced=True)
             return
         log.warning("execute_mistral: no workflow %r for %s (known: %s)", name, target, ", ".join(WORKFLOWS))
 
 
+def _input(inputs: Mapping[str, str], *names: str) -> str | None:
+    """The first of ``names`` the workflow's inputs give (Mistral's workflows name them either way)."""
+    return next((inputs[n] for n in names if inputs.get(n)), None)
+
+
 class RulesControl:
     """The loaded templates, and reloading them from the same paths."""
 
-    def __init__(self, engine: RuleEngine, paths: Sequence[Path], alarm_types: Sequence[str]) -> None:
+    def __init__(
+        self, engine: RuleEngine, paths: Sequence[Path], alarm_types: Sequence[str], hub: RuleActionsHub | None = None
+    ) -> None:
         self.engine = engine
         self._paths = list(paths)
         self._types = list(alarm_types)
+        self._hub = hub
+
+    async def aclose(self) -> None:
+        if self._hub is not None:
+            await self._hub.aclose()
 
     def describe(self) -> dict[str, Any]:
         return {"paths": [str(p) for p in self._paths], "templates": self.engine.describe()}
@@ -104,4 +172,4 @@ def load_configured(paths: Sequence[Path], alarm_types: Sequence[str]) -> RuleSe
     return load_rules(paths, alarm_types=alarm_types)
 
 
-__all__ = ["AlarmTrigger", "RuleActionsHub", "RulesControl", "TemplateError", "load_configured"]
+__all__ = ["AlarmTrigger", "Report", "RuleActionsHub", "RulesControl", "TemplateError", "load_configured"]

@@ -79,7 +79,7 @@ from vigil.notifier.subscriptions import SubscriptionRegistry
 from vigil.recovery.evacuation import Evacuator
 from vigil.recovery.fence_first import FenceFirst
 from vigil.recovery.restart import Restarter
-from vigil.rules_runtime import AlarmTrigger, RuleActionsHub, RulesControl, TemplateError, load_configured
+from vigil.rules_runtime import AlarmTrigger, Report, RuleActionsHub, RulesControl, TemplateError, load_configured
 from vigil.serving import BackgroundServer
 from vigil.settings import (
     CloudSettings,
@@ -191,13 +191,14 @@ def _start_rules(
     bus: InProcessBus,
     fencing: FenceFirst | None,
     restarter: Restarter | None,
+    report: Report,
 ) -> tuple[RulesControl, list[asyncio.Task[None]]]:
     """The rule engine on the operator's templates (a bad one stops the start, naming its file and line)."""
     try:
         rules = load_configured(settings.rules.paths, settings.rules.alarm_types)
     except TemplateError as exc:
         raise SettingsError(f"rules.paths: {exc}") from None
-    hub = RuleActionsHub()
+    hub = RuleActionsHub(report, clock=utcnow)
     hub.fencing, hub.restarter = fencing, restarter
     types = ALARM_TYPES | frozenset(settings.rules.alarm_types)
     engine = RuleEngine(rules, cloud.transactions, alarms, alarms, trigger, hub, alarm_types=types)
@@ -207,7 +208,7 @@ def _start_rules(
         asyncio.create_task(engine.follow(bus.subscribe().queue), name="vigil.rules.follow"),
     ]
     log.info("rule templates: %d loaded from %s", len(rules.templates), ", ".join(map(str, settings.rules.paths)))
-    return RulesControl(engine, settings.rules.paths, settings.rules.alarm_types), tasks
+    return RulesControl(engine, settings.rules.paths, settings.rules.alarm_types, hub), tasks
 
 
 def recovery_policies(recovery: RecoverySettings) -> RecoveryPolicies:
@@ -425,7 +426,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             fencer_task = asyncio.create_task(fencing.run(fence_feed.queue), name="vigil.recovery.fence")
             log.info("fencing %d hosts; resumed %d fences", len(settings.fencing.devices), fencing.resume())
         if settings.rules.paths:
-            rules, rule_tasks = _start_rules(settings, cloud, alarms, trigger, bus, fencing, restarter)
+            rules, rule_tasks = _start_rules(settings, cloud, alarms, trigger, bus, fencing, restarter, intake.receive)
         if fault_pusher is not None and resumed is not None:
             pusher = asyncio.create_task(
                 _push_faults(fault_pusher, resumed, cloud.map, bus.subscribe()), name="vigil.vim.openstack.push"
@@ -467,6 +468,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if rules is not None:
+            await rules.aclose()
         if fencing is not None:
             await fencing.aclose()
         if restarter is not None:

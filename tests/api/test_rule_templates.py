@@ -48,7 +48,8 @@ scenarios:
 """
 
 
-def rule_settings(tmp_path: Path, *templates: Path | str) -> Any:
+def rule_settings(tmp_path: Path, *templates: Path | str, **groups: Any) -> Any:
+    """Settings loading ``templates`` (files, or template texts), with other settings ``groups``."""
     folder = tmp_path / "templates"
     folder.mkdir(exist_ok=True)
     for n, template in enumerate(templates):
@@ -62,6 +63,7 @@ def rule_settings(tmp_path: Path, *templates: Path | str) -> Any:
         cloud={"topology": EXAMPLE},
         inspector={"hold_down_s": 0},
         rules={"paths": [folder]},
+        **groups,
     )
 
 

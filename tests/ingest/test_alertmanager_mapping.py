@@ -46,6 +46,12 @@ def test_a_firing_alert_is_a_down_report_at_its_start_from_alertmanager_with_its
     assert (event.severity, event.cause) == ("critical", "NodeDown on 10.0.0.11")
 
 
+def test_the_report_keeps_the_alarm_as_vitrages_prometheus_datasource_names_it() -> None:
+    """What rule templates match: the alertname, and the severity label when there is one."""
+    assert mapped(alert("NicDown", severity="critical")).events[0].alarm == {"name": "NicDown", "severity": "critical"}
+    assert mapped(alert("NicDown")).events[0].alarm == {"name": "NicDown"}
+
+
 def test_a_resolved_alert_is_an_up_report_at_its_end() -> None:
     [event] = mapped(alert(status="resolved")).events
     assert (event.type, event.status, event.time, event.monitor_event_id) == (

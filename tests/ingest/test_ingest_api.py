@@ -92,6 +92,7 @@ async def test_a_firing_alert_takes_its_host_down_and_its_resolution_brings_it_b
     events = await get(api, "/v1/fault-events")
     mine = [e for e in events["fault_events"] if e["monitor"] == "alertmanager"]
     assert {e["monitor_event_id"] for e in mine} == {"fp-NodeDown-10.0.0.11:9100"}
+    assert {e["alarm"]["name"] for e in mine} == {"NodeDown"}, "the alarm as Alertmanager named it"
 
 
 async def test_alertmanagers_bearer_token_is_taken_and_only_monitors_and_admins_report(api: Api) -> None:

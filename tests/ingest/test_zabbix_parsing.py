@@ -92,6 +92,17 @@ def test_a_problem_is_a_down_report_at_lastchange_with_zabbix_severity_mapped() 
     assert event.cause == "Zabbix agent on compute-1 is unreachable for 5 minutes"
 
 
+@pytest.mark.parametrize(("priority", "name"), [(0, "NOT CLASSIFIED"), (3, "AVERAGE"), (4, "HIGH"), (5, "DISASTER")])
+def test_the_report_keeps_the_alarm_as_vitrages_zabbix_datasource_names_and_grades_it(priority: int, name: str) -> None:
+    """What rule templates match: the trigger's name, its name before macros, Zabbix's own severity name."""
+    [event] = mapped(parse_text(SEED.replace("priority=4", f"priority={priority}"))).events
+    assert event.alarm == {
+        "name": "Zabbix agent on compute-1 is unreachable for 5 minutes",
+        "rawtext": "Zabbix agent on {HOST.NAME} is unreachable for 5 minutes",
+        "severity": name,
+    }
+
+
 def test_an_ok_is_an_up_report_distinct_from_its_problem_even_at_the_problems_time() -> None:
     problem = mapped(parse_text(SEED)).events[0]
     [ok] = mapped(parse_text(SEED.replace("value=1", "value=0"))).events

@@ -165,7 +165,9 @@ def test_an_include_merges_a_definition_template(rules: RuleSet) -> None:
         "host_contains_instance",
     }
     assert template.entities["host"].origin.file == definitions.source  # defined there, used here
-    assert template.entities["agent_unreachable"].name == "Zabbix agent on {HOST.NAME} is unreachable for 5 minutes"
+    assert template.entities["agent_unreachable"].properties == {
+        "rawtext": "Zabbix agent on {HOST.NAME} is unreachable for 5 minutes"  # Vitrage's Zabbix alarm property
+    }
     assert [a.target for s in template.scenarios for a in s.actions] == ["instance", "port"]
 
 
@@ -206,7 +208,8 @@ def test_the_defaults_are_version_3_templates_shipped_with_vigil(defaults: RuleS
 
 def test_a_host_down_marks_it_down_and_takes_its_instances_and_ports_down(defaults: RuleSet) -> None:
     template = _template(defaults, "vigil_host_down")
-    assert template.entities["host_down_alarm"].name == "compute.host.down"
+    # by Vigil's event type, whatever the monitor named the alarm (a Zabbix trigger, a Prometheus alertname)
+    assert template.entities["host_down_alarm"].properties == {"event_type": "compute.host.down"}
     assert _actions(template) == [
         (ActionType.MARK_DOWN, "host", {}),
         (ActionType.SET_STATE, "instance", {"state": "ERROR"}),

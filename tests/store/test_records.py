@@ -399,7 +399,7 @@ async def test_a_database_at_revision_0001_upgrades_keeping_its_rows_with_the_ne
         await store.save(batch_of(*every_kind()))
         assert len(await store.load_records(RecordKind.ALARM)) == 2
 
-    assert revision == "0006"
+    assert revision == "0007"
     assert diff == []
     assert resources == [
         Host(
@@ -512,6 +512,35 @@ async def test_fault_events_come_newest_first_filtered_by_outcome(store: SqlStor
     assert [e.id for e in await store.fault_events(outcome="duplicate")] == ["ev-005", "ev-003", "ev-001"]
     assert [e.id for e in await store.fault_events(outcome="duplicate", limit=2)] == ["ev-005", "ev-003"]
     assert await store.fault_events(outcome="nothing") == []
+
+
+async def test_a_fault_event_keeps_the_alarm_as_its_monitor_named_it(store: SqlStore) -> None:
+    zabbix = {
+        "name": "Zabbix agent on compute-1 is unreachable",
+        "rawtext": "Zabbix agent on {HOST.NAME} ...",
+        "severity": "HIGH",
+    }
+    await store.save(batch_of(fault_event(1, monitor="zabbix", alarm=zabbix), fault_event(2)))
+
+    found = await store.fault_events_by_id(["ev-001", "ev-002"])
+
+    assert (found["ev-001"].alarm, found["ev-002"].alarm) == (zabbix, {})
+
+
+async def test_a_fault_event_journaled_at_revision_0006_upgrades_with_no_monitor_alarm(store_url: str) -> None:
+    async with at_revision(store_url, "0006") as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO fault_events (id, time, type, hostname, status, monitor, monitor_event_id, received_at,"
+                " outcome, seq) VALUES ('ev-1', :t, 'compute.host.down', 'compute-1', 'down', 'zabbix', 'z1', :t,"
+                " 'accepted', 1)"
+            ),
+            {"t": T0},
+        )
+    async with SqlStore(store_url) as store:
+        [pending] = await store.journal_pending()
+
+    assert (pending.id, pending.alarm) == ("ev-1", {})
 
 
 def test_every_record_kind_has_a_table() -> None:

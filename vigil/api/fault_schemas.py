@@ -219,6 +219,10 @@ class FaultEventOut(BaseModel):
         description="What became of it: accepted, fault_opened, correlated, duplicate, unknown_host, ..."
     )
     fault: str | None = Field(description="The fault it went to, if any.")
+    alarm: dict[str, str] = Field(
+        description="The alarm as its monitor named and graded it (name, rawtext, severity: a Zabbix trigger's, a "
+        "Prometheus alert's), what rule templates match; empty for Doctor's events."
+    )
 
 
 class AlarmOut(BaseModel):

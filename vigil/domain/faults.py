@@ -134,6 +134,10 @@ class FaultEvent:
     outcome: Outcome = Outcome.ACCEPTED
     fault: FaultId | None = None
     seq: int | None = None  # the journal's order; None for events recorded before there was a journal
+    # The alarm as its monitor names and grades it, which rule templates in Vitrage's format match: ``name``,
+    # ``rawtext`` and ``severity`` as Vitrage's datasources give them (a Zabbix trigger's name, its unexpanded
+    # TRIGGER.NAME.ORIG and its priority's name, HIGH; a Prometheus alert's alertname). Empty for Doctor's events.
+    alarm: dict[str, str] = field(default_factory=dict)
 
     @property
     def ident(self) -> str:

@@ -437,6 +437,7 @@ class Inspector:
             "hosts": list(impact.hosts),
             "host_status": [self._controller.map.host(h).status.value for h in impact.hosts],
             **({"severity": event.severity} if event.severity else {}),  # the monitor's own (Zabbix's HIGH)
+            **({"alarm": dict(event.alarm)} if event.alarm else {}),
         }
         if fault.resource_type is ResourceType.SWITCH:
             kind, resource_ids, what = AlarmKind.SWITCH_DOWN, list(impact.hosts), f"switch {fault.resource_id} down"
@@ -561,6 +562,7 @@ class Inspector:
                 "monitor": event.monitor,
                 **({"severity": event.severity} if event.severity else {}),
                 **({"cause": event.cause} if event.cause else {}),
+                **({"alarm": dict(event.alarm)} if event.alarm else {}),
             }
         reported = {k: v for k, v in reported.items() if k in failures}
         if active is None:

@@ -32,6 +32,7 @@ deduced alarm no rule supports any more is cleared.
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +42,17 @@ from vigil.domain.alarms import Alarm, AlarmChange, AlarmKind, alarm_id
 from vigil.domain.errors import DomainError, NotFound
 from vigil.domain.events import ResourceEvent
 from vigil.domain.faults import FaultId, Severity
-from vigil.domain.rules import ActionType, Clause, Entity, RuleResource, RuleSet, Scenario, Template, to_dnf
+from vigil.domain.rules import (
+    Action,
+    ActionType,
+    Clause,
+    Entity,
+    RuleResource,
+    RuleSet,
+    Scenario,
+    Template,
+    to_dnf,
+)
 from vigil.domain.states import AdminState, DataPlaneStatus, InstanceState
 from vigil.inspector.ports import Alarms, Controller, Publisher
 from vigil.inspector.rule_graph import ALARM, AlarmSource, RuleGraph, RuleMap, Vertex
@@ -62,10 +73,17 @@ class RuleActions(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ActionKey:
+    """One action of a scenario on what one binding bound: its target and source, and its inputs once their
+    ``get_attr(template_id, property)`` were read off the bound vertices (so a workflow runs once per host)."""
+
     scenario: str
     index: int
     target: Vertex | None
     source: Vertex | None
+    inputs: tuple[tuple[str, str], ...] = ()
+
+
+GET_ATTR = re.compile(r"\s*get_attr\(\s*([\w.-]+)\s*,\s*([\w.-]+)\s*\)\s*")
 
 
 @dataclass(slots=True)
@@ -220,7 +238,7 @@ class RuleEngine:
             for clause in dnf:
                 for binding in self._bindings(graph, template, clause, region):
                     for index, action in enumerate(scenario.actions):
-                        key = self._key(scenario, index, action.target, action.source, binding)
+                        key = self._key(graph, scenario, index, action, binding)
                         found.setdefault(key, (template, scenario, set()))[2].add(binding)
         now = self._clock()
         uow = self._controller.begin("rule templates evaluated", now=now)
@@ -252,12 +270,12 @@ class RuleEngine:
         if changes:
             self.alarms_changed(changes)
 
-    def _key(
-        self, scenario: Scenario, index: int, target: str | None, source: str | None, binding: Binding
-    ) -> ActionKey:
+    def _key(self, graph: RuleGraph, scenario: Scenario, index: int, action: Action, binding: Binding) -> ActionKey:
         bound = dict(binding)
+        target, source = action.target, action.source
+        inputs = tuple((name, _resolved(graph, bound, value)) for name, value in action.inputs.items())
         return ActionKey(
-            scenario.id, index, bound.get(target) if target else None, bound.get(source) if source else None
+            scenario.id, index, bound.get(target) if target else None, bound.get(source) if source else None, inputs
         )
 
     def _bindings(
@@ -372,7 +390,7 @@ class RuleEngine:
                     self._actions.fence(target[1], why)
                 case ActionType.EXECUTE_MISTRAL:
                     workflow = str(action.properties.get("workflow", ""))
-                    self._actions.run_workflow(workflow, dict(action.inputs), target)
+                    self._actions.run_workflow(workflow, dict(key.inputs), target)
                 case _:
                     log.warning("rule %s: %s cannot act on %s", why, action.type, target)
         except (DomainError, ValueError, KeyError) as exc:  # e.g. a state Vigil's resources do not have: this
@@ -487,6 +505,17 @@ class RuleEngine:
         """Deduced alarms that no rule supports (the rules changed, or a restart came between)."""
         raised = {id(d.undo.get("alarm")) for d in self._done.values()}
         return [self._alarms.clear(a, now) for a in self._book.open(AlarmKind.DEDUCED) if id(a) not in raised]
+
+
+def _resolved(graph: RuleGraph, bound: Mapping[str, Vertex], value: str) -> str:
+    """An input's value, its ``get_attr(template_id, property)`` read off the vertex the binding bound (Vitrage's
+    function; empty if the binding or the vertex has no such thing)."""
+    found = GET_ATTR.fullmatch(value)
+    if found is None:
+        return value
+    vertex = bound.get(found.group(1))
+    props = graph.properties(vertex) if vertex is not None else None
+    return "" if props is None else props.get(found.group(2), "")
 
 
 def _kind(entity: Entity) -> str | None:

@@ -12,11 +12,14 @@ the resource map as they are asked for, never copied:
   (``add_causal_relationship``), kept by the rule engine.
 
 The alarms are Vigil's open alarms (the alarm book): a host's or switch's
-failure alarm is named by the event type that opened it
-(``compute.host.down``), typed by the monitor that reported it where that
-is an alarm type templates know (``zabbix``, ``prometheus``, ...; else
-``doctor``, Vitrage's name for Doctor's events) and carries the monitor's
-own severity when it gave one (Zabbix's ``HIGH``); an ``instance.down``
+failure alarm is typed by the monitor that reported it where that is an
+alarm type templates know (``zabbix``, ``prometheus`` for Alertmanager's, ...;
+else ``doctor``, Vitrage's name for Doctor's events). Its ``name``,
+``rawtext`` and ``severity`` are the monitor's own where it gave them, as
+Vitrage's datasources give them (a Zabbix trigger's name, its unexpanded
+name and its priority, ``HIGH``; a Prometheus alertname and ``severity``
+label); else the event type that opened it (``compute.host.down``), the
+report's cause and severity. ``event_type`` is always Vigil's event type; an ``instance.down``
 alarm is one vertex per instance it names; a rule's deduced alarm is typed
 ``vitrage``, named by its ``alarm_name``. Property values compare as text,
 without regard to case; ``<key>.regex`` matches a regular expression.
@@ -56,6 +59,16 @@ class AlarmSource(Protocol):
     def open(self, kind: AlarmKind | None = None) -> list[Alarm]: ...
 
     def get(self, ident: str) -> Alarm: ...
+
+
+# Vitrage's datasource type of a monitor Vigil names otherwise: Alertmanager's webhooks come from Prometheus.
+_VITRAGE_TYPE: Mapping[str, str] = {"alertmanager": "prometheus"}
+
+
+def _alarm_type(monitor: str, known: frozenset[str]) -> str:
+    """The alarm type templates name a monitor's alarms by (else ``doctor``, Vitrage's type of Doctor's events)."""
+    kind = _VITRAGE_TYPE.get(monitor, monitor)
+    return kind if kind in known else DOCTOR_ALARM_TYPE
 
 
 _ON: Mapping[AlarmKind, str] = {
@@ -108,16 +121,20 @@ class RuleGraph:
         yield alarm.id, props, (kind, alarm.resource_id)
 
     def _reported(self, reported: dict[str, Any], severity: str) -> dict[str, str]:
-        """A raw event's alarm properties: typed by its monitor when templates know it (else Doctor's)."""
+        """A raw event's alarm properties: typed by its monitor when templates know it (else Doctor's), named and
+        graded as the monitor named and graded it where it did (else by Vigil's event type and severity)."""
         monitor = str(reported.get("monitor") or "")
+        event_type = str(reported.get("event_type", ""))
         props = {
-            "type": monitor if monitor in self._types else DOCTOR_ALARM_TYPE,
-            "name": str(reported.get("event_type", "")),
+            "type": _alarm_type(monitor, self._types),
+            "name": event_type,
             "severity": str(reported.get("severity") or severity),
             "monitor": monitor,
+            "event_type": event_type,
         }
         if reported.get("cause"):
             props["rawtext"] = str(reported["cause"])
+        props.update({k: str(v) for k, v in dict(reported.get("alarm") or {}).items() if v})
         return props
 
     def alarm_on(self, alarm: str) -> Vertex | None:

@@ -16,7 +16,9 @@ with the same fingerprint and ``startsAt``: the intake answers those
 (``instance`` by default, its ``:port`` stripped), looked up in ``hosts``
 (e.g. ``10.0.0.11`` to ``compute-1``) or taken as it is. ``related_to`` (what
 failed on the host, for the non-critical families) is the ``related_label``'s
-value (``device``: node_exporter's NIC), else the alert's name.
+value (``device``: node_exporter's NIC), else the alert's name. The alert's
+name and its ``severity`` label are also the alarm's, as Vitrage's Prometheus
+datasource names and grades it, for rule templates.
 
 An alert whose name is not mapped is ignored (Alertmanager would only send it
 again). A mapped alert without its host label, or a resolved alert without an
@@ -65,6 +67,13 @@ class Alert:
     @property
     def name(self) -> str:
         return self.labels.get(ALERTNAME, "")
+
+    @property
+    def alarm(self) -> dict[str, str]:
+        """The alarm as Vitrage's Prometheus datasource gives it (what templates match): its alertname, and the
+        ``severity`` label."""
+        found = {"name": self.name, "severity": self.labels.get("severity", "")}
+        return {k: v[:MAX_CAUSE] for k, v in found.items() if v}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,4 +166,5 @@ def _report(
         severity=clipped(alert.labels.get("severity"), MAX_SEVERITY),
         cause=clipped(cause, MAX_CAUSE),
         related_to=bounded(related or alert.name, MAX_ID, "related_to"),
+        alarm=alert.alarm,
     )

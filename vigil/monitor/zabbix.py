@@ -24,7 +24,9 @@ the family comes from the first trigger rule whose pattern is found in
 ``rawtext`` (the trigger's name before macros expand) or ``description``; a
 trigger no rule names is ignored. ``priority``, Zabbix's NSEVERITY 0-5 (not
 classified, information, warning, average, high, disaster), maps to Vigil's
-severity. ``lastchange`` (``2017.08.24 12:00:21``, Zabbix's ``{EVENT.DATE}
+severity. The report also keeps the alarm as Vitrage's Zabbix datasource
+names it, what rule templates match: ``description`` as its name, ``rawtext``
+and the priority's name (``HIGH``) as its severity. ``lastchange`` (``2017.08.24 12:00:21``, Zabbix's ``{EVENT.DATE}
 {EVENT.TIME}`` in the Zabbix server's time zone, or ISO 8601) is the report's
 time, else its receipt. The ``monitor_event_id`` is ``eventid`` (else
 ``trigger-<triggerid>``) with ``:problem`` or ``:ok``, so an escalation that
@@ -63,6 +65,8 @@ DEFAULT_SEVERITIES: Mapping[int, Severity] = {
 }
 
 NUMBERS = frozenset({"hostid", "triggerid", "value", "priority", "eventid"})  # a string or an integer in JSON
+# Zabbix's NSEVERITY by name, as Vitrage's Zabbix datasource gives an alarm's severity (a template's HIGH).
+PRIORITY_NAMES = ("NOT CLASSIFIED", "INFORMATION", "WARNING", "AVERAGE", "HIGH", "DISASTER")
 SHORT = frozenset({"host", "hostid", "hostip", "triggerid", "eventid", "value", "priority"})  # at most MAX_ID
 LASTCHANGE_PATTERN = (
     r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2}):(\d{2})"  # {EVENT.DATE} {EVENT.TIME}
@@ -92,6 +96,13 @@ class TriggerEvent:
     @property
     def name(self) -> str:
         return self.description or self.rawtext or f"trigger {self.triggerid}"
+
+    @property
+    def alarm(self) -> dict[str, str]:
+        """The alarm as Vitrage's Zabbix datasource gives it: the trigger's name, its name before macros expanded,
+        its priority's name (what templates match)."""
+        found = {"name": self.description, "rawtext": self.rawtext, "severity": PRIORITY_NAMES[self.priority]}
+        return {k: v[:MAX_CAUSE] for k, v in found.items() if v}
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +326,7 @@ def reports(
                 received_at=received_at,
                 severity=str(mapping.severities.get(trigger.priority, Severity.INDETERMINATE)),
                 cause=clipped(trigger.name, MAX_CAUSE),
+                alarm=trigger.alarm,
                 related_to=bounded(rule.related_to or f"trigger:{trigger.triggerid}", MAX_ID, "related_to"),
             )
         )

@@ -106,14 +106,19 @@ class FenceFirst:
         self._running[ident] = task
         task.add_done_callback(lambda _: self._running.pop(ident, None))
 
+    def can_fence(self, host: str) -> bool:
+        """Whether ``host`` has a fence device."""
+        return self._fencer.configured(host)
+
     def fence_host(self, host: str, why: str) -> bool:
         """Fence ``host`` because a rule says so (its ``fence`` action): through its open host fault, so the fence
-        is recorded, told and recovered after as any other. False when it has no open fault or no device."""
+        is recorded, told and recovered after as any other. False when it has no open host fault (the rule's hub
+        then reports it down, which opens one: :class:`vigil.rules_runtime.RuleActionsHub`)."""
         for fault in self._faults.open_faults():
             if fault.resource_type == ResourceType.HOST and fault.resource_id == host:
                 log.info("fence of %s asked by %s", host, why)
-                return self.consider(fault)
-        log.warning("fence of %s asked by %s, but it has no open fault: not fenced", host, why)
+                self.consider(fault)
+                return True
         return False
 
     def resume(self) -> int:

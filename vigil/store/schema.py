@@ -232,6 +232,7 @@ fault_events = Table(
     Column("outcome", String, nullable=False),
     Column("fault", String, nullable=True),
     Column("seq", BigInteger, nullable=True),
+    Column("alarm", JSON, nullable=False),
     # Not unique: a repeated report is recorded too, as a duplicate.
     Index("ix_fault_events_monitor", "monitor", "monitor_event_id"),
     Index("ix_fault_events_received_at", "received_at"),
