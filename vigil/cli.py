@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import os
 import signal
 import tempfile
 from collections import Counter
@@ -57,6 +59,7 @@ from vigil.demo_maintenance import (
 from vigil.domain.errors import DomainError
 from vigil.domain.subscriptions import PayloadFormat
 from vigil.fence_cli import fence_app
+from vigil.ha_gateway import HaGateway
 from vigil.maintenance_cli import maintenance_app
 from vigil.rules_cli import rules_app
 from vigil.settings import Settings, SettingsError, load_settings
@@ -193,18 +196,68 @@ async def _serve(settings: Settings, tokens: TokenRegistry, announce: Callable[[
     A store another server holds stops here, with one line naming the holder,
     before anything is bound or announced.
     """
+    if settings.ha.enabled:
+        await _serve_ha(settings, tokens, announce)
+        return
     async with running(settings) as runtime, _background(_reloading(tokens), "vigil.api.tokens"):
         context = runtime.api_context(tokens)
         app = create_app(lambda: contextlib.nullcontext(context), max_body_bytes=settings.server.max_body_bytes)
-        config = uvicorn.Config(
-            app,
-            host=settings.server.host,
-            port=settings.server.port,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-        )
         announce()
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(_uvicorn_config(settings, app)).serve()
+
+
+def _uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
+    server = settings.server
+    return uvicorn.Config(
+        app, host=server.host, port=server.port, log_level=settings.log_level.lower(), access_log=False
+    )
+
+
+EXIT_DEPOSED = 75  # EX_TEMPFAIL: a leader that lost its lease; its supervisor starts it again, as a standby
+
+
+def _exit_deposed(why: str) -> None:
+    """A leader that lost its lease stops acting at once: nothing after this line runs (no notification, no VIM
+    call, no fence, no write), and its supervisor (systemd, Pacemaker) starts it again as a standby."""
+    logging.getLogger("vigil.ha").critical("no longer the leader (%s): exiting with %d", why, EXIT_DEPOSED)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_DEPOSED)
+
+
+async def _serve_ha(settings: Settings, tokens: TokenRegistry, announce: Callable[[], None]) -> None:
+    """High availability: the port answers at once (503 while a standby), the engines start once this process
+    takes the leader's lease, and a deposed leader exits (:func:`_exit_deposed`)."""
+    gateway = HaGateway(retry_after_s=math.ceil(settings.ha.lease_s))
+    server = uvicorn.Server(_uvicorn_config(settings, gateway))
+    serving = asyncio.create_task(server.serve(), name="vigil.api")
+
+    async def lead() -> None:
+        async with (
+            running(settings, on_deposed=_exit_deposed) as runtime,
+            _background(_reloading(tokens), "vigil.api.tokens"),
+        ):
+            context = runtime.api_context(tokens)
+            app = create_app(lambda: contextlib.nullcontext(context), max_body_bytes=settings.server.max_body_bytes)
+            leader = runtime.store.leader
+            epoch = leader.epoch if leader is not None else 0
+            await gateway.lead(app, epoch)
+            console.print(f"  leader (epoch {epoch}): the engines run")
+            try:
+                await asyncio.Event().wait()  # until the server stops
+            finally:
+                await gateway.aclose()
+
+    announce()
+    console.print("  high availability: a standby until this process takes the leader's lease")
+    leading = asyncio.create_task(lead(), name="vigil.ha.lead")
+    done, _ = await asyncio.wait({serving, leading}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    leading.cancel()
+    await asyncio.gather(leading, return_exceptions=True)
+    await serving
+    if leading in done and not leading.cancelled() and (failed := leading.exception()) is not None:
+        raise failed
 
 
 @contextlib.asynccontextmanager

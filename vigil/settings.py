@@ -485,6 +485,25 @@ class RulesSettings(_Group):
     alarm_types: list[str] = Field(default_factory=list)
 
 
+class HaSettings(_Group):
+    """High availability on PostgreSQL (``vigil.store.leader``): with ``enabled``, several ``vigil serve`` on one
+    ``store.url`` elect one leader by a lease the database keeps; the others are standbys that answer 503 and take
+    over once the lease has gone ``lease_s`` unrenewed (the leader renews it every ``renew_s``; a standby tries
+    every ``poll_s``). A leader that cannot renew in time stops acting and exits (code 75), for its supervisor to
+    start it again as a standby. Every process on one database must have it on."""
+
+    enabled: bool = False
+    lease_s: float = Field(1.5, gt=0, le=60)
+    renew_s: float = Field(0.3, gt=0)
+    poll_s: float = Field(0.1, gt=0, le=10)
+
+    @model_validator(mode="after")
+    def _renews_in_time(self) -> "HaSettings":
+        if self.renew_s * 3 > self.lease_s:
+            raise ValueError(f"renew_s ({self.renew_s}) must be at most a third of lease_s ({self.lease_s})")
+        return self
+
+
 class AuthSettings(_Group):
     """Empty ``tokens_file`` means ``<data_dir>/tokens.yaml``."""
 
@@ -509,6 +528,13 @@ class Settings(BaseSettings):
     recovery: RecoverySettings = RecoverySettings()
     rules: RulesSettings = RulesSettings()
     ingest: IngestSettings = IngestSettings()
+    ha: HaSettings = HaSettings()
+
+    @model_validator(mode="after")
+    def _ha_on_postgresql(self) -> "Settings":
+        if self.ha.enabled and not self.store_url.startswith("postgresql"):
+            raise ValueError("ha.enabled needs a PostgreSQL store.url (postgresql+asyncpg://...)")
+        return self
 
     @property
     def store_url(self) -> str:

@@ -15,7 +15,7 @@ import gc
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -95,6 +95,7 @@ from vigil.settings import (
     StoreSettings,
     VimSettings,
 )
+from vigil.store.leader import LeaseTimings
 from vigil.store.sql import SqlStore
 from vigil.topology.yaml_file import load_topology
 from vigil.vim.openstack.driver import DriverTimings, OpenStackVim
@@ -316,22 +317,40 @@ def _zabbix_queue(settings: IngestSettings, ingest: Ingest) -> QueueConsumer | N
     return consumer
 
 
+def _deposed(why: str) -> None:
+    """What a leader does when it is no longer one: nothing more (``vigil serve`` passes an exit instead)."""
+    log.critical("high availability: %s; this process stops acting", why)
+
+
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Runtime]:
+async def running(settings: Settings, *, on_deposed: Callable[[str], None] = _deposed) -> AsyncIterator[Runtime]:
     """Vigil's engines on the configured store, stopped cleanly on exit.
 
     Opening the store takes its writer lease (``vigil.store.lease``): a store
     another process holds stops here with :class:`~vigil.store.lease.StoreInUse`.
+    With high availability (``ha.enabled``) it waits instead, as a standby,
+    until the leader's lease is this process's (``vigil.store.leader``), and
+    ``on_deposed`` is called if it is lost.
     """
-    store = SqlStore(settings.store_url)
+    ha = settings.ha
+    lease = LeaseTimings(ha.lease_s, ha.renew_s, ha.poll_s) if ha.enabled else None
+    store = SqlStore(settings.store_url, leader=lease)
     await store.open()
+    keeper = (
+        asyncio.create_task(store.leader.keep(on_deposed), name="vigil.store.leader")
+        if store.leader is not None
+        else None
+    )
     bus = InProcessBus()
     committer = Committer(store, bus)
     committer.start()
     journal = Journal(store)
     journal.start()
     cloud = EmbeddedCloud(ResourceMap(), committer, utcnow, timings=timings(settings.cloud))
-    sender = HttpSender(policy=CallbackPolicy.allowing(settings.notifier.allowed_callback_networks))
+    sender = HttpSender(
+        policy=CallbackPolicy.allowing(settings.notifier.allowed_callback_networks),
+        acting=store.leader.acting if store.leader is not None else None,
+    )
     await sender.start()
     alarms = AlarmBook()
     subscriptions = SubscriptionRegistry()
@@ -500,6 +519,9 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             await openstack.aclose()
         await journal.stop()
         await committer.stop()
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
         await store.close()
 
 

@@ -32,6 +32,10 @@ A host aiohttp takes for an address literal (``127.0.0.1``, but also
 the way the system would and checks it once. A refused callback fails with
 PermanentError, for good. :meth:`HttpSender.check` applies the same rules
 when a subscription is made.
+
+With high availability, nothing is sent once ``acting`` says this process no
+longer holds the leader's lease (a leader woken from a freeze longer than its
+lease): the delivery stays pending in the outbox, for the new leader.
 """
 
 import asyncio
@@ -111,8 +115,10 @@ class HttpSender:
         keepalive_timeout_s: float = 60.0,
         warm_timeout_s: float = 2.0,
         policy: CallbackPolicy | None = None,
+        acting: Callable[[], bool] | None = None,
     ) -> None:
         self.policy = policy or CallbackPolicy()
+        self._acting = acting  # with high availability: whether this process still leads (vigil.store.leader)
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._keepalive_timeout_s = keepalive_timeout_s
@@ -164,6 +170,8 @@ class HttpSender:
     async def _ready(self) -> aiohttp.ClientSession:
         if self._closed:
             raise TemporaryError("the sender is closed")
+        if self._acting is not None and not self._acting():
+            raise TemporaryError("not the leader: the new leader sends it")
         if self._session is None:
             await self.start()
         assert self._session is not None

@@ -65,8 +65,9 @@ class ServeProcess:
         path.write_text(yaml.safe_dump(config))
         return path
 
-    async def start(self, *, crash_at: str | None = None, timeout_s: float = 60.0) -> None:
-        """Start the server and wait until it answers (or fail, with its output)."""
+    async def start(self, *, crash_at: str | None = None, timeout_s: float = 60.0, standby: bool = False) -> None:
+        """Start the server and wait until it answers (or fail, with its output); with ``standby`` (high
+        availability) a standby's 503 is an answer too."""
         config = self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
         env["VIGIL_CONFIG"] = str(config)
@@ -86,7 +87,8 @@ class ServeProcess:
                 if self.proc.returncode is not None:
                     raise RuntimeError(f"vigil serve exited with {self.proc.returncode}: {self.tail()}")
                 with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
+                    status = (await client.get(f"{self.url}/healthz")).status_code
+                    if status == 200 or (standby and status == 503):
                         return
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"vigil serve did not answer within {timeout_s} s: {self.tail()}")

@@ -200,6 +200,7 @@ store_lease = Table(
     Column("pid", BigInteger, nullable=False),
     Column("since", UtcDateTime, nullable=False),
     Column("epoch", BigInteger, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),  # the leader's lease (vigil.store.leader); else empty
 )
 
 # How far a follower of the event log has acted on it: the ``seq`` of the last event done (one row per follower).

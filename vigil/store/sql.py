@@ -75,6 +75,7 @@ from vigil.domain.errors import DomainError
 from vigil.domain.events import ResourceEvent
 from vigil.domain.model import Resource, ResourceType
 from vigil.domain.retry import PermanentError, TemporaryError
+from vigil.store.leader import LeaderLease, LeaseLost, LeaseTimings
 from vigil.store.lease import StoreInUse, WriterLease
 from vigil.store.quick import QuickWriter
 from vigil.store.reads import Reads
@@ -175,10 +176,13 @@ class SqlStore(Reads):
         read_only: bool = False,
         wait_for_lease: bool = False,
         busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+        leader: LeaseTimings | None = None,
     ) -> None:
         self.url = async_url(url)
         self.read_only = read_only
         self.lease: WriterLease | None = None
+        self._leader_timings = leader
+        self.leader: LeaderLease | None = None  # with high availability: the leader's lease (vigil.store.leader)
         self._wait_for_lease = wait_for_lease
         self._busy_timeout_ms = busy_timeout_ms
         self._file: str | None = None  # the SQLite database file, if there is one
@@ -204,6 +208,9 @@ class SqlStore(Reads):
         if self._engine is not None:
             return
         engine = self._create_engine()
+        if self._leader_timings is not None and not self.read_only:
+            await self._open_as_leader(engine, self._leader_timings)
+            return
         lease = None if self.read_only else WriterLease(engine, self._file)
         try:
             if lease is None:
@@ -228,8 +235,30 @@ class SqlStore(Reads):
         self._engine = engine
         self.lease = lease
 
+    async def _open_as_leader(self, engine: AsyncEngine, timings: LeaseTimings) -> None:
+        """High availability: migrate (openers take turns), then wait as a standby until the leader's lease is
+        ours; from then on every write checks it (:meth:`in_write_transaction`)."""
+        if engine.dialect.name != "postgresql":
+            await engine.dispose()
+            raise ValueError("high availability needs PostgreSQL: SQLite has one process, under its own lock")
+        leader = LeaderLease(engine, timings)
+        try:
+            async with self._transaction(engine, write=True) as conn:
+                await conn.run_sync(_upgrade)
+            await leader.acquire()
+        except BaseException:
+            await leader.release()
+            await engine.dispose()
+            raise
+        self._upserts = {kind: _upsert(postgresql.insert(spec.table), spec) for kind, spec in TABLES.items()}
+        self._engine = engine
+        self.leader = leader
+
     async def close(self) -> None:
         """Close every connection and give the lease back; the store may be opened again."""
+        leader, self.leader = self.leader, None
+        if leader is not None:
+            await leader.release()
         engine, self._engine = self._engine, None
         if self._writer is not None and self._writer_thread is not None:
             await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._writer.dispose)
@@ -345,6 +374,8 @@ class SqlStore(Reads):
             return
         try:
             await self.in_write_transaction(lambda conn: self._write(conn, batch))
+        except LeaseLost:
+            raise  # not the leader any more: nothing to repeat, nothing wrong with the batch
         except Exception as exc:
             raise classify_failure(exc) from exc
 
@@ -355,8 +386,16 @@ class SqlStore(Reads):
         if self._writer is not None:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._writer_thread, self._in_writer_thread, work)
+        leader = self.leader
         async with self._transaction(self.engine, write=True) as conn:
-            return await conn.run_sync(work)
+            if leader is None:
+                return await conn.run_sync(work)
+
+            def fenced(sync: Connection) -> T:
+                leader.check(sync)  # the fencing token: refused unless the lease is still ours
+                return work(sync)
+
+            return await conn.run_sync(fenced)
 
     async def prune(self, before: datetime, *, chunk: int = 5_000) -> dict[str, int]:
         """Delete the history older than ``before`` (``vigil.store.retention``), a chunk per transaction."""
