@@ -9,7 +9,13 @@ kills per store. Prints one JSON line per store: kills, how many died at a
 named crash point, reports acknowledged, violations (and the first few), and
 the seconds per round.
 
-    python -m bench.crash [--kills 200] [--store sqlite postgresql] [--seed 1]
+With ``--ha`` it runs high availability instead: two ``vigil serve`` on one
+PostgreSQL database, the leader killed in every round during the storm and
+the standby taking over (flapping leadership); the same invariants after
+each takeover, and the takeover time (the kill to the standby answering as
+leader) as p50, p99 and max.
+
+    python -m bench.crash [--kills 200] [--store sqlite postgresql] [--seed 1] [--ha]
 """
 
 import argparse
@@ -55,7 +61,9 @@ async def database(kind: str, server: str) -> AsyncIterator[str | None]:
         await admin.dispose()
 
 
-async def run_store(kind: str, kills: int, seed: int, server: str, verbose: bool) -> dict[str, object]:
+async def run_store(
+    kind: str, kills: int, seed: int, server: str, verbose: bool, ha: bool = False
+) -> dict[str, object]:
     def progress(result: RoundResult) -> None:
         if verbose or result.violations:
             print(f"  {kind} round {result.round}: {result.kill}, {len(result.violations)} violations", file=sys.stderr)
@@ -65,7 +73,7 @@ async def run_store(kind: str, kills: int, seed: int, server: str, verbose: bool
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"vigil-crash-{kind}-") as scratch:
         async with database(kind, server) as url:
-            run = CrashRun(Path(scratch), store_url=url, seed=seed)
+            run = CrashRun(Path(scratch), store_url=url, seed=seed, ha=ha)
             rounds = await run.run(kills, on_round=progress)
     violations = list(dict.fromkeys(v for r in rounds for v in r.violations))  # each distinct one once
     points = Counter(
@@ -73,9 +81,19 @@ async def run_store(kind: str, kills: int, seed: int, server: str, verbose: bool
         for r in rounds
         if r.died_at_point
     )
+    takeovers = [r.takeover_s * 1000 for r in rounds if r.takeover_s is not None]
+    failover = (
+        {
+            f"takeover_ms_{name}": round(percentile(takeovers, q), 1)
+            for name, q in (("p50", 50), ("p99", 99), ("max", 100))
+        }
+        if takeovers
+        else {}
+    )
     return {
         "benchmark": "crash",
-        "store": kind,
+        "store": f"{kind}-ha" if ha else kind,
+        **failover,
         "kills": len(rounds),
         "at_named_points": sum(points.values()),
         "by_point": dict(sorted(points.items())),
@@ -101,10 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres", default=POSTGRES, help="a PostgreSQL server to make the database on")
     parser.add_argument("--verbose", action="store_true", help="print every round")
+    parser.add_argument("--ha", action="store_true", help="two servers on PostgreSQL, the leader killed each round")
     args = parser.parse_args(argv)
     failed = 0
-    for kind in args.store:
-        result = asyncio.run(run_store(kind, args.kills, args.seed, args.postgres, args.verbose))
+    for kind in ["postgresql"] if args.ha else args.store:
+        result = asyncio.run(run_store(kind, args.kills, args.seed, args.postgres, args.verbose, ha=args.ha))
         print(json.dumps(result), flush=True)
         failed |= int(bool(result["violations"]))
     return failed

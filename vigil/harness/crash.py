@@ -19,6 +19,14 @@ and one set of consumers across many rounds. A round:
    (``vigil.harness.invariants``);
 6. stops the server cleanly for the next round.
 
+With high availability (``ha``, PostgreSQL only), two servers run on the
+store throughout: each round storms the leader and kills it (SIGKILL) at a
+random moment; the standby takes over, the monitors send to it what got no
+2xx (as through a service address), the killed server comes back as the
+standby, and the same invariants are checked on the new leader (flapping
+leadership, one kill per round). The round records the takeover: from the
+kill to the standby answering as leader.
+
 Consumers: one per project and format (Aodh, SOL 003), a slow one (each
 answer 0.3 s late) and an admin one, all recording every body; and one
 subscription whose callback nobody listens on (its deliveries keep
@@ -88,6 +96,7 @@ class RoundResult:
     acknowledged: int
     violations: list[str]
     seconds: float
+    takeover_s: float | None = None  # with high availability: the kill to the standby answering as leader
 
 
 @dataclass
@@ -99,11 +108,13 @@ class CrashRun:
     seed: int = 0
     hold_down_s: float = 0.2
     storm_s: float = 1.5
+    ha: bool = False  # two servers on the PostgreSQL store, the leader killed each round (see the module)
     monitors: list[Monitor] = field(default_factory=list)
     consumers: dict[str, Recorder] = field(default_factory=dict)
     rounds: list[RoundResult] = field(default_factory=list)
     rng: random.Random = field(init=False)
-    server: ServeProcess = field(init=False)
+    server: ServeProcess = field(init=False)  # with high availability: the leader
+    standby: ServeProcess | None = field(init=False, default=None)
     _harness_killed: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -123,6 +134,11 @@ class CrashRun:
             },
             "maintenance": {"reply_window_s": 2.0},
         }
+        if self.ha:
+            if self.store_url is None:
+                raise ValueError("high availability needs a PostgreSQL store_url")
+            settings["ha"] = {"enabled": True, "lease_s": 1.5, "renew_s": 0.3, "poll_s": 0.1}
+            self.standby = ServeProcess(self.data_dir / "vigil-2", tokens, settings, store_url=self.store_url)
         self.server = ServeProcess(self.data_dir / "vigil", tokens, settings, store_url=self.store_url)
         hosts = HOSTS + MAINTAINED
         self.monitors = [Monitor(f"m{n}", hosts[n::3]) for n in range(3)]
@@ -133,12 +149,14 @@ class CrashRun:
         await self._set_up()
         try:
             for number in range(1, kills + 1):
-                result = await self._round(number)
+                result = await (self._failover(number) if self.ha else self._round(number))
                 self.rounds.append(result)
                 if on_round is not None:
                     on_round(result)
         finally:
             await self.server.stop()
+            if self.standby is not None:
+                await self.standby.stop()
             for consumer in self.consumers.values():
                 await consumer.stop()
         return self.rounds
@@ -160,6 +178,9 @@ class CrashRun:
             ).raise_for_status()
             absent = f"http://127.0.0.1:{free_port()}/absent"  # nobody listens: deliveries keep retrying
             (await admin.post("/v1/subscriptions", json={"callbacks": [absent]})).raise_for_status()
+        if self.standby is not None:  # both run from now on: the leader is killed each round
+            await self.standby.start(standby=True)
+            return
         await self.server.stop()
 
     # -- one round -------------------------------------------------------------
@@ -197,6 +218,47 @@ class CrashRun:
         died_at_point = crash_at is not None and self.server.killed_itself() and not self._harness_killed
 
         await self.server.start()
+        violations = await self._check()
+        await self.server.stop()
+        acknowledged = sum(len(m.acknowledged) for m in self.monitors) - acknowledged_before
+        return RoundResult(number, kill, died_at_point, acknowledged, violations, time.monotonic() - began)
+
+    async def _failover(self, number: int) -> RoundResult:
+        """High availability: a storm on the leader, the leader killed at a random moment, the standby taking
+        over (the monitors send again to it whatever got no 2xx, as through a service address), the killed one
+        started again as the standby, and every invariant checked on the new leader."""
+        assert self.standby is not None
+        began = time.monotonic()
+        kill_after = self.rng.uniform(0.05, self.storm_s)
+        acknowledged_before = sum(len(m.acknowledged) for m in self.monitors)
+        storm = asyncio.ensure_future(self._storm())
+        try:
+            await asyncio.sleep(kill_after)
+        finally:
+            await self.server.kill()
+            killed = time.monotonic()
+            storm.cancel()
+            await asyncio.gather(storm, return_exceptions=True)
+        self.server, self.standby = self.standby, self.server
+        await self._leading(self.server)
+        takeover = time.monotonic() - killed
+        await self.standby.start(standby=True)
+        violations = await self._check()
+        acknowledged = sum(len(m.acknowledged) for m in self.monitors) - acknowledged_before
+        kill = f"leader killed after {kill_after * 1000:.0f} ms"
+        return RoundResult(number, kill, False, acknowledged, violations, time.monotonic() - began, takeover)
+
+    async def _leading(self, server: ServeProcess, timeout_s: float = 30.0) -> None:
+        async with asyncio.timeout(timeout_s), httpx.AsyncClient(timeout=1.0) as client:
+            while True:
+                with contextlib.suppress(httpx.TransportError, ValueError, KeyError):
+                    if (await client.get(f"{server.url}/healthz")).json()["role"] == "leader":
+                        return
+                await asyncio.sleep(0.02)
+
+    async def _check(self) -> list[str]:
+        """After a restart or takeover: what was acknowledged is there; then, once the monitors sent again what
+        got no 2xx and the deliveries to live consumers ended, every invariant."""
         violations: list[str] = []
         async with self._client(ADMIN) as admin:
             await self._settle_after_restart(admin)
@@ -211,9 +273,7 @@ class CrashRun:
         for monitor in self.monitors:
             violations += monitor.wrong_duplicates
             monitor.wrong_duplicates.clear()
-        await self.server.stop()
-        acknowledged = sum(len(m.acknowledged) for m in self.monitors) - acknowledged_before
-        return RoundResult(number, kill, died_at_point, acknowledged, violations, time.monotonic() - began)
+        return violations
 
     async def _until_death(self, crash_at: str | None, kill_after: float) -> None:
         """Wait for the server to die at its crash point, or kill it: at ``kill_after`` when no
