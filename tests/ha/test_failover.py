@@ -172,3 +172,84 @@ async def test_flapping_leadership_under_a_storm_breaks_no_invariant(tmp_path: P
     assert len(rounds) == 4
     assert all(t is not None for t in takeovers)
     assert sum(r.acknowledged for r in rounds) > 0
+
+
+class Partition:
+    """A loopback TCP relay to PostgreSQL that the test can cut as a network partition does: from ``cut()`` on,
+    nothing more passes either way and new connections hang (no reset: the peer learns nothing)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._healed = asyncio.Event()
+        self._healed.set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def cut(self) -> None:
+        self._healed.clear()
+
+    async def stop(self) -> None:
+        self._healed.set()
+        if self._server is not None:
+            self._server.close()
+        me = asyncio.current_task()
+        others = [t for t in self._tasks if t is not me]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        if me is not None:
+            self._tasks.add(me)
+        await self._healed.wait()
+        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        pipes = [self._pipe(reader, up_writer), self._pipe(up_reader, writer)]
+        tasks = [asyncio.ensure_future(p) for p in pipes]
+        self._tasks.update(tasks)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for w in (writer, up_writer):
+            w.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            await self._healed.wait()  # cut: held here, never delivered
+            writer.write(data)
+            await writer.drain()
+
+
+async def test_a_leader_cut_off_from_the_database_steps_down_and_the_standby_takes_over(tmp_path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    (tmp_path / "topology.yaml").write_text(TOPOLOGY)
+    settings = {
+        "cloud": {"topology": str(tmp_path / "topology.yaml")},
+        "ha": {"enabled": True, "lease_s": 1.5, "renew_s": 0.3, "poll_s": 0.1},
+    }
+    async with fresh_postgres_database() as url:
+        direct = make_url(url)
+        partition = Partition(direct.host or "127.0.0.1", direct.port or 5432)
+        await partition.start()
+        through = direct.set(port=partition.port).render_as_string(hide_password=False)
+        first = ServeProcess(tmp_path / "ctl-1", TOKENS, settings, store_url=through)
+        second = ServeProcess(tmp_path / "ctl-2", TOKENS, settings, store_url=url)
+        try:
+            await first.start(standby=True)
+            await leading(first)
+            await second.start(standby=True)
+            partition.cut()
+            took = await leading(second)
+            code = await first.wait(timeout_s=15)
+        finally:
+            await partition.stop()
+            await first.kill()
+            await second.kill()
+
+    print(f"takeover after the partition: {took * 1000:.0f} ms")
+    assert code == EXIT_DEPOSED, first.tail()
+    assert "no longer the leader" in first.tail()

@@ -12,7 +12,8 @@ clocks need not agree):
   expired. A renewal that fails, or no renewal for ``lease_s``, means the
   lease is lost: the leader stops acting by itself (:meth:`LeaderLease.keep`
   calls ``on_lost``; ``vigil serve`` exits, and its supervisor starts it
-  again as a standby);
+  again as a standby). A renewal that a partition holds (no answer, no
+  error) is given only what is left of the lease;
 * **the fencing token**: every write transaction first reads the row
   ``FOR SHARE`` (:meth:`LeaderLease.check`) and is refused with
   :class:`LeaseLost` unless the row names this leader's epoch and is live.
@@ -151,7 +152,9 @@ class LeaderLease:
         while True:
             await asyncio.sleep(self.timings.renew_s)
             try:
-                if await self.renew():
+                # A partition does not fail a call, it holds it: a renewal gets what is left of the lease, no more.
+                left = max(self._valid_until - self._clock(), 0.001)
+                if await asyncio.wait_for(self.renew(), left):
                     continue
                 why = f"the lease of epoch {self.epoch} was taken over or expired"
             except Exception as exc:  # the database unreachable: try again while the lease lasts
@@ -159,7 +162,8 @@ class LeaderLease:
                     log.warning("leader: renewing the lease failed, trying again: %s", exc)
                     await self._drop_connection()
                     continue
-                why = f"the lease of epoch {self.epoch} could not be renewed in {self.timings.lease_s} s: {exc}"
+                reason = str(exc) or "the database did not answer"
+                why = f"the lease of epoch {self.epoch} could not be renewed in {self.timings.lease_s} s: {reason}"
             self._lost(why)
             return
 
@@ -197,8 +201,8 @@ class LeaderLease:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                await conn.close()
-            except Exception as exc:  # a connection already broken
+                await asyncio.wait_for(conn.close(), self.timings.renew_s)
+            except Exception as exc:  # a connection already broken, or one a partition holds
                 log.debug("closing the lease's connection: %s", exc)
 
 
