@@ -68,3 +68,28 @@ async def test_events_wait_while_vigil_is_unreachable_and_a_refusal_drops_them(s
     finally:
         await refused.aclose()
     assert (refused.counters.refused, refused.counters.sent, len(receiver.requests)) == (1, 0, 1)
+
+
+async def test_with_several_vigil_addresses_events_go_to_the_leader_past_a_standby(
+    sink: tuple[EventSink, str],
+) -> None:
+    """High availability: a standby answers 503 (vigil.ha_gateway, as it runs in vigil serve); the reporter
+    tries the next address at once, and keeps sending to the one that took its events."""
+    from vigil.ha_gateway import HaGateway
+    from vigil.serving import BackgroundServer
+
+    receiver, leader = sink
+    async with BackgroundServer(HaGateway(), lifespan="off") as standby:
+        reporter = EventReporter([standby.url, leader], "t", "compute-1", retry_initial_s=5.0)
+        await reporter.start()
+        try:
+            reporter.report("network.link.down", time.time(), related_to="eth1")
+            await reporter.flushed()
+            reporter.report("network.link.up", time.time(), related_to="eth1")
+            await reporter.flushed()
+        finally:
+            await reporter.aclose()
+
+    assert [batch[0]["type"] for _, batch in receiver.requests] == ["network.link.down", "network.link.up"]
+    assert (reporter.counters.sent, reporter.counters.retries) == (2, 1), "one 503, no backoff before the leader"
+    assert reporter.url == leader

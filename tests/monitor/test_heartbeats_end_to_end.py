@@ -3,6 +3,7 @@ falls silent, the monitor declares the host down through the inspector (in proce
 and the host comes back after the hold-down. The monitor's API shows it all."""
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -180,3 +181,23 @@ async def test_a_host_the_monitor_took_down_before_a_restart_comes_back_through_
         await sender.aclose()
         await admin.aclose()
         await server.stop()
+
+
+async def test_heartbeats_go_to_every_address_given(vigil: tuple[httpx.AsyncClient, tuple[str, int]]) -> None:
+    """High availability: an agent beats to every Vigil (a standby's monitor is warm when it takes over)."""
+    admin, target = vigil
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.setblocking(False)
+        sender = HeartbeatSender("compute-1", [other.getsockname(), target], interval_ms=20, mult=3)
+        await sender.start()
+        try:
+            await until(lambda: _state(admin, "compute-1", "UP", received=5), "heartbeats of compute-1 to be taken")
+            beats = 0
+            with contextlib.suppress(BlockingIOError):
+                while other.recv(2048):
+                    beats += 1
+        finally:
+            await sender.aclose()
+
+    assert beats >= 5

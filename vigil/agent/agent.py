@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     host: str
-    vigil_url: str = "http://127.0.0.1:8770"
+    vigil_url: str | tuple[str, ...] = "http://127.0.0.1:8770"  # several: the leader and its standbys
     token: str = ""
-    heartbeat: tuple[str, int] | None = ("127.0.0.1", 8771)
+    heartbeat: tuple[str, int] | tuple[tuple[str, int], ...] | None = ("127.0.0.1", 8771)  # several: each gets all
     interval_ms: float = 20.0
     detect_mult: int = 3
     key: bytes | None = None
@@ -51,15 +51,23 @@ class AgentConfig:
     netns: str | None = field(default=None, repr=False)  # watch NICs and probe from this namespace
 
 
+def monitors(heartbeat: tuple[str, int] | tuple[tuple[str, int], ...]) -> list[tuple[str, int]]:
+    """The heartbeat monitors' addresses: one ``(host, port)``, or several."""
+    if isinstance(heartbeat[0], str):
+        host, port = heartbeat
+        return [(str(host), int(port))]
+    return [(str(h), int(p)) for h, p in heartbeat]
+
+
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.reporter = EventReporter(config.vigil_url, config.token, config.host, key=config.key)
         self.sender: HeartbeatSender | None = None
-        if config.heartbeat is not None:
+        if config.heartbeat:
             self.sender = HeartbeatSender(
                 config.host,
-                config.heartbeat,
+                monitors(config.heartbeat),
                 interval_ms=config.interval_ms,
                 mult=config.detect_mult,
                 key=config.key,
@@ -165,9 +173,9 @@ async def run_agent(config: AgentConfig, stop: asyncio.Event | None = None) -> N
     async with Agent(config) as agent:
         parts = []
         if agent.sender is not None:
-            host, port = config.heartbeat or ("", 0)
-            parts.append(f"heartbeats to udp://{host}:{port} every {config.interval_ms:g} ms x {config.detect_mult}")
+            to = ", ".join(f"udp://{host}:{port}" for host, port in agent.sender.targets)
+            parts.append(f"heartbeats to {to} every {config.interval_ms:g} ms x {config.detect_mult}")
         if agent.reports:
-            parts.append(f"events to {config.vigil_url}")
+            parts.append(f"events to {', '.join(agent.reporter.urls)}")
         log.info("agent of %s: %s", config.host, "; ".join(parts) or "nothing to do")
         await stop.wait()

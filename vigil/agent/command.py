@@ -30,12 +30,23 @@ async def _run(config: AgentConfig) -> None:
 def agent_command(
     host: Annotated[str, typer.Option("--host", help="The compute host this agent represents (its name in Vigil).")],
     vigil: Annotated[
-        str, typer.Option("--vigil", help="Vigil's API base URL, for events.", envvar="VIGIL_URL")
-    ] = "http://127.0.0.1:8770",
+        list[str] | None,
+        typer.Option(
+            "--vigil",
+            help="Vigil's API base URL, for events (repeatable: the leader and its standbys; events go to the"
+            " one that takes them). Default http://127.0.0.1:8770.",
+            envvar="VIGIL_URL",
+        ),
+    ] = None,
     token: Annotated[str, typer.Option("--token", help="A monitor token for the events.", envvar="VIGIL_TOKEN")] = "",
     heartbeat: Annotated[
-        str, typer.Option("--heartbeat", help="HOST:PORT of Vigil's heartbeat monitor (UDP), or 'off'.")
-    ] = "127.0.0.1:8771",
+        list[str] | None,
+        typer.Option(
+            "--heartbeat",
+            help="HOST:PORT of Vigil's heartbeat monitor (UDP), or 'off' (repeatable: each beat goes to every"
+            " one). Default 127.0.0.1:8771.",
+        ),
+    ] = None,
     interval_ms: Annotated[float, typer.Option("--interval-ms", min=1, help="Heartbeat interval.")] = 20.0,
     detect_mult: Annotated[
         int, typer.Option("--detect-mult", min=1, max=255, help="Missed intervals before the host counts as lost.")
@@ -91,16 +102,19 @@ def agent_command(
     with Ctrl-C or SIGTERM.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    target = None if heartbeat.strip().lower() == "off" else _address(heartbeat, "--heartbeat")
+    beats = heartbeat or ["127.0.0.1:8771"]
+    off = [b for b in beats if b.strip().lower() == "off"]
+    targets = () if off else tuple(_address(b, "--heartbeat") for b in beats)
+    urls = tuple(vigil or ["http://127.0.0.1:8770"])
     nics = tuple(nic or ())
     processes = tuple(process or ())
     if (nics or gateway or processes or instances_dir) and not token:
         raise typer.BadParameter("needs a monitor token to report events", param_hint="--token")
     config = AgentConfig(
         host=host,
-        vigil_url=vigil,
+        vigil_url=urls,
         token=token,
-        heartbeat=target,
+        heartbeat=targets or None,
         interval_ms=interval_ms,
         detect_mult=detect_mult,
         key=key.encode() if key else None,

@@ -27,7 +27,7 @@ class HeartbeatSender:
     def __init__(
         self,
         host: str,
-        target: tuple[str, int],
+        target: tuple[str, int] | list[tuple[str, int]],
         *,
         interval_ms: float = 20.0,
         mult: int = 3,
@@ -38,7 +38,8 @@ class HeartbeatSender:
         if interval_ms <= 0 or mult < 1:
             raise ValueError("interval_ms and mult must be positive")
         self.host = host
-        self.target = target
+        # Several monitors (high availability: the leader's and the standbys'): each beat goes to every one.
+        self.targets = list(target) if isinstance(target, list) else [target]
         self.interval_ms = interval_ms
         self.mult = mult
         self._key = key
@@ -49,8 +50,7 @@ class HeartbeatSender:
         self.errors = 0
         self.skipped = 0
         self.max_behind_s = 0.0  # the most it was ever late on its schedule
-        self._sock: socket.socket | None = None
-        self._address: Any = None
+        self._socks: list[tuple[socket.socket, Any]] = []  # (socket, address) per target
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -61,14 +61,15 @@ class HeartbeatSender:
         """Start sending (again: the sequence numbers go on where they stopped)."""
         if self._task is not None:
             return
-        if self._sock is None:
-            infos = socket.getaddrinfo(*self.target, type=socket.SOCK_DGRAM)
-            family, kind, proto, _, address = infos[0]
-            sock = socket.socket(family, kind, proto)
-            sock.setblocking(False)
-            # Not connected: a connected socket would fail the send after an ICMP port
-            # unreachable (Vigil restarting), losing a heartbeat for nothing.
-            self._sock, self._address = sock, address
+        if not self._socks:
+            for target in self.targets:
+                infos = socket.getaddrinfo(*target, type=socket.SOCK_DGRAM)
+                family, kind, proto, _, address = infos[0]
+                sock = socket.socket(family, kind, proto)
+                sock.setblocking(False)
+                # Not connected: a connected socket would fail the send after an ICMP port
+                # unreachable (Vigil restarting), losing a heartbeat for nothing.
+                self._socks.append((sock, address))
         self._task = asyncio.create_task(self._run(), name=f"vigil.agent.heartbeat.{self.host}")
 
     async def stop(self) -> None:
@@ -81,20 +82,23 @@ class HeartbeatSender:
 
     async def aclose(self) -> None:
         await self.stop()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for sock, _ in self._socks:
+            sock.close()
+        self._socks = []
 
     def send_one(self) -> None:
-        assert self._sock is not None
+        assert self._socks
         self.seq += 1
-        beat = Heartbeat(self.host, self.seq, self.interval_ms, self.mult, self._clock(), self.epoch)
-        try:
-            self._sock.sendto(encode(beat, self._key), self._address)
-            self.sent += 1
-        except OSError as exc:  # e.g. no route to the monitor yet
-            self.errors += 1
-            log.debug("heartbeat %d not sent: %s", self.seq, exc)
+        beat = encode(Heartbeat(self.host, self.seq, self.interval_ms, self.mult, self._clock(), self.epoch), self._key)
+        sent = False
+        for sock, address in self._socks:
+            try:
+                sock.sendto(beat, address)
+                sent = True
+            except OSError as exc:  # e.g. no route to that monitor yet
+                self.errors += 1
+                log.debug("heartbeat %d not sent to %s: %s", self.seq, address, exc)
+        self.sent += sent
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

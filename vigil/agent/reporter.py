@@ -13,6 +13,11 @@ request whose first answer was lost does not count twice. Another 4xx
 shared ``key`` each request carries ``X-Vigil-Signature``, the HMAC-SHA256
 of its body (:mod:`vigil.domain.signatures`), as the heartbeats do. The queue
 is bounded: when it is full the oldest event is dropped (and counted).
+
+With several Vigil addresses (high availability: the leader and its
+standbys), events go to the one that took the last ones; a standby's 503 or
+an address that does not answer moves them to the next address at once,
+and only when every address failed do they wait the backoff.
 """
 
 import asyncio
@@ -21,7 +26,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +54,7 @@ class Counters:
 class EventReporter:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         token: str,
         host: str,
         *,
@@ -61,7 +66,10 @@ class EventReporter:
         new_id: Callable[[], str] | None = None,
         key: bytes | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.urls = [u.rstrip("/") for u in ([url] if isinstance(url, str) else url)]
+        if not self.urls:
+            raise ValueError("no Vigil address to report to")
+        self._at = 0  # the address that took the last events (the leader, with high availability)
         self._token = token
         self.host = host
         self.monitor = monitor
@@ -81,6 +89,11 @@ class EventReporter:
         self._key = key
         self.counters = Counters()
 
+    @property
+    def url(self) -> str:
+        """The address events go to now."""
+        return self.urls[self._at]
+
     def _sequential_id(self, boot: int) -> Callable[[], str]:
         def new_id() -> str:
             self._counter += 1
@@ -89,7 +102,7 @@ class EventReporter:
         return new_id
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=60, force_close=False)
+        connector = aiohttp.TCPConnector(limit=len(self.urls), limit_per_host=1, keepalive_timeout=60)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
@@ -145,7 +158,7 @@ class EventReporter:
         return len(self._queue)
 
     async def _sending(self) -> None:
-        delay = self._retry_initial_s
+        delay, failed = self._retry_initial_s, 0
         while True:
             if not self._queue:
                 self._idle.set()
@@ -156,10 +169,14 @@ class EventReporter:
             outcome = await self._send(batch)
             if outcome == "retry":
                 self.counters.retries += 1
-                await asyncio.sleep(delay)
+                self._at = (self._at + 1) % len(self.urls)
+                failed += 1
+                if failed % len(self.urls):  # the next address at once (a standby's 503, a dead leader)
+                    continue
+                await asyncio.sleep(delay)  # every address failed: back off
                 delay = min(delay * 2, self._retry_max_s)
                 continue
-            delay = self._retry_initial_s
+            delay, failed = self._retry_initial_s, 0
             for _ in batch:  # the queue may have lost its oldest meanwhile; drop what was sent
                 if self._queue and self._queue[0] is _:
                     self._queue.popleft()
