@@ -168,8 +168,9 @@ def timings(cloud: CloudSettings) -> CloudTimings:
     )
 
 
-def fencer(fencing: FencingSettings) -> AgentFencer:
-    """The hosts' fence devices, as the settings give them (their secrets unwrapped only here)."""
+def fencer(fencing: FencingSettings, acting: Callable[[], bool] | None = None) -> AgentFencer:
+    """The hosts' fence devices, as the settings give them (their secrets unwrapped only here); with ``acting``
+    (high availability), nothing is fenced once this process no longer leads."""
     devices = {
         host: FenceDevice(
             host=host,
@@ -181,7 +182,7 @@ def fencer(fencing: FencingSettings) -> AgentFencer:
         )
         for host, device in fencing.devices.items()
     }
-    return AgentFencer(devices, fencing.agents_path)
+    return AgentFencer(devices, fencing.agents_path, acting=acting)
 
 
 def _start_rules(
@@ -341,6 +342,7 @@ async def running(settings: Settings, *, on_deposed: Callable[[str], None] = _de
         if store.leader is not None
         else None
     )
+    acting = store.leader.acting if store.leader is not None else None  # what leaves the process asks it first
     bus = InProcessBus()
     committer = Committer(store, bus)
     committer.start()
@@ -349,7 +351,7 @@ async def running(settings: Settings, *, on_deposed: Callable[[str], None] = _de
     cloud = EmbeddedCloud(ResourceMap(), committer, utcnow, timings=timings(settings.cloud))
     sender = HttpSender(
         policy=CallbackPolicy.allowing(settings.notifier.allowed_callback_networks),
-        acting=store.leader.acting if store.leader is not None else None,
+        acting=acting,
     )
     await sender.start()
     alarms = AlarmBook()
@@ -378,6 +380,8 @@ async def running(settings: Settings, *, on_deposed: Callable[[str], None] = _de
     zabbix_queue = _zabbix_queue(settings.ingest, ingest)
     zabbix_task: asyncio.Task[None] | None = None
     openstack = _openstack_session(settings.vim)
+    if openstack is not None:
+        openstack.acting = acting  # no VIM call once this process no longer leads
     pusher: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
     pruner: asyncio.Task[None] | None = None
@@ -439,7 +443,12 @@ async def running(settings: Settings, *, on_deposed: Callable[[str], None] = _de
                 concurrency=settings.recovery.concurrency,
             )
             fencing = FenceFirst(
-                cloud.transactions, inspector, alarms, trigger, fencer(settings.fencing), confirmed=evacuator.recover
+                cloud.transactions,
+                inspector,
+                alarms,
+                trigger,
+                fencer(settings.fencing, acting),
+                confirmed=evacuator.recover,
             )
             fence_feed = bus.subscribe()
             fencer_task = asyncio.create_task(fencing.run(fence_feed.queue), name="vigil.recovery.fence")

@@ -140,3 +140,13 @@ def test_options_reach_the_agent_on_stdin_never_on_its_command_line(tmp_path: Pa
     assert (answer.ok, answer.power) == (True, PowerState.OFF), "status exits 2 when the power is off"
     assert Path(f"{seen}.argv").read_text().strip() == ""
     assert Path(f"{seen}.stdin").read_text() == "ip=10.0.0.1\npassword=pw\naction=status\n"
+
+
+async def test_a_process_that_no_longer_leads_fences_nothing(bmcs: Bmcs) -> None:
+    """High availability: once the leader's lease lapsed by this process's clock, no agent runs."""
+    from vigil.domain.errors import NotLeader
+
+    fencer = AgentFencer({"compute-1": device(bmcs, "ipmi", "compute-1")}, AGENTS, acting=lambda: False)
+    with pytest.raises(NotLeader):
+        await fencer.fence("compute-1")
+    assert bmcs.powered("compute-1") is True

@@ -58,3 +58,19 @@ async def test_a_token_near_expiry_is_renewed(standin: OpenStackStandIn, threads
             await session.get("compute", "/os-services")
     assert threads.count("get_token") == 3
     assert standin.tokens_issued == 3
+
+
+async def test_a_process_that_no_longer_leads_makes_no_call(standin: OpenStackStandIn, threads: list[str]) -> None:
+    """High availability: once the leader's lease lapsed by this process's clock, no call leaves it."""
+    from vigil.domain.errors import NotLeader
+
+    leads = [True]
+    async with OpenStackSession(auth(standin)) as session:
+        session.acting = lambda: leads[0]
+        await session.get("compute", "/os-services")
+        issued = standin.tokens_issued
+        leads[0] = False
+        with pytest.raises(NotLeader, match="new leader"):
+            await session.request("compute", "PUT", "/os-services/x", json={"forced_down": True})
+    assert standin.tokens_issued == issued
+    assert standin.forced_down == {f"compute-{i}": False for i in range(1, standin.computes + 1)}

@@ -63,3 +63,8 @@ class InvalidTopology(DomainError):
 
 class StoreRefused(DomainError):
     """The store refused a value of this unit of work for good; nothing of it was stored."""
+
+
+class NotLeader(DomainError):
+    """With high availability: this process no longer holds the leader's lease, so it must not act (no write, no
+    notification, no fence, no VIM call); the new leader does it."""

@@ -10,9 +10,10 @@ of reports powers a BMC off once.
 """
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from vigil.domain.errors import NotLeader
 from vigil.domain.fencing import FenceAction, FenceAnswer, FenceOutcome
 from vigil.fencing.agents import FenceDevice, call_agent
 
@@ -24,8 +25,11 @@ class NoFenceDevice(LookupError):
 class AgentFencer:
     """Fences the hosts of ``devices`` (by host name) with the agents found in ``search``."""
 
-    def __init__(self, devices: Mapping[str, FenceDevice], search: Iterable[Path]) -> None:
+    def __init__(
+        self, devices: Mapping[str, FenceDevice], search: Iterable[Path], *, acting: Callable[[], bool] | None = None
+    ) -> None:
         self._devices = dict(devices)
+        self._acting = acting  # with high availability: whether this process still leads (vigil.store.leader)
         self._search = list(search)
         self._running: dict[str, asyncio.Task[FenceOutcome]] = {}
 
@@ -42,6 +46,8 @@ class AgentFencer:
         device = self._devices.get(host)
         if device is None:
             raise NoFenceDevice(host)
+        if self._acting is not None and not self._acting():
+            raise NotLeader(f"not the leader: the {action} of {host} is the new leader's to do")
         return await call_agent(device, action, self._search)
 
     async def fence(self, host: str) -> FenceOutcome:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from vigil.domain.errors import DomainError
+from vigil.domain.errors import NotLeader
 from vigil.store.lease import WRITER, Holder, me
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ _CHECK = text("SELECT epoch, expires_at > now() FROM store_lease WHERE name = :n
 _EXPIRE = text("UPDATE store_lease SET expires_at = now() WHERE name = :name AND epoch = :epoch")
 
 
-class LeaseLost(DomainError):
-    """This process no longer holds the leader's lease: it must not write or act."""
+class LeaseLost(NotLeader):
+    """This process no longer holds the leader's lease: its write is refused."""
 
 
 @dataclass(frozen=True, slots=True)

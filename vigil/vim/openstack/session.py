@@ -14,6 +14,7 @@ never logged or shown: :class:`OpenStackAuth`'s ``repr`` leaves them out.
 """
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ import httpx
 from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
+
+from vigil.domain.errors import NotLeader
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class OpenStackSession:
 
     def __init__(self, auth: OpenStackAuth, *, timeout_s: float = 30.0, connections: int = CONNECTIONS) -> None:
         self._auth = auth
+        self.acting: Callable[[], bool] | None = None  # with high availability: whether this process still leads
         self._ks = ks_session.Session(auth=auth.plugin(), timeout=timeout_s)
         # httpx's default pool (100 connections) would be narrower than the pusher's bound; 20 are kept alive
         # between bursts, as by default (a fault's burst opens the rest again).
@@ -156,7 +160,10 @@ class OpenStackSession:
         microversion: str | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One call; authenticated again once if the token was refused. An error status raises ApiError."""
+        """One call; authenticated again once if the token was refused. An error status raises ApiError; a
+        process that no longer leads (high availability) calls nothing and raises NotLeader."""
+        if self.acting is not None and not self.acting():
+            raise NotLeader(f"not the leader: {method} {service_type}{path} is the new leader's to make")
         base = await self.endpoint(service_type)
         headers = dict(kwargs.pop("headers", {}))
         if microversion is not None:
