@@ -22,7 +22,12 @@ the failed resource recovers (``*.up``), its instances are reset to ACTIVE
 (``reset-state``, as an operator would), and the clearing notifications are
 let through, so every fault starts from the same state.
 
+With ``--store postgresql`` the store is a fresh PostgreSQL database; with
+``postgresql-ha`` Vigil is the leader of high availability on it, so every
+write also checks the leader's lease (``vigil.store.leader``).
+
     python -m bench.notify [--runs 30] [--warmup 3] [--instances 1 10 25 50] [--no-rack] [--format aodh]
+        [--store sqlite|postgresql|postgresql-ha] [--postgres URL]
 """
 
 import argparse
@@ -37,13 +42,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.databases import POSTGRES, database
 from bench.stats import emit, percentile
 from vigil.api.auth import Principal, Role, TokenRegistry
 from vigil.domain.callbacks import LOOPBACK
@@ -87,11 +93,13 @@ class Case:
     family: str  # compute.host or network.switch
     target: str  # the host or switch that fails
     targets_ms: dict[str, float] = field(default_factory=dict)
+    store: str = "sqlite"  # or postgresql, or postgresql-ha (the leader's lease checked by every write)
 
     @property
     def params(self) -> dict[str, Any]:
         failed = self.hosts if self.family == "network.switch" else 1
         return {
+            **({"store": self.store} if self.store != "sqlite" else {}),
             "case": self.name,
             "hosts_failed": failed,
             "instances": failed * self.per_host,
@@ -206,34 +214,44 @@ async def _reset(admin: httpx.AsyncClient, instances: Sequence[str]) -> None:
     await asyncio.gather(*(one(i) for i in instances))
 
 
-async def run_case(case: Case, runs: int, warmup: int, payload_format: str) -> None:
+async def run_case(
+    case: Case, runs: int, warmup: int, payload_format: str, store: str = "sqlite", postgres: str = POSTGRES
+) -> None:
     logging.getLogger().setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-notify-") as scratch:
-        data_dir = Path(scratch)
-        settings = load_settings(
-            None,
-            data_dir=data_dir,
-            log_level="WARNING",
-            store={"url": f"sqlite+aiosqlite:///{data_dir / 'vigil.db'}"},
-            auth={"tokens_file": data_dir / "tokens.yaml"},
-            cloud={"hosts": case.hosts, "instances_per_host": case.per_host, "projects": case.projects},
-            monitor={"listen": "off"},
-            inspector={"hold_down_s": 0},  # each fault recovers at once, so the next starts from the same state
-            notifier={"allowed_callback_networks": list(LOOPBACK)},  # the receivers listen on loopback
-        )
-        projects = [f"project-{p + 1:03d}" for p in range(case.projects)]
-        tokens = {ADMIN: Principal("admin", Role.ADMIN), MONITOR: Principal("monitoring", Role.MONITOR)}
-        tokens.update({f"member-{p}": Principal(p, Role.MEMBER) for p in projects})
-        receivers = Receivers(case.projects)
-        try:
-            app = create_server_app(settings, TokenRegistry(tokens))
-            async with (
-                BackgroundServer(app) as server,
-                httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": ADMIN}, timeout=60) as admin,
-            ):
-                await _measure(case, runs, warmup, payload_format, server, admin, projects, receivers.ports)
-        finally:
-            receivers.close()
+        async with database("sqlite" if store == "sqlite" else "postgresql", postgres) as url:
+            case = replace(case, store=store)
+            await _run_case(case, runs, warmup, payload_format, Path(scratch), url, ha=store == "postgresql-ha")
+
+
+async def _run_case(
+    case: Case, runs: int, warmup: int, payload_format: str, data_dir: Path, url: str | None, *, ha: bool
+) -> None:
+    settings = load_settings(
+        None,
+        data_dir=data_dir,
+        log_level="WARNING",
+        store={"url": url or f"sqlite+aiosqlite:///{data_dir / 'vigil.db'}"},
+        ha={"enabled": ha},
+        auth={"tokens_file": data_dir / "tokens.yaml"},
+        cloud={"hosts": case.hosts, "instances_per_host": case.per_host, "projects": case.projects},
+        monitor={"listen": "off"},
+        inspector={"hold_down_s": 0},  # each fault recovers at once, so the next starts from the same state
+        notifier={"allowed_callback_networks": list(LOOPBACK)},  # the receivers listen on loopback
+    )
+    projects = [f"project-{p + 1:03d}" for p in range(case.projects)]
+    tokens = {ADMIN: Principal("admin", Role.ADMIN), MONITOR: Principal("monitoring", Role.MONITOR)}
+    tokens.update({f"member-{p}": Principal(p, Role.MEMBER) for p in projects})
+    receivers = Receivers(case.projects)
+    try:
+        app = create_server_app(settings, TokenRegistry(tokens))
+        async with (
+            BackgroundServer(app) as server,
+            httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": ADMIN}, timeout=60) as admin,
+        ):
+            await _measure(case, runs, warmup, payload_format, server, admin, projects, receivers.ports)
+    finally:
+        receivers.close()
 
 
 async def _measure(
@@ -326,6 +344,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-rack", dest="rack", action="store_false", help="skip the rack failure")
     parser.add_argument("--format", default="aodh", choices=["aodh", "sol003"])
     parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the measured faults to FILE")
+    parser.add_argument(
+        "--store",
+        default="sqlite",
+        choices=["sqlite", "postgresql", "postgresql-ha"],
+        help="the store (PostgreSQL: a fresh database on --postgres; -ha: as the leader of high availability)",
+    )
+    parser.add_argument("--postgres", default=POSTGRES, help="a PostgreSQL server to make the database on")
     args = parser.parse_args(argv)
     global PROFILER
     if args.profile:
@@ -336,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ImportError:
         uvloop = None
     for case in cases:
-        work = run_case(case, args.runs, args.warmup, args.format)
+        work = run_case(case, args.runs, args.warmup, args.format, args.store, args.postgres)
         if uvloop is not None:
             uvloop.run(work)
         else:
