@@ -655,7 +655,7 @@ async def _start_maintenance(
     cloud.group_constraints = service.constraints.groups.get  # the scheduler honours FEAT03 as the planner does
     interrupted = await service.resume()
     if interrupted:
-        log.warning("ended %d maintenance session(s) a restart cut off; hosts rolled back", len(interrupted))
+        log.warning("took up %d maintenance session(s) a restart cut off, where they stood", len(interrupted))
     return service
 
 

@@ -334,23 +334,41 @@ async def test_a_failing_script_action_fails_the_session_and_a_good_one_runs_per
     await assert_rolled_back(admin, before, ["compute-3"])
 
 
-async def test_a_session_cut_off_by_a_restart_is_failed_and_rolled_back(
+async def test_a_session_cut_off_by_a_restart_resumes_where_it_stood_and_is_done(
     settings: Settings, restart: Callable[[Settings], AbstractAsyncContextManager[Api]], receiver: Receiver
 ) -> None:
+    """Stopped while it waited for the projects' first replies, the session is taken up by the next start: not
+    asked again, the replies the app managers send to the server now up (their first attempt found none) let it go
+    on, and it ends MAINTENANCE_DONE with every host back in service."""
     async with restart(settings) as api, api.client("admin-token") as admin:
-        apps = Apps(receiver, {"vnf-a": "vnf-a-token"}, api.url, answer=lambda payload: None)
-        receiver.on_receive = apps.on_receive
-        async with api.client("vnf-a-token") as vnf_a:
-            body = {"callbacks": [f"{receiver.url}/a"], "filter": {"event_types": ["maintenance.scheduled"]}}
-            assert (await vnf_a.post("/v1/subscriptions", json=body)).status_code == 201
-        before = await placement(admin)
+        silent = await app_managers(api, receiver)
+        silent.answer = lambda payload: None  # the replies are sent only after the restart
+        before = await hosts(admin)
         session = await start(admin, hosts=["compute-1", "compute-3"])
-        await receiver.wait_for(1, path="/a")
+        on_hosts = {i["project"] for i in (await admin.get("/v1/instances")).json()["instances"]
+                    if i["host"] in ("compute-1", "compute-3")}  # fmt: skip
+        await receiver.wait_for(len(on_hosts))  # each project with instances there asked MAINTENANCE
+        asked = list(silent.messages)
+        stood = (await admin.get(f"/v1/maintenance/{session}")).json()
     async with restart(settings) as api, api.client("admin-token") as admin:
-        shown = (await admin.get(f"/v1/maintenance/{session}")).json()
-        assert shown["state"] == "MAINTENANCE_FAILED"
-        assert shown["reason"] in ("interrupted by a restart", "Vigil was stopped")
-        await assert_rolled_back(admin, before, ["compute-1", "compute-3"])
+        apps = Apps(receiver, {"vnf-a": "vnf-a-token", "vnf-b": "vnf-b-token"}, api.url)
+        receiver.on_receive = apps.on_receive
+        for payload in asked:
+            await apps._reply(payload, ack_all(payload))
+        done = await finished(admin, session)
+        after = await hosts(admin)
+        placed = await placement(admin)
+
+    assert stood["state"] == "MAINTENANCE"
+    assert sorted(m["project_id"] for m in asked) == sorted(on_hosts)
+    assert {m["state"] for m in asked} == {"MAINTENANCE"}
+    assert done["state"] == "MAINTENANCE_DONE", done.get("reason")
+    assert "MAINTENANCE" not in [m["state"] for m in apps.messages], "the cut-off ask was not sent again"
+    assert "MAINTENANCE_COMPLETE" in [m["state"] for m in apps.messages]
+    assert {n: (h["status"], h["in_maintenance"]) for n, h in after.items()} == {
+        n: (h["status"], h["in_maintenance"]) for n, h in before.items()
+    }, "every host back in service"
+    assert len(placed) == 8, "no instance lost"
 
 
 async def test_an_instances_lead_time_delays_its_migration_after_the_message(
@@ -392,3 +410,51 @@ async def test_a_session_on_postgresql_is_done_and_kept_across_a_restart(
             kept = (await admin.get(f"/v1/maintenance/{session}")).json()
             assert kept == done
             assert (await admin.get(f"/v1/maintenance/{session}/detail")).json() == detail
+
+
+EMPTYING = ("PREPARE_MAINTENANCE", "PLANNED_MAINTENANCE")
+
+
+async def asked_to_empty(apps: Apps, within_s: float = 10.0) -> list[dict[str, Any]]:
+    """The messages asking what to do with the instances of a host being emptied, once there is one."""
+    async with asyncio.timeout(within_s):
+        while True:
+            found = [m for m in apps.messages if m.get("state") in EMPTYING]
+            if found:
+                return found
+            await asyncio.sleep(0.02)
+
+
+async def test_a_session_stopped_while_a_host_is_emptied_resumes_there_and_moves_its_instances(
+    settings: Settings, restart: Callable[[Settings], AbstractAsyncContextManager[Api]], receiver: Receiver
+) -> None:
+    """Stopped while a project had to say what to do with its instances on the host being emptied: the next start
+    waits for that reply (not asked again), moves the instances as the project chose, maintains the host."""
+
+    def hold_emptying(payload: dict[str, Any]) -> dict[str, Any] | None:
+        return None if payload["state"] in EMPTYING else ack_all(payload)
+
+    async with restart(settings) as api, api.client("admin-token") as admin:
+        first = await app_managers(api, receiver)
+        first.answer = hold_emptying
+        before = await placement(admin)
+        session = await start(admin, hosts=["compute-1", "compute-3"])
+        held = await asked_to_empty(first)
+        stood = (await admin.get(f"/v1/maintenance/{session}")).json()
+    async with restart(settings) as api, api.client("admin-token") as admin:
+        apps = Apps(receiver, {"vnf-a": "vnf-a-token", "vnf-b": "vnf-b-token"}, api.url)
+        receiver.on_receive = apps.on_receive
+        for payload in held:
+            await apps._reply(payload, ack_all(payload))
+        done = await finished(admin, session)
+        placed = await placement(admin)
+
+    assert stood["state"] in ("PREPARE_MAINTENANCE", "PLANNED_MAINTENANCE")
+    assert done["state"] == "MAINTENANCE_DONE", done.get("reason")
+    assert {(m["state"], tuple(m["instance_ids"])) for m in apps.messages} & {
+        (m["state"], tuple(m["instance_ids"])) for m in held
+    } == set(), "the cut-off ask was not sent again"
+    moved = [i for m in held for i in m["instance_ids"]]
+    assert moved
+    assert all(placed[i] != before[i] for i in moved), "moved as the project answered after the restart"
+    assert done["migrations"] >= len(moved)

@@ -253,3 +253,71 @@ async def test_a_leader_cut_off_from_the_database_steps_down_and_the_standby_tak
     print(f"takeover after the partition: {took * 1000:.0f} ms")
     assert code == EXIT_DEPOSED, first.tail()
     assert "no longer the leader" in first.tail()
+
+
+async def test_a_maintenance_session_goes_on_across_a_kill_of_the_leader_and_is_done(
+    pair: tuple[ServeProcess, ServeProcess],
+) -> None:
+    """The leader is killed while p1's app manager has not yet answered the session's first message; the new
+    leader takes the session up where it stood, the app manager's reply reaches it, and the session ends
+    MAINTENANCE_DONE, compute-4 (p1's standby instance alone) emptied and back in service."""
+    from support import Receiver
+
+    from vigil.consumer.notifications import parse_maintenance
+    from vigil.serving import BackgroundServer
+
+    first, second = pair
+    receiver = Receiver()
+    answering: list[ServeProcess] = []  # the app manager answers the leader it knows of (none at first)
+    replies: set[asyncio.Task[None]] = set()
+
+    async def reply(payload: dict[str, Any]) -> None:
+        body = {
+            "state": f"ACK_{payload['state']}",
+            "instance_actions": dict.fromkeys(payload["instance_ids"], "MIGRATE"),
+        }
+        async with client(answering[0], MEMBER) as member:
+            answered = await member.put(f"/v1/maintenance/{payload['session_id']}/p1", json=body)
+            assert answered.status_code == 200, answered.text
+
+    async def on_receive(entry: dict[str, Any]) -> None:
+        notice = parse_maintenance(entry["body"], entry["headers"])
+        if notice is not None and answering and notice.payload["state"] != "INSTANCE_ACTION_DONE":
+            task = asyncio.create_task(reply(dict(notice.payload)))
+            replies.add(task)
+            task.add_done_callback(replies.discard)
+
+    receiver.on_receive = on_receive
+    async with BackgroundServer(receiver.app) as hooks:
+        receiver.url = hooks.url
+        async with client(first, MEMBER) as member, client(first, ADMIN) as admin:
+            body = {"callbacks": [f"{hooks.url}/p1"], "filter": {"event_types": ["maintenance.scheduled"]}}
+            assert (await member.post("/v1/subscriptions", json=body)).status_code == 201
+            created = await admin.post("/v1/maintenance", json={"state": "MAINTENANCE", "hosts": ["compute-4"]})
+            assert created.status_code == 200, created.text
+            session = created.json()["session_id"]
+        [asked] = await receiver.wait_for(1)
+        await first.kill()
+        await leading(second)
+        answering.append(second)
+        notice = parse_maintenance(asked["body"], asked["headers"])
+        assert notice is not None
+        await reply(dict(notice.payload))  # the app manager's reply, which the killed leader never got
+        async with client(second, ADMIN) as admin:
+            shown = await ended(admin, session)
+            host = (await admin.get("/v1/hosts/compute-4")).json()["host"]
+            stby = (await admin.get("/v1/instances/p1-stby")).json()["instance"]
+
+    assert shown["state"] == "MAINTENANCE_DONE", shown.get("reason")
+    assert (host["status"], host["in_maintenance"]) == ("UP", False)
+    assert stby["host"] != "compute-4"
+    assert stby["state"] == "ACTIVE"
+
+
+async def ended(admin: httpx.AsyncClient, session: str, within_s: float = 30.0) -> dict[str, Any]:
+    async with asyncio.timeout(within_s):
+        while True:
+            shown: dict[str, Any] = (await admin.get(f"/v1/maintenance/{session}")).json()
+            if shown["state"] in ("MAINTENANCE_DONE", "MAINTENANCE_FAILED"):
+                return shown
+            await asyncio.sleep(0.05)

@@ -201,13 +201,17 @@ class GroupConstraints:
 
 @dataclass(slots=True)
 class ProjectProgress:
-    """What the session last asked a project, and what it answered."""
+    """What the session last asked a project (about which ``host``, None for the whole session, and when), and what
+    it answered, with the instance actions it chose: what a resumed session needs to go on waiting or moving."""
 
     project: str
     state: ProjectState | None = None
     reply: str | None = None
     replied_at: datetime | None = None
     instance_ids: list[str] = field(default_factory=list)
+    asked_at: datetime | None = None
+    host: str | None = None
+    instance_actions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -2,17 +2,20 @@
 
 One :class:`~vigil.maintenance.workflow.Workflow` task runs per open
 session. Sessions and constraints are records in the store: every state
-change of a session is saved as it happens. A session that a restart cut
-off cannot pick up a half-done migration or a reply window that ran out
-while Vigil was down, so :meth:`MaintenanceService.resume` ends it in
-MAINTENANCE_FAILED ("interrupted by a restart") and rolls its hosts back to
-enabled, as a failed session would be; the admin starts a new one.
+change of a session is saved as it happens. A session that a stop, a
+crash or a takeover (high availability) cut off is taken up where it stood
+by :meth:`MaintenanceService.resume` (:meth:`Workflow.resume`): what it had
+done is not done again, an unanswered ask is waited for until its own
+window ends, and a migration the restart rolled back is made again. Only a
+session that cannot be trusted (a host of it gone, its actions no longer
+valid) ends in MAINTENANCE_FAILED ("interrupted by a restart") with its
+hosts rolled back. A clean stop leaves running sessions as they stand.
 """
 
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -81,18 +84,43 @@ class MaintenanceService:
         self.constraints.groups.update((c.group_id, c) for c in groups)
 
     async def resume(self) -> list[MaintenanceSession]:
-        """End the sessions a restart interrupted (rolled back); return them."""
+        """Take up the sessions a stop, a crash or a takeover cut off, where they stood
+        (:meth:`Workflow.resume`); end one that cannot be trusted (a host of it is gone, its actions no longer
+        build) in MAINTENANCE_FAILED, rolled back. Return the sessions found open."""
         interrupted = [s for s in self._sessions.values() if not s.state.final]
         for session in interrupted:
-            await self._workflow(session).abandon("interrupted by a restart")
+            gone = [h for h in session.hosts if h not in session.host_progress or not self._has_host(h)]
+            try:
+                actions = build_actions(session.actions, self._plugins)
+            except InvalidAction as exc:
+                await self._workflow(session).abandon(f"interrupted by a restart; its actions no longer build: {exc}")
+                continue
+            if gone:
+                await self._workflow(session).abandon(f"interrupted by a restart; host(s) gone: {', '.join(gone)}")
+                continue
+            log.info("maintenance session %s resumed at %s", session.id, session.state)
+            self._start(session, self._workflow(session, actions=actions).resume())
         return interrupted
 
     async def aclose(self) -> None:
-        """Stop every session under way, rolling its hosts back."""
+        """Stop every session under way where it stands, rolling nothing back: the next start (or the next
+        leader) resumes it."""
         for ident, task in list(self._tasks.items()):
-            self._workflows[ident].stopping("Vigil was stopped")
+            self._workflows[ident].suspending()
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def _has_host(self, name: str) -> bool:
+        try:
+            self._cloud.map.host(name)
+        except NotFound:
+            return False
+        return True
+
+    def _start(self, session: MaintenanceSession, work: Coroutine[Any, Any, MaintenanceSession]) -> None:
+        task = asyncio.create_task(work, name=f"vigil.maintenance.{session.id}")
+        self._tasks[session.id] = task
+        task.add_done_callback(lambda _: self._ended(session.id))
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -137,10 +165,7 @@ class MaintenanceService:
         )
         await self._records.save_records(session)
         self._sessions[session.id] = session
-        flow = self._workflow(session, reply_url_root, host_actions)
-        task = asyncio.create_task(flow.run(), name=f"vigil.maintenance.{session.id}")
-        self._tasks[session.id] = task
-        task.add_done_callback(lambda _: self._ended(session.id))
+        self._start(session, self._workflow(session, reply_url_root, host_actions).run())
         return session
 
     def _workflow(

@@ -53,6 +53,7 @@ from vigil.domain.maintenance import (
     Reply,
     ReplyKind,
     SessionState,
+    parse_reply,
 )
 from vigil.domain.planner import (
     Layout,
@@ -72,6 +73,17 @@ from vigil.maintenance.ports import Clock, Cloud, Messenger, Records
 log = logging.getLogger(__name__)
 
 _MESSAGE_NAMESPACE = uuid.UUID("7d7e3f5a-2b8c-4f61-9e0a-5c4d3b2a1f09")
+# The workflow's states in the order it goes through them (FAILED ends it from any).
+_PHASES = [
+    SessionState.MAINTENANCE,
+    SessionState.SCALE_IN,
+    SessionState.PREPARE_MAINTENANCE,
+    SessionState.START_MAINTENANCE,
+    SessionState.PLANNED_MAINTENANCE,
+    SessionState.MAINTENANCE_COMPLETE,
+    SessionState.MAINTENANCE_DONE,
+    SessionState.MAINTENANCE_FAILED,
+]
 _MOVABLE = (InstanceState.ACTIVE, InstanceState.SHUTOFF)
 
 
@@ -117,6 +129,8 @@ class Workflow:
         self._waiting: dict[str, tuple[ProjectState, asyncio.Future[Reply]]] = {}
         self._steps = 0
         self._stop_reason = "cancelled by the admin"
+        self._suspending = False  # a cancel that leaves the session as it stands, for the next start to resume
+        self._resuming = False  # the first ask of a resumed run may be the one the restart cut off
 
     # -- replies from projects ---------------------------------------------------
 
@@ -146,6 +160,19 @@ class Workflow:
         """The reason to give if the task is cancelled next (a shutdown, not the admin)."""
         self._stop_reason = reason
 
+    def suspending(self) -> None:
+        """The next cancel stops the run where it stands, rolling nothing back: Vigil is stopping (or handing over
+        to another leader), and the next start resumes the session (:meth:`resume`)."""
+        self._suspending = True
+
+    async def resume(self) -> MaintenanceSession:
+        """Take up a session that a stop, a crash or a takeover cut off, where it stood: the steps it had done
+        are not done again (a host maintained stays so), an ask whose replies came is not asked again, and one
+        still unanswered is waited for until its own window ends (the app managers send a reply the old leader
+        could not take again); a migration the stop rolled back is made again. See the module."""
+        self._resuming = True
+        return await self.run()
+
     async def abandon(self, reason: str) -> None:
         """End a session that is not running (a restart cut it off): roll back and fail it."""
         await self._fail(reason)
@@ -157,7 +184,8 @@ class Workflow:
             await self._sleep_until(self.session.maintenance_at)
             await self._run()
         except asyncio.CancelledError:
-            await asyncio.shield(self._fail(self._stop_reason))
+            if not self._suspending:
+                await asyncio.shield(self._fail(self._stop_reason))
             raise
         except (SessionFailed, NoRoom, ActionFailed) as exc:
             await self._fail(str(exc))
@@ -170,16 +198,19 @@ class Workflow:
 
     async def _run(self) -> None:
         hosts = list(self.session.hosts)
-        affected = self._instances_by_project(hosts)
-        await self._ask(ProjectState.MAINTENANCE, affected, allowed=(), actions_at=self.session.maintenance_at)
+        if self._before(SessionState.SCALE_IN):
+            affected = self._instances_by_project(hosts)
+            await self._ask(ProjectState.MAINTENANCE, affected, allowed=(), actions_at=self.session.maintenance_at)
+        else:  # resumed past the first ask: the projects it asked are the session's
+            affected = {p: list(progress.instance_ids) for p, progress in self.session.projects.items()}
         layout = self._layout()
-        if all(layout.on(h) for h in hosts):
-            prepare = await self._host_to_prepare(layout, hosts)
+        if self._before(SessionState.START_MAINTENANCE) and all(layout.on(h) for h in hosts):
+            prepare = self._preparing() or await self._host_to_prepare(layout, hosts)
             await self._enter(SessionState.PREPARE_MAINTENANCE)
             await self._empty(prepare, ProjectState.PREPARE_MAINTENANCE)
         await self._enter(SessionState.START_MAINTENANCE)
         layout = self._layout()
-        order = maintenance_order(layout, hosts)
+        order = [h for h in maintenance_order(layout, hosts) if not self.session.host_progress[h].maintained]
         for host in order:
             if not layout.on(host):
                 await self._maintain(host)  # moves no instance: the layout holds
@@ -220,7 +251,7 @@ class Workflow:
         # FEAT03 lead_time: the app managers hear of an action at least that long before it.
         lead = max((self._lead_time(i) for ids in on_host.values() for i in ids), default=0.0)
         actions_at = self._clock() + timedelta(seconds=lead)
-        replies = await self._ask(state, on_host, allowed=tuple(InstanceAction), actions_at=actions_at)
+        replies = await self._ask(state, on_host, allowed=tuple(InstanceAction), actions_at=actions_at, host=host)
         await self._sleep_until(actions_at)
         chosen: dict[str, InstanceAction] = {}
         for reply in replies.values():
@@ -271,15 +302,16 @@ class Workflow:
         await self._tell(inst.project, ProjectState.INSTANCE_ACTION_DONE, [inst.id], allowed=())
 
     async def _maintain(self, host: str) -> None:
-        await self._host_state(host, HostMaintenanceState.GOING_TO_MAINTENANCE)
-        left = self._cloud.map.instances_on(host)
-        if left:
-            raise SessionFailed(f"host {host} still runs {len(left)} instance(s) ({left[0].id}, ...)")
-        reason = f"maintenance session {self.session.id}"
-        await self._cloud.set_host_maintenance(host, True, reason=reason)
-        await self._host_state(host, HostMaintenanceState.IN_MAINTENANCE)
-        await self._tell_admins(HostMessage.IN_MAINTENANCE, host=host)
-        for action in self._actions:
+        if self.session.host_progress[host].state is not HostMaintenanceState.IN_MAINTENANCE:  # else resumed there
+            await self._host_state(host, HostMaintenanceState.GOING_TO_MAINTENANCE)
+            left = self._cloud.map.instances_on(host)
+            if left:
+                raise SessionFailed(f"host {host} still runs {len(left)} instance(s) ({left[0].id}, ...)")
+            reason = f"maintenance session {self.session.id}"
+            await self._cloud.set_host_maintenance(host, True, reason=reason)
+            await self._host_state(host, HostMaintenanceState.IN_MAINTENANCE)
+            await self._tell_admins(HostMessage.IN_MAINTENANCE, host=host)
+        for action in self._actions:  # a resumed session runs the actions of the host it stood at again
             await action.run(host, self.session.id)
         await self._release(host)
         self._set_host(host, maintained=True, ended_at=self._clock())
@@ -343,23 +375,43 @@ class Workflow:
         *,
         allowed: Iterable[InstanceAction],
         actions_at: datetime | None = None,
+        host: str | None = None,
     ) -> dict[str, Reply]:
-        """Send ``state`` to each project and wait for every ACK within the window."""
+        """Send ``state`` to each project and wait for every ACK within the window.
+
+        The first ask of a resumed run that the restart cut off (the same state, host and instances the project
+        was last asked) is not sent again: a project that answered it has its reply, and the others are waited
+        for until their own window ends."""
         if not projects:
             return {}
+        resumed = self._resumed_asks(state, projects, host)
+        self._resuming = False
+        replies: dict[str, Reply] = {}
         loop = asyncio.get_running_loop()
         waits: dict[asyncio.Future[Reply], str] = {}
         for project in projects:
+            answered = resumed.get(project)
+            if answered is not None and answered.reply is not None:
+                kind, _ = parse_reply(answered.reply)
+                if kind is ReplyKind.NACK:
+                    raise SessionFailed(f"project {project} answered {answered.reply}")
+                actions = {i: InstanceAction(a) for i, a in answered.instance_actions.items()}
+                replies[project] = Reply(kind, state, actions)
+                continue
             future: asyncio.Future[Reply] = loop.create_future()
             self._waiting[project] = (state, future)
             waits[future] = project
         allowed = list(allowed)
         for project, instance_ids in projects.items():
-            await self._tell(project, state, instance_ids, allowed=allowed, actions_at=actions_at)
-        replies: dict[str, Reply] = {}
+            if project not in resumed:
+                await self._tell(project, state, instance_ids, allowed=allowed, actions_at=actions_at, host=host)
         window = self._config.reply_window_s
+        deadline = max(
+            [self._clock() + timedelta(seconds=window)]
+            + [p.asked_at + timedelta(seconds=window) for p in resumed.values() if p.asked_at is not None]
+        )
         try:
-            async with asyncio.timeout(window):
+            async with asyncio.timeout(max((deadline - self._clock()).total_seconds(), 0.0)):
                 pending = set(waits)
                 while pending:
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -377,6 +429,24 @@ class Workflow:
                 self._waiting.pop(project, None)
         return replies
 
+    def _resumed_asks(
+        self, state: ProjectState, projects: Mapping[str, list[str]], host: str | None
+    ) -> dict[str, ProjectProgress]:
+        """In a resumed run's first ask: the projects already asked this very question before the restart."""
+        if not self._resuming:
+            return {}
+        found: dict[str, ProjectProgress] = {}
+        for project, instance_ids in projects.items():
+            progress = self.session.projects.get(project)
+            if (
+                progress is not None
+                and progress.asked_at is not None
+                and (progress.state, progress.host) == (state, host)
+                and sorted(progress.instance_ids) == sorted(instance_ids)
+            ):
+                found[project] = progress
+        return found
+
     async def _tell(
         self,
         project: str,
@@ -386,11 +456,14 @@ class Workflow:
         allowed: Iterable[InstanceAction],
         actions_at: datetime | None = None,
         reason: str | None = None,
+        host: str | None = None,
     ) -> None:
         now = self._clock()
         reply_at = now + timedelta(seconds=self._config.reply_window_s)
         if state.needs_reply:
-            progress = ProjectProgress(project=project, state=state, instance_ids=list(instance_ids))
+            progress = ProjectProgress(
+                project=project, state=state, instance_ids=list(instance_ids), asked_at=now, host=host
+            )
             self.session.projects[project] = progress
             await self._save()
         root = self._config.reply_url_root.rstrip("/")
@@ -435,7 +508,10 @@ class Workflow:
 
     def _record_reply(self, project: str, reply: Reply) -> None:
         progress = self.session.projects.get(project) or ProjectProgress(project=project)
-        self.session.projects[project] = replace(progress, reply=reply.text, replied_at=self._clock())
+        actions = {i: str(a) for i, a in reply.instance_actions.items()}
+        self.session.projects[project] = replace(
+            progress, reply=reply.text, replied_at=self._clock(), instance_actions=actions
+        )
 
     # -- reading the cloud --------------------------------------------------------------
 
@@ -481,7 +557,20 @@ class Workflow:
 
     # -- state --------------------------------------------------------------------------
 
+    def _before(self, state: SessionState) -> bool:
+        """Whether the session has not yet got to ``state`` (a resumed run skips what it had done)."""
+        return _PHASES.index(self.session.state) < _PHASES.index(state)
+
+    def _preparing(self) -> str | None:
+        """The host a resumed session was emptying to prepare, if it stood there."""
+        if self.session.state is not SessionState.PREPARE_MAINTENANCE:
+            return None
+        going = HostMaintenanceState.GOING_TO_MAINTENANCE
+        return next((h for h, p in self.session.host_progress.items() if p.state is going and not p.maintained), None)
+
     async def _enter(self, state: SessionState) -> None:
+        if state is not SessionState.MAINTENANCE_FAILED and not self._before(state):
+            return  # there already (a resumed run)
         SESSION_TRANSITIONS.check(self.session.id, self.session.state, state)
         self.session.state = state
         await self._save()

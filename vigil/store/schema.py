@@ -551,7 +551,9 @@ _AUTHENTICATION = json_dataclass(Authentication, enums={"type": AuthType})
 _HOST_PROGRESS = json_dict_of(
     json_dataclass(HostProgress, enums={"state": HostMaintenanceState}, times=("started_at", "ended_at"))
 )
-_PROJECT_PROGRESS = json_dict_of(json_dataclass(ProjectProgress, enums={"state": ProjectState}, times=("replied_at",)))
+_PROJECT_PROGRESS = json_dict_of(
+    json_dataclass(ProjectProgress, enums={"state": ProjectState}, times=("replied_at", "asked_at"))
+)
 
 RECORD_TABLES: dict[str, TableSpec[Record]] = {
     t.kind: t
