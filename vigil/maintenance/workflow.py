@@ -128,7 +128,6 @@ class Workflow:
         self._constraints = constraints
         self._waiting: dict[str, tuple[ProjectState, asyncio.Future[Reply]]] = {}
         self._steps = 0
-        self._stop_reason = "cancelled by the admin"
         self._suspending = False  # a cancel that leaves the session as it stands, for the next start to resume
         self._resuming = False  # the first ask of a resumed run may be the one the restart cut off
 
@@ -156,10 +155,6 @@ class Workflow:
             raise Conflict(f"project {project} has no instances in session {self.session.id}")
         return list(progress.instance_ids)
 
-    def stopping(self, reason: str) -> None:
-        """The reason to give if the task is cancelled next (a shutdown, not the admin)."""
-        self._stop_reason = reason
-
     def suspending(self) -> None:
         """The next cancel stops the run where it stands, rolling nothing back: Vigil is stopping (or handing over
         to another leader), and the next start resumes the session (:meth:`resume`)."""
@@ -185,7 +180,7 @@ class Workflow:
             await self._run()
         except asyncio.CancelledError:
             if not self._suspending:
-                await asyncio.shield(self._fail(self._stop_reason))
+                await asyncio.shield(self._fail("cancelled by the admin"))
             raise
         except (SessionFailed, NoRoom, ActionFailed) as exc:
             await self._fail(str(exc))
