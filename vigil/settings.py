@@ -126,6 +126,12 @@ class MonitorSettings(_Group):
     interval_ms: float = Field(20.0, ge=1, le=60_000)
     detect_mult: int = Field(3, ge=1, le=255)
     hold_down_s: float = Field(1.0, ge=0)
+    restart_grace_s: float = Field(
+        2.0,
+        gt=0,
+        description="After a restart or a takeover, how long a host the monitor watched before has to beat again "
+        "before it is declared lost (a host that died while Vigil was down).",
+    )
     key: str | None = Field(None, description="Shared HMAC key; heartbeats without a valid MAC are dropped.")
     require_signed_reports: bool = Field(
         False, description="Refuse (401) southbound reports without a valid X-Vigil-Signature made with the key."

@@ -15,7 +15,7 @@ import gc
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -53,6 +53,7 @@ from vigil.domain.records import RecordKind
 from vigil.domain.recovery import EvacuationMethod, RecoveryAction, RecoveryPolicies, RecoveryPolicy
 from vigil.domain.retry import RetryPolicy
 from vigil.domain.rules import ALARM_TYPES
+from vigil.domain.states import HostStatus
 from vigil.domain.subscriptions import Subscription
 from vigil.domain.topology import Topology
 from vigil.fencing.agents import FenceDevice
@@ -244,11 +245,30 @@ def fault_policies(inspector: InspectorSettings) -> dict[str, FaultPolicy]:
 
 
 def _start_monitor(
-    settings: MonitorSettings, cloud: EmbeddedCloud, intake: Intake, alarms: AlarmBook
+    settings: MonitorSettings,
+    cloud: EmbeddedCloud,
+    intake: Intake,
+    alarms: AlarmBook,
+    store: SqlStore,
+    watched: Mapping[str, tuple[float, int]],
 ) -> tuple[HeartbeatMonitor, HeartbeatListener] | None:
     address = settings.address
     if address is None:
         return None
+    writes: set[asyncio.Task[None]] = set()
+
+    async def keep(host: str, interval_ms: float, mult: int) -> None:
+        try:
+            await store.set_monitored(host, interval_ms, mult, utcnow())
+        except Exception as exc:  # the next start then waits for its first heartbeat, as before
+            log.warning("could not record that host %s is monitored: %s", host, exc)
+
+    def remember(host: str, interval_ms: float, mult: int) -> None:
+        if watched.get(host) == (interval_ms, mult):
+            return
+        task = asyncio.create_task(keep(host, interval_ms, mult), name=f"vigil.monitor.remember.{host}")
+        writes.add(task)
+        task.add_done_callback(writes.discard)
 
     def known(host: str) -> bool:
         try:
@@ -266,19 +286,24 @@ def _start_monitor(
         key=settings.key_bytes,
         mass_fraction=settings.mass_silence_fraction,
         mass_min_hosts=settings.mass_silence_min_hosts,
+        remember=remember,
     )
     # Hosts this monitor had declared down before a restart come back after a hold-down.
-    monitor.assume_down(
+    down = {
         h.name
         for h in cloud.map.hosts()
         if (alarm := alarms.active(AlarmKind.HOST_DOWN, h.name)) is not None
         and alarm.details.get("monitor") == MONITOR_NAME
-    )
+    }
+    monitor.assume_down(down)
     listener = HeartbeatListener(monitor.receive, *address)
     listener.start()
     host, port = listener.address
     monitor.listening = f"{host}:{port}"
     monitor.start(listener.drain)
+    # The others it watched must beat again: one that died while Vigil was down (or during a takeover) is lost.
+    up = {h.name for h in cloud.map.hosts() if h.status is HostStatus.UP}
+    monitor.assume_up({h: t for h, t in watched.items() if h in up and h not in down}, settings.restart_grace_s)
     return monitor, listener
 
 
@@ -460,7 +485,8 @@ async def running(settings: Settings, *, on_deposed: Callable[[str], None] = _de
                 _push_faults(fault_pusher, resumed, cloud.map, bus.subscribe()), name="vigil.vim.openstack.push"
             )
         await intake.resume()
-        heartbeats = _start_monitor(settings.monitor, cloud, intake, alarms)
+        watched = await store.monitored_hosts() if settings.monitor.address is not None else {}
+        heartbeats = _start_monitor(settings.monitor, cloud, intake, alarms, store, watched)
         if zabbix_queue is not None:
             zabbix_task = asyncio.create_task(zabbix_queue.run(), name="vigil.ingest.zabbix")
         monitor = heartbeats[0] if heartbeats is not None else None

@@ -201,3 +201,53 @@ async def test_heartbeats_go_to_every_address_given(vigil: tuple[httpx.AsyncClie
             await sender.aclose()
 
     assert beats >= 5
+
+
+async def test_a_host_that_dies_while_vigil_is_down_is_declared_lost_after_the_restart(tmp_path: Path) -> None:
+    """A host the monitor watched before a restart (or a takeover) is expected to beat again: one that fell silent
+    while Vigil was down is declared lost once the restart's grace has passed, while one that beats on stays UP and
+    a host that never ran an agent is never declared lost."""
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        cloud={"topology": EXAMPLE},
+        monitor={"listen": "127.0.0.1:0", "hold_down_s": 0.2, "restart_grace_s": 0.5},
+    )
+
+    async def serving() -> tuple[BackgroundServer, httpx.AsyncClient, tuple[str, int]]:
+        server = BackgroundServer(create_server_app(settings, TokenRegistry(TOKENS)))
+        await server.start()
+        admin = httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": "admin-token"}, timeout=10)
+        listen = (await admin.get("/v1/monitor/hosts")).json()["monitor"]["listen"]
+        return server, admin, parse_host_port(listen)
+
+    server, admin, target = await serving()
+    dies, lives = HeartbeatSender("compute-1", target), HeartbeatSender("compute-2", target)
+    try:
+        for sender in (dies, lives):
+            await sender.start()
+        await until(lambda: _state(admin, "compute-1", "UP"), "compute-1 up")
+        await until(lambda: _state(admin, "compute-2", "UP"), "compute-2 up")
+    finally:
+        await admin.aclose()
+        await server.stop()  # Vigil stops; then compute-1 dies, and compute-2 beats on to the next listener
+        await dies.aclose()
+        await lives.aclose()
+
+    server, admin, target = await serving()
+    lives = HeartbeatSender("compute-2", target)
+    try:
+        await lives.start()
+        down = await until(lambda: _state(admin, "compute-1", "DOWN"), "compute-1 declared lost after the restart")
+        host = (await admin.get("/v1/hosts/compute-1")).json()["host"]
+        alive = await monitored(admin, "compute-2")
+        never = (await admin.get("/v1/hosts/compute-3")).json()["host"]
+    finally:
+        await lives.aclose()
+        await admin.aclose()
+        await server.stop()
+
+    assert "no heartbeat" in down["last_transition"]["reason"]
+    assert (host["status"], host["forced_down"]) == ("DOWN", True)
+    assert alive["state"] == "UP"
+    assert never["status"] == "UP", "a host without an agent is not expected to beat"

@@ -344,7 +344,7 @@ async def test_a_database_at_revision_0002_upgrades_to_0003_keeping_its_records(
         await store.save(batch_of(*every_maintenance_kind()))
         sessions = await store.maintenance_sessions()
 
-    assert revision == "0008"
+    assert revision == "0009"
     assert diff == [], "the migrations and vigil/store/schema.py describe different schemas"
     assert subscriptions == [OLD_SUBSCRIPTION]
     assert [s.id for s in sessions] == ["session-1", "session-2", "session-7"]

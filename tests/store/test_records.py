@@ -399,7 +399,7 @@ async def test_a_database_at_revision_0001_upgrades_keeping_its_rows_with_the_ne
         await store.save(batch_of(*every_kind()))
         assert len(await store.load_records(RecordKind.ALARM)) == 2
 
-    assert revision == "0008"
+    assert revision == "0009"
     assert diff == []
     assert resources == [
         Host(

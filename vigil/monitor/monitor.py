@@ -41,7 +41,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -98,8 +98,10 @@ class HeartbeatMonitor:
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        remember: Callable[[str, float, int], object] | None = None,
     ) -> None:
         self._report = report
+        self._remember = remember  # a host's first heartbeat, with its timing: kept for the next start
         self._timers = timers
         self._known = known
         self.timing = timing
@@ -144,6 +146,19 @@ class HeartbeatMonitor:
         """Hosts this monitor declared DOWN before a restart: they come back only after a hold-down."""
         for host in hosts:
             self.sessions.setdefault(host, Session(host, self.timing, HostState.DOWN))
+
+    def assume_up(self, hosts: Mapping[str, tuple[float, int]], grace_s: float) -> None:
+        """Hosts this monitor watched before a restart (or before another leader took over), with the interval
+        and multiplier they beat at: each is UP and must beat again within ``grace_s`` (or its detection time,
+        if longer), else it is declared lost: it died while Vigil was down. Call after :meth:`start`."""
+        now = self._clock()
+        for host, (interval_ms, mult) in hosts.items():
+            if host in self.sessions:
+                continue
+            session = self.sessions[host] = Session(host, self.timing, HostState.UP)
+            session.interval_ms, session.mult = interval_ms, mult
+            session.last_seen, session.grace_until = now, now + grace_s
+            self._arm(session)
 
     # -- input -------------------------------------------------------------
 
@@ -217,6 +232,9 @@ class HeartbeatMonitor:
     def _transition(self, transition: Transition) -> None:
         if transition.old is HostState.INIT:
             log.info("host %s: first heartbeat, monitoring it", transition.host)
+            session = self.sessions[transition.host]
+            if self._remember is not None:
+                self._remember(transition.host, session.interval_ms, session.mult)
             return
         log.warning("host %s %s: %s", transition.host, transition.new, transition.reason)
         down = transition.new is HostState.DOWN

@@ -213,6 +213,18 @@ log_marks = Table(
 )
 
 
+# The hosts the heartbeat monitor has heard from, with the timing they beat at: after a restart (or a takeover)
+# each is expected to beat again, and one silent past the restart's grace is declared lost.
+monitored_hosts = Table(
+    "monitored_hosts",
+    metadata,
+    Column("host", String, primary_key=True),
+    Column("interval_ms", Double, nullable=False),
+    Column("mult", BigInteger, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+)
+
+
 # -- records ----------------------------------------------------------------
 
 fault_events = Table(

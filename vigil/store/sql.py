@@ -80,7 +80,15 @@ from vigil.store.lease import StoreInUse, WriterLease
 from vigil.store.quick import QuickWriter
 from vigil.store.reads import Reads
 from vigil.store.retention import prune
-from vigil.store.schema import RESOURCE_TABLES, TABLES, Stored, TableSpec, log_marks, resource_events
+from vigil.store.schema import (
+    RESOURCE_TABLES,
+    TABLES,
+    Stored,
+    TableSpec,
+    log_marks,
+    monitored_hosts,
+    resource_events,
+)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -437,6 +445,28 @@ class SqlStore(Reads):
 
         try:
             await self.in_write_transaction(work)
+        except Exception as exc:
+            raise classify_failure(exc) from exc
+
+    async def monitored_hosts(self) -> dict[str, tuple[float, int]]:
+        """The hosts the heartbeat monitor has heard from: host -> (interval_ms, mult) they beat at."""
+        async with self._transaction(self.engine, write=False) as conn:
+            rows = (await conn.execute(select(monitored_hosts))).all()
+        return {row.host: (float(row.interval_ms), int(row.mult)) for row in rows}
+
+    async def set_monitored(self, host: str, interval_ms: float, mult: int, at: datetime) -> None:
+        """Record that the heartbeat monitor hears from ``host`` (at that timing)."""
+        values = {"interval_ms": interval_ms, "mult": mult, "since": at}
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(monitored_hosts)
+            .values(host=host, **values)
+            .on_conflict_do_update(index_elements=["host"], set_=values)
+        )
+        try:
+            await self.in_write_transaction(lambda conn: conn.execute(statement))
+        except LeaseLost:
+            raise
         except Exception as exc:
             raise classify_failure(exc) from exc
 
