@@ -539,3 +539,11 @@ async def test_a_cloud_restored_after_a_restart_equals_the_one_that_stopped(stor
     assert [(e.seq, e.resource_id, e.changes, e.reason) for e in newer] == [
         (last_seq + 1, "compute-00004", {"forced_down": (True, False)}, "repaired")
     ]
+
+
+async def test_the_monitored_hosts_are_kept_with_their_timing_and_updated(store: SqlStore) -> None:
+    assert await store.monitored_hosts() == {}
+    await store.set_monitored("compute-1", 20.0, 3, T0)
+    await store.set_monitored("compute-2", 100.0, 5, T0)
+    await store.set_monitored("compute-1", 50.0, 4, T0)  # the agent changed its timing
+    assert await store.monitored_hosts() == {"compute-1": (50.0, 4), "compute-2": (100.0, 5)}
