@@ -207,14 +207,18 @@ class Partition:
         me = asyncio.current_task()
         if me is not None:
             self._tasks.add(me)
-        await self._healed.wait()
-        up_reader, up_writer = await asyncio.open_connection(*self._target)
-        pipes = [self._pipe(reader, up_writer), self._pipe(up_reader, writer)]
-        tasks = [asyncio.ensure_future(p) for p in pipes]
-        self._tasks.update(tasks)
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for w in (writer, up_writer):
-            w.close()
+        writers = [writer]
+        try:
+            await self._healed.wait()
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+            writers.append(up_writer)
+            pipes = [self._pipe(reader, up_writer), self._pipe(up_reader, writer)]
+            tasks = [asyncio.ensure_future(p) for p in pipes]
+            self._tasks.update(tasks)
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for w in writers:
+                w.close()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
