@@ -119,3 +119,23 @@ def test_high_availability_needs_postgresql_and_a_renewal_well_inside_the_lease(
         load_settings(None, ha={"enabled": True})
     with pytest.raises(SettingsError, match="at most a third"):
         load_settings(None, ha={"lease_s": 1.0, "renew_s": 0.5})
+
+
+async def test_a_leader_whose_event_loop_is_blocked_longer_than_its_lease_keeps_it(url: str) -> None:
+    """A start that restores a large store (1.7 s for 10,000 hosts) or a long pause blocks the event loop: the
+    renewal must not wait for it, or every new leader of a large cloud is deposed during its own start."""
+    leader = SqlStore(url, leader=QUICK)
+    await leader.open()
+    lost: list[str] = []
+    keeping = asyncio.create_task(leader.leader.keep(lost.append))  # type: ignore[union-attr]
+    await asyncio.sleep(QUICK.renew_s)
+    time.sleep(QUICK.lease_s * 3)  # noqa: ASYNC251 (the point: the event loop blocked, as a restore blocks it)
+    async with SqlStore(url, read_only=True) as reader, reader.engine.connect() as conn:
+        epoch = (await conn.execute(text("SELECT epoch FROM store_lease"))).scalar()
+    await leader.save(report(1))  # the token still takes its writes
+    keeping.cancel()
+    await asyncio.gather(keeping, return_exceptions=True)
+    await leader.close()
+
+    assert lost == []
+    assert epoch == 1

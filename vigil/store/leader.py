@@ -33,13 +33,16 @@ cold: it takes the lease, then opens the store's state as a restart does.
 """
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from vigil.domain.errors import NotLeader
 from vigil.store.lease import WRITER, Holder, me
@@ -131,12 +134,11 @@ class LeaderLease:
         log.info("leader: took the lease, epoch %d", holder.epoch)
         return holder
 
-    async def renew(self) -> bool:
+    async def _renew_on(self, conn: AsyncConnection) -> bool:
         """Push the lease's expiry on; False if it is no longer ours (or had expired)."""
         if self.holder is None:
             return False
         sent = self._clock()
-        conn = await self._connection()
         params = {"name": WRITER, "epoch": self.holder.epoch, "lease_s": self.timings.lease_s}
         renewed = (await conn.execute(_RENEW, params)).rowcount == 1
         if renewed:
@@ -146,26 +148,65 @@ class LeaderLease:
     async def keep(self, on_lost: Callable[[str], None]) -> None:
         """Renew the lease every ``renew_s`` for as long as it is ours; call ``on_lost`` with why once it is not.
 
-        A renewal that cannot reach the database is tried again until the lease would have expired. A write
-        refused by the fencing token calls ``on_lost`` too, at once."""
+        The renewals run in a thread of their own, with their own event loop and connection: a blocked event
+        loop (a start restoring a large store takes seconds; a long pause) never delays one, so it never costs a
+        leader its lease. A renewal that cannot reach the database is tried again until the lease would have
+        expired. A write refused by the fencing token calls ``on_lost`` too, at once. Cancelling this stops the
+        renewals (before :meth:`release`)."""
         self._on_lost = on_lost
-        while True:
-            await asyncio.sleep(self.timings.renew_s)
+        loop = asyncio.get_running_loop()
+        stop, ended = threading.Event(), asyncio.Event()
+
+        def run() -> None:
             try:
-                # A partition does not fail a call, it holds it: a renewal gets what is left of the lease, no more.
-                left = max(self._valid_until - self._clock(), 0.001)
-                if await asyncio.wait_for(self.renew(), left):
-                    continue
-                why = f"the lease of epoch {self.epoch} was taken over or expired"
-            except Exception as exc:  # the database unreachable: try again while the lease lasts
-                if self.acting():
-                    log.warning("leader: renewing the lease failed, trying again: %s", exc)
-                    await self._drop_connection()
-                    continue
-                reason = str(exc) or "the database did not answer"
-                why = f"the lease of epoch {self.epoch} could not be renewed in {self.timings.lease_s} s: {reason}"
-            self._lost(why)
-            return
+                asyncio.run(self._renewing(stop))
+            finally:
+                with contextlib.suppress(RuntimeError):  # the caller's loop already closed
+                    loop.call_soon_threadsafe(ended.set)
+
+        thread = threading.Thread(target=run, name="vigil-leader-lease", daemon=True)
+        thread.start()
+        try:
+            await ended.wait()
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join)  # at most one renewal's wait
+
+    async def _renewing(self, stop: threading.Event) -> None:
+        engine = create_async_engine(self._engine.url, poolclass=NullPool)
+        conn: AsyncConnection | None = None
+
+        async def renewed() -> bool:
+            nonlocal conn
+            if conn is None:
+                conn = await (await engine.connect()).execution_options(isolation_level="AUTOCOMMIT")
+            return await self._renew_on(conn)
+
+        try:
+            while not stop.is_set():
+                await asyncio.sleep(self.timings.renew_s)
+                if stop.is_set():
+                    return
+                try:
+                    # A partition does not fail a call, it holds it: a renewal gets what is left of the lease.
+                    left = max(self._valid_until - self._clock(), 0.001)
+                    if await asyncio.wait_for(renewed(), left):
+                        continue
+                    why = f"the lease of epoch {self.epoch} was taken over or expired"
+                except Exception as exc:  # the database unreachable: try again while the lease lasts
+                    await _closed(conn, self.timings.renew_s)
+                    conn = None
+                    if self.acting():
+                        log.warning("leader: renewing the lease failed, trying again: %s", exc)
+                        continue
+                    reason = str(exc) or "the database did not answer"
+                    why = f"the lease of epoch {self.epoch} could not be renewed in {self.timings.lease_s} s: {reason}"
+                if not stop.is_set():
+                    self._lost(why)
+                return
+        finally:
+            await _closed(conn, self.timings.renew_s)
+            await engine.dispose()
 
     def _lost(self, why: str) -> None:
         self._valid_until = 0.0
@@ -199,11 +240,16 @@ class LeaderLease:
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await asyncio.wait_for(conn.close(), self.timings.renew_s)
-            except Exception as exc:  # a connection already broken, or one a partition holds
-                log.debug("closing the lease's connection: %s", exc)
+        await _closed(conn, self.timings.renew_s)
+
+
+async def _closed(conn: AsyncConnection | None, within_s: float) -> None:
+    """Close ``conn`` if there is one, giving up after ``within_s`` (a connection a partition holds)."""
+    if conn is not None:
+        try:
+            await asyncio.wait_for(conn.close(), within_s)
+        except Exception as exc:  # a connection already broken, or one a partition holds
+            log.debug("closing the lease's connection: %s", exc)
 
 
 __all__ = ["LeaderLease", "LeaseLost", "LeaseTimings"]
