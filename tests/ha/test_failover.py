@@ -68,23 +68,35 @@ async def heard(consumer: Recorder, within_s: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+def ha_settings(tmp_path: Path) -> dict[str, Any]:
+    """The harness topology, with high availability on (lease 1.5 s)."""
+    (tmp_path / "topology.yaml").write_text(TOPOLOGY)
+    return {
+        "cloud": {"topology": str(tmp_path / "topology.yaml")},
+        "ha": {"enabled": True, "lease_s": 1.5, "renew_s": 0.3, "poll_s": 0.1},
+    }
+
+
+async def lead_then_stand_by(first: ServeProcess, second: ServeProcess) -> None:
+    """``first`` started and leading, then ``second`` started as its standby."""
+    await first.start(standby=True)
+    await leading(first)
+    await second.start(standby=True)
+
+
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[ServeProcess, ServeProcess]]:
     """Controllers ctl-1 (started first: the leader) and ctl-2 (a standby), on one fresh database."""
-    (tmp_path / "topology.yaml").write_text(TOPOLOGY)
     settings = {
-        "cloud": {"topology": str(tmp_path / "topology.yaml")},
+        **ha_settings(tmp_path),
         "inspector": {"hold_down_s": 0},
         "notifier": {"allowed_callback_networks": list(LOOPBACK), "retry_initial_s": 0.05},
-        "ha": {"enabled": True, "lease_s": 1.5, "renew_s": 0.3, "poll_s": 0.1},
     }
     async with fresh_postgres_database() as url:
         first = ServeProcess(tmp_path / "ctl-1", TOKENS, settings, store_url=url)
         second = ServeProcess(tmp_path / "ctl-2", TOKENS, settings, store_url=url)
         try:
-            await first.start(standby=True)
-            await leading(first)
-            await second.start(standby=True)
+            await lead_then_stand_by(first, second)
             yield first, second
         finally:
             for server in (first, second):
@@ -234,11 +246,7 @@ class Partition:
 async def test_a_leader_cut_off_from_the_database_steps_down_and_the_standby_takes_over(tmp_path: Path) -> None:
     from sqlalchemy.engine import make_url
 
-    (tmp_path / "topology.yaml").write_text(TOPOLOGY)
-    settings = {
-        "cloud": {"topology": str(tmp_path / "topology.yaml")},
-        "ha": {"enabled": True, "lease_s": 1.5, "renew_s": 0.3, "poll_s": 0.1},
-    }
+    settings = ha_settings(tmp_path)
     async with fresh_postgres_database() as url:
         direct = make_url(url)
         partition = Partition(direct.host or "127.0.0.1", direct.port or 5432)
@@ -247,9 +255,7 @@ async def test_a_leader_cut_off_from_the_database_steps_down_and_the_standby_tak
         first = ServeProcess(tmp_path / "ctl-1", TOKENS, settings, store_url=through)
         second = ServeProcess(tmp_path / "ctl-2", TOKENS, settings, store_url=url)
         try:
-            await first.start(standby=True)
-            await leading(first)
-            await second.start(standby=True)
+            await lead_then_stand_by(first, second)
             partition.cut()
             took = await leading(second)
             code = await first.wait(timeout_s=15)

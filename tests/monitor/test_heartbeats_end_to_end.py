@@ -141,6 +141,16 @@ def _unix(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
+async def serving(settings: Any) -> tuple[BackgroundServer, httpx.AsyncClient, tuple[str, int]]:
+    """A Vigil on ``settings`` (started again on the same store after a stop), its admin client, its monitor's
+    address."""
+    server = BackgroundServer(create_server_app(settings, TokenRegistry(TOKENS)))
+    await server.start()
+    admin = httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": "admin-token"}, timeout=10)
+    listen = (await admin.get("/v1/monitor/hosts")).json()["monitor"]["listen"]
+    return server, admin, parse_host_port(listen)
+
+
 async def test_a_host_the_monitor_took_down_before_a_restart_comes_back_through_the_hold_down(
     tmp_path: Path,
 ) -> None:
@@ -148,14 +158,7 @@ async def test_a_host_the_monitor_took_down_before_a_restart_comes_back_through_
         None, data_dir=tmp_path, cloud={"topology": EXAMPLE}, monitor={"listen": "127.0.0.1:0", "hold_down_s": 0.2}
     )
 
-    async def serving() -> tuple[BackgroundServer, httpx.AsyncClient, tuple[str, int]]:
-        server = BackgroundServer(create_server_app(settings, TokenRegistry(TOKENS)))
-        await server.start()
-        admin = httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": "admin-token"}, timeout=10)
-        listen = (await admin.get("/v1/monitor/hosts")).json()["monitor"]["listen"]
-        return server, admin, parse_host_port(listen)
-
-    server, admin, target = await serving()
+    server, admin, target = await serving(settings)
     sender = HeartbeatSender("compute-4", target)
     try:
         await sender.start()
@@ -167,7 +170,7 @@ async def test_a_host_the_monitor_took_down_before_a_restart_comes_back_through_
         await admin.aclose()
         await server.stop()
 
-    server, admin, target = await serving()
+    server, admin, target = await serving(settings)
     sender = HeartbeatSender("compute-4", target)
     try:
         assumed = await monitored(admin, "compute-4")
@@ -214,14 +217,7 @@ async def test_a_host_that_dies_while_vigil_is_down_is_declared_lost_after_the_r
         monitor={"listen": "127.0.0.1:0", "hold_down_s": 0.2, "restart_grace_s": 0.5},
     )
 
-    async def serving() -> tuple[BackgroundServer, httpx.AsyncClient, tuple[str, int]]:
-        server = BackgroundServer(create_server_app(settings, TokenRegistry(TOKENS)))
-        await server.start()
-        admin = httpx.AsyncClient(base_url=server.url, headers={"X-Auth-Token": "admin-token"}, timeout=10)
-        listen = (await admin.get("/v1/monitor/hosts")).json()["monitor"]["listen"]
-        return server, admin, parse_host_port(listen)
-
-    server, admin, target = await serving()
+    server, admin, target = await serving(settings)
     dies, lives = HeartbeatSender("compute-1", target), HeartbeatSender("compute-2", target)
     try:
         for sender in (dies, lives):
@@ -234,7 +230,7 @@ async def test_a_host_that_dies_while_vigil_is_down_is_declared_lost_after_the_r
         await dies.aclose()
         await lives.aclose()
 
-    server, admin, target = await serving()
+    server, admin, target = await serving(settings)
     lives = HeartbeatSender("compute-2", target)
     try:
         await lives.start()
